@@ -1,0 +1,54 @@
+"""The ``irn`` command line. ``main(argv)`` is what the console script and the tests call.
+
+Each subcommand lives in ``irn/commands/<module>.py`` and provides ``HELP`` (one line),
+``add_arguments(parser)`` and ``run(args) -> int``. Heavy imports happen inside ``run``
+so that ``irn --help`` stays fast. A user's mistake (:class:`irn.errors.IRNError`) is
+printed as one line ``irn: error: ...`` with exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from irn import __version__
+from irn.errors import IRNError
+
+#: subcommand -> module under irn.commands
+COMMANDS: dict[str, str] = {
+    "rescale": "rescale",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="irn", description="Invertible Image Rescaling: rescale, evaluate, train and experiment."
+    )
+    parser.add_argument("--version", action="version", version=f"irn {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name, module_name in COMMANDS.items():
+        module = importlib.import_module(f"irn.commands.{module_name}")
+        p = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        module.add_arguments(p)
+        p.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(list(argv) if argv is not None else None)
+    try:
+        return int(args._run(args) or 0)
+    except IRNError as exc:
+        print(f"irn: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("irn: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,212 @@
+"""The Invertible Rescaling Network (IRN paper, Fig. 2) and the API every tool uses.
+
+``IRN`` stacks, per Haar level, one :class:`HaarDownsampling` and ``blocks_per_level``
+:class:`AffineCoupling` blocks, in one ``operations`` list whose state-dict keys are those
+of the official code. The forward map sends an HR image (B, 3, H, W) to
+(B, 3 * s^2, H/s, W/s): channels 0-2 are the LR image, the rest the latent z
+(official channel order).
+
+Sizes that are not multiples of the scale are reflect-padded at the bottom and right
+to the next multiple before the forward pass, so the LR has ceil(H/s) x ceil(W/s)
+pixels; :meth:`IRN.upscale` and :meth:`IRN.decode` crop back when given ``size``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from irn.nn.coupling import AffineCoupling
+from irn.nn.haar import HaarDownsampling
+
+ZMode = Literal["sample", "zero"]
+
+
+@dataclass(frozen=True)
+class IRNConfig:
+    """Architecture of an IRN. ``scale`` is 2, 4 or 8 (1, 2, 3 Haar levels)."""
+
+    scale: int = 4
+    blocks_per_level: tuple[int, ...] = field(default=())
+    in_channels: int = 3
+    growth: int = 32
+    clamp: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.scale not in (2, 4, 8):
+            raise ValueError(f"scale must be 2, 4 or 8, got {self.scale}")
+        blocks = tuple(int(b) for b in self.blocks_per_level) or (8,) * self.levels
+        if len(blocks) != self.levels:
+            raise ValueError(
+                f"blocks_per_level needs {self.levels} entries for scale {self.scale}, got {len(blocks)}"
+            )
+        if any(b < 0 for b in blocks):
+            raise ValueError(f"blocks_per_level must be non-negative, got {blocks}")
+        object.__setattr__(self, "blocks_per_level", blocks)
+
+    @property
+    def levels(self) -> int:
+        return int(math.log2(self.scale))
+
+    def to_dict(self) -> dict[str, object]:
+        d = asdict(self)
+        d["blocks_per_level"] = list(self.blocks_per_level)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, object]) -> IRNConfig:
+        known = {f for f in cls.__dataclass_fields__}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown IRN config keys: {sorted(unknown)}")
+        kwargs = dict(d)
+        if "blocks_per_level" in kwargs:
+            kwargs["blocks_per_level"] = tuple(kwargs["blocks_per_level"])  # type: ignore[arg-type]
+        return cls(**kwargs)  # type: ignore[arg-type]
+
+
+def quantize(x: Tensor) -> Tensor:
+    """Clamp to [0, 1] and round to 8-bit levels (what a PNG stores). No gradient trick."""
+    return torch.round(x.clamp(0, 1) * 255) / 255
+
+
+class IRN(nn.Module):
+    """Invertible Rescaling Network.
+
+    ``forward(x, rev=False)`` is the raw flow: (B, 3, H, W) -> ((B, 3 s^2, H/s, W/s), logdet (B,))
+    with H, W multiples of the scale; ``rev=True`` inverts it. The methods below are the
+    image-level API (values in [0, 1]).
+    """
+
+    def __init__(self, config: IRNConfig | None = None, **kwargs: object) -> None:
+        super().__init__()
+        if config is None:
+            config = IRNConfig(**kwargs)  # type: ignore[arg-type]
+        elif kwargs:
+            raise TypeError("pass either an IRNConfig or keyword arguments, not both")
+        self.config = config
+        ops: list[nn.Module] = []
+        channels = config.in_channels
+        for n_blocks in config.blocks_per_level:
+            ops.append(HaarDownsampling(channels))
+            channels *= 4
+            for _ in range(n_blocks):
+                ops.append(AffineCoupling(channels, config.in_channels, config.clamp, config.growth))
+        self.operations = nn.ModuleList(ops)
+
+    @property
+    def scale(self) -> int:
+        return self.config.scale
+
+    @property
+    def latent_channels(self) -> int:
+        return self.config.in_channels * (self.scale**2 - 1)
+
+    def forward(self, x: Tensor, rev: bool = False) -> tuple[Tensor, Tensor]:
+        logdet = x.new_zeros(x.shape[0])
+        ops = reversed(self.operations) if rev else iter(self.operations)
+        for op in ops:
+            x, ld = op(x, rev=rev)
+            logdet = logdet + ld
+        return x, logdet
+
+    # ---------------------------------------------------------------- image API
+    def _pad(self, hr: Tensor) -> Tensor:
+        if hr.dim() != 4 or hr.shape[1] != self.config.in_channels:
+            raise ValueError(
+                f"expected an image batch (B, {self.config.in_channels}, H, W), got shape {tuple(hr.shape)}"
+            )
+        s = self.scale
+        h, w = hr.shape[-2:]
+        ph, pw = (-h) % s, (-w) % s
+        if ph or pw:
+            mode = "reflect" if ph < h and pw < w else "replicate"
+            hr = F.pad(hr, (0, pw, 0, ph), mode=mode)
+        return hr
+
+    def encode(self, hr: Tensor) -> tuple[Tensor, Tensor]:
+        """Forward pass without quantisation.
+
+        hr (B, 3, H, W) in [0, 1] -> lr (B, 3, ceil(H/s), ceil(W/s)) and
+        z (B, 3(s^2-1), ceil(H/s), ceil(W/s)).
+        """
+        out, _ = self(self._pad(hr))
+        c = self.config.in_channels
+        return out[:, :c], out[:, c:]
+
+    def decode(self, lr: Tensor, z: Tensor, size: tuple[int, int] | None = None) -> Tensor:
+        """Exact inverse of :meth:`encode`: (lr, z) -> hr (B, 3, s h, s w), cropped to ``size``."""
+        if lr.shape[0] != z.shape[0] or lr.shape[-2:] != z.shape[-2:] or z.shape[1] != self.latent_channels:
+            raise ValueError(
+                f"lr {tuple(lr.shape)} and z {tuple(z.shape)} do not fit: z needs "
+                f"{self.latent_channels} channels and the same batch and size as lr"
+            )
+        hr, _ = self(torch.cat((lr, z), 1), rev=True)
+        hr = hr[:, : self.config.in_channels]
+        if size is not None:
+            hr = hr[..., : size[0], : size[1]]
+        return hr
+
+    def downscale(self, hr: Tensor) -> Tensor:
+        """hr (B, 3, H, W) in [0, 1] -> quantised lr (B, 3, ceil(H/s), ceil(W/s)) on 8-bit levels."""
+        lr, _ = self.encode(hr)
+        return quantize(lr)
+
+    def sample_latent(
+        self,
+        lr: Tensor,
+        z: ZMode | Tensor = "sample",
+        temperature: float = 1.0,
+        seed: int | None = None,
+    ) -> Tensor:
+        """The latent used by :meth:`upscale`: N(0, temperature^2) draws, zeros, or ``z`` itself."""
+        shape = (lr.shape[0], self.latent_channels, *lr.shape[-2:])
+        if isinstance(z, Tensor):
+            if tuple(z.shape) != shape:
+                raise ValueError(f"z must have shape {shape}, got {tuple(z.shape)}")
+            return z.to(lr)
+        if z == "zero":
+            return lr.new_zeros(shape)
+        if z == "sample":
+            gen = None
+            if seed is not None:
+                gen = torch.Generator(device=lr.device).manual_seed(seed)
+            return torch.randn(shape, generator=gen, device=lr.device, dtype=lr.dtype) * temperature
+        raise ValueError(f"z must be 'sample', 'zero' or a tensor, got {z!r}")
+
+    def upscale(
+        self,
+        lr: Tensor,
+        *,
+        z: ZMode | Tensor = "sample",
+        temperature: float = 1.0,
+        seed: int | None = None,
+        size: tuple[int, int] | None = None,
+    ) -> Tensor:
+        """lr (B, 3, h, w) in [0, 1] -> hr (B, 3, s h, s w) clamped to [0, 1], cropped to ``size``.
+
+        ``z="sample"`` draws the latent from N(0, temperature^2) (reproducible with ``seed``),
+        ``z="zero"`` uses its mode, a tensor is used as given.
+        """
+        if lr.dim() != 4 or lr.shape[1] != self.config.in_channels:
+            raise ValueError(
+                f"expected an LR batch (B, {self.config.in_channels}, h, w), got shape {tuple(lr.shape)}"
+            )
+        latent = self.sample_latent(lr, z, temperature, seed)
+        return self.decode(lr, latent, size).clamp(0, 1)
+
+    def roundtrip(self, hr: Tensor, **upscale_kwargs: object) -> Tensor:
+        """downscale then upscale, cropped back to the input size."""
+        lr = self.downscale(hr)
+        return self.upscale(lr, size=tuple(hr.shape[-2:]), **upscale_kwargs)  # type: ignore[arg-type]
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def extra_repr(self) -> str:
+        return f"scale={self.scale}, blocks_per_level={list(self.config.blocks_per_level)}"

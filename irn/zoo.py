@@ -1,0 +1,219 @@
+"""Checkpoints: our self-describing format, the official IRN state dicts, and shipped models.
+
+Our format is a dict saved with ``torch.save``::
+
+    {"format": "irn", "format_version": 1, "irn_version": "0.1.0",
+     "config": IRNConfig.to_dict(), "state_dict": {...}, "metadata": {...}}
+
+Everything is loaded with ``torch.load(weights_only=True)``: a file that carries
+code (an arbitrary pickle) is refused, never executed.
+
+Official files (``torch.save(net.state_dict())`` from the paper's code, keys
+``operations.N.haar_weights`` / ``operations.N.F.conv1.weight`` ..., optionally under a
+``module.`` prefix) are recognised by their keys; the architecture is inferred from them.
+
+Shipped models (``irn.load("x2")``) are looked up, in order, in ``$IRN_CHECKPOINT_DIR``,
+in ``irn/checkpoints/`` inside an installed wheel, and in ``checkpoints/`` beside the
+package in a source checkout.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import re
+import tempfile
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from irn.errors import IRNError
+from irn.nn.network import IRN, IRNConfig
+
+FORMAT = "irn"
+FORMAT_VERSION = 1
+
+#: Shipped model names and their file names.
+SHIPPED: dict[str, str] = {"x2": "irn_x2.pt", "x4": "irn_x4.pt"}
+
+_HAAR_KEY = re.compile(r"^operations\.(\d+)\.haar_weights$")
+_BLOCK_KEY = re.compile(r"^operations\.(\d+)\.F\.conv1\.weight$")
+
+
+class CheckpointError(IRNError):
+    """A file that cannot be loaded as an IRN model."""
+
+
+def checkpoint_dirs() -> list[Path]:
+    """Folders searched for shipped models, in order."""
+    here = Path(__file__).resolve().parent
+    dirs = []
+    if os.environ.get("IRN_CHECKPOINT_DIR"):
+        dirs.append(Path(os.environ["IRN_CHECKPOINT_DIR"]))
+    dirs += [here / "checkpoints", here.parent / "checkpoints"]
+    return dirs
+
+
+def resolve(name_or_path: str | os.PathLike[str]) -> Path:
+    """Turn a shipped-model name (``"x2"``) or a path into an existing file path."""
+    text = str(name_or_path)
+    if text in SHIPPED:
+        for d in checkpoint_dirs():
+            candidate = d / SHIPPED[text]
+            if candidate.is_file():
+                return candidate
+        searched = ", ".join(str(d) for d in checkpoint_dirs())
+        raise CheckpointError(f"shipped model {text!r} ({SHIPPED[text]}) not found in: {searched}")
+    path = Path(text).expanduser()
+    if not path.exists():
+        names = ", ".join(SHIPPED)
+        raise CheckpointError(f"{path}: no such checkpoint file (shipped models: {names})")
+    if path.is_dir():
+        raise CheckpointError(f"{path}: is a folder, expected a checkpoint file")
+    return path
+
+
+def _read(path: Path) -> Any:
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{path}: empty file (0 bytes), not a checkpoint")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if "weights only" in str(exc).lower() or "weights_only" in str(exc).lower():
+            raise CheckpointError(
+                f"{path}: refused: the file holds Python objects beyond tensors and plain "
+                f"containers, and loading it could run code (torch.load weights_only=True)"
+            ) from None
+        raise CheckpointError(f"{path}: not a readable checkpoint ({first})") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{path}: not a readable checkpoint, truncated or corrupt ({msg})") from None
+
+
+def _strip_prefix(state: Mapping[str, Any]) -> dict[str, Any]:
+    keys = list(state)
+    if keys and all(k.startswith("module.") for k in keys):
+        return {k[len("module.") :]: v for k, v in state.items()}
+    return dict(state)
+
+
+def infer_config(state: Mapping[str, Tensor]) -> IRNConfig:
+    """Architecture of an official state dict, from its keys and shapes."""
+    haar = sorted(int(m.group(1)) for k in state if (m := _HAAR_KEY.match(k)))
+    blocks = sorted(int(m.group(1)) for k in state if (m := _BLOCK_KEY.match(k)))
+    if not haar:
+        raise ValueError("no 'operations.N.haar_weights' key")
+    if haar[0] != 0:
+        raise ValueError("operations.0 is not a Haar level")
+    bounds = haar + [max(blocks + haar) + 1]
+    per_level = [sum(1 for b in blocks if bounds[i] < b < bounds[i + 1]) for i in range(len(haar))]
+    if len(haar) not in (1, 2, 3):
+        raise ValueError(f"{len(haar)} Haar levels; IRN has 1, 2 or 3 (scale 2, 4, 8)")
+    in_channels = state["operations.0.haar_weights"].shape[0] // 4
+    growth = 32
+    if blocks:
+        growth = int(state[f"operations.{blocks[0]}.F.conv1.weight"].shape[0])
+    return IRNConfig(
+        scale=2 ** len(haar), blocks_per_level=tuple(per_level), in_channels=in_channels, growth=growth
+    )
+
+
+def _build(path: Path, config: IRNConfig, state: Mapping[str, Tensor]) -> IRN:
+    model = IRN(config)
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing (e.g. {missing[0]})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
+        raise CheckpointError(f"{path}: weights do not fit the architecture: keys {', '.join(parts)}")
+    for k, v in expected.items():
+        if not isinstance(state[k], Tensor) or state[k].shape != v.shape:
+            got = tuple(state[k].shape) if isinstance(state[k], Tensor) else type(state[k]).__name__
+            raise CheckpointError(
+                f"{path}: weights do not fit the architecture: {k} has shape {got}, expected {tuple(v.shape)}"
+            )
+    model.load_state_dict(state)
+    return model
+
+
+def load_checkpoint(path: str | os.PathLike[str]) -> tuple[IRN, dict[str, Any]]:
+    """Load an IRN (ours or official) from ``path``; returns the model (on CPU) and its metadata."""
+    path = Path(path)
+    obj = _read(path)
+    if not isinstance(obj, Mapping):
+        raise CheckpointError(f"{path}: not an IRN checkpoint (holds a {type(obj).__name__}, not a dict)")
+    if obj.get("format") == FORMAT:
+        version = obj.get("format_version")
+        if not isinstance(version, int) or version > FORMAT_VERSION:
+            raise CheckpointError(
+                f"{path}: checkpoint format version {version!r} is newer than this irn supports "
+                f"({FORMAT_VERSION}); upgrade irn"
+            )
+        try:
+            config = IRNConfig.from_dict(dict(obj["config"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CheckpointError(f"{path}: bad architecture config ({exc})") from None
+        state = obj.get("state_dict")
+        if not isinstance(state, Mapping):
+            raise CheckpointError(f"{path}: checkpoint has no 'state_dict'")
+        meta = {"source": "irn", "irn_version": obj.get("irn_version"), **dict(obj.get("metadata") or {})}
+        return _build(path, config, state), meta
+    state = obj.get("state_dict", obj) if "state_dict" in obj and isinstance(obj.get("state_dict"), Mapping) else obj
+    state = _strip_prefix(state)
+    if not any(_HAAR_KEY.match(str(k)) for k in state):
+        raise CheckpointError(
+            f"{path}: not an IRN checkpoint (no irn metadata and no official 'operations.N.haar_weights' keys)"
+        )
+    try:
+        config = infer_config(state)
+    except (ValueError, KeyError, AttributeError) as exc:
+        raise CheckpointError(f"{path}: cannot infer the IRN architecture from its keys ({exc})") from None
+    return _build(path, config, state), {"source": "official"}
+
+
+def save(model: IRN, path: str | os.PathLike[str], metadata: Mapping[str, Any] | None = None) -> Path:
+    """Write ``model`` in our format, atomically (temporary file, then rename)."""
+    from irn import __version__
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "irn_version": __version__,
+        "config": model.config.to_dict(),
+        "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+        "metadata": dict(metadata or {}),
+    }
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load(name_or_path: str | os.PathLike[str], device: str | torch.device | None = None) -> IRN:
+    """A shipped model by name (``"x2"``, ``"x4"``) or any checkpoint file, in eval mode.
+
+    Raises :class:`CheckpointError` with one line naming the file and the problem.
+    """
+    path = resolve(name_or_path)
+    model, meta = load_checkpoint(path)
+    model.metadata = meta  # type: ignore[assignment]
+    model.eval().requires_grad_(False)
+    if device is not None:
+        model.to(device)
+    return model
