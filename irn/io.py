@@ -1,22 +1,77 @@
 """Image files and tensors.
 
-Tensors are float32 in [0, 1], shape (3, H, W) (or (B, 3, H, W) where noted), RGB.
-:func:`read_image` applies EXIF orientation and converts any mode to RGB;
-:func:`write_image` rounds to 8 bits and writes atomically (temporary file, then rename).
+Tensors are float32 in [0, 1], shape (3, H, W) (or (B, 3, H, W) where noted), RGB; an
+alpha channel, where one is carried, is a separate (1, H, W) tensor in [0, 1].
+
+:func:`read_image_checked` is the robust reader the tools use: it applies EXIF orientation,
+converts greyscale, palette, 16-bit, CMYK and other modes to RGB (saying so in its notes),
+keeps an alpha channel apart, refuses multi-frame images and images over a pixel limit, and
+turns every decoding failure (zero-byte, truncated, corrupt, not an image) into one
+:class:`ImageReadError` line naming the file. :func:`read_image` is the short form for
+code that only wants the RGB tensor. :func:`write_image` rounds to 8 bits and writes
+atomically (temporary file, then rename).
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
+import threading
+import uuid
+import warnings
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+from irn.errors import IRNError
+
+IMAGE_SUFFIXES = {
+    ".png",
+    ".jpg",
+    ".jpeg",
+    ".bmp",
+    ".tif",
+    ".tiff",
+    ".webp",
+    ".ppm",
+    ".pgm",
+    ".pnm",
+    ".gif",
+}
+
+#: Default pixel limit of the tools (width * height), 50 megapixels.
+DEFAULT_MAX_PIXELS = 50_000_000
+
+#: Formats that can store an alpha channel (by Pillow format name).
+ALPHA_FORMATS = {"PNG", "WEBP", "TIFF"}
+
+_SIXTEEN_BIT_GREY = ("I;16", "I;16L", "I;16B", "I;16N")
+_PILLOW_LIMIT_LOCK = threading.Lock()
+
+
+class ImageReadError(IRNError):
+    """A file that cannot be read as an image; the message names the file and the problem."""
+
+
+class ImageTooLargeError(ImageReadError):
+    """An image with more pixels than the limit; ``width``, ``height`` and ``limit`` say by how much."""
+
+    def __init__(self, path: str | os.PathLike[str], width: int, height: int, limit: int) -> None:
+        self.path, self.width, self.height, self.limit = str(path), width, height, limit
+        super().__init__(
+            f"{path}: {width}x{height} = {width * height / 1e6:.1f} MP is over the limit of {limit / 1e6:g} MP"
+        )
+
+
+class DecodedImage(NamedTuple):
+    """What :func:`read_image_checked` returns: rgb (3, H, W), alpha (1, H, W) or None, notes."""
+
+    rgb: Tensor
+    alpha: Tensor | None
+    notes: list[str]
 
 
 def to_tensor(image: Image.Image | np.ndarray) -> Tensor:
@@ -27,14 +82,7 @@ def to_tensor(image: Image.Image | np.ndarray) -> Tensor:
         arr = np.asarray(image)
     else:
         arr = np.asarray(image)
-    if arr.dtype == np.uint8:
-        data = arr.astype(np.float32) / 255.0
-    elif arr.dtype == np.uint16:
-        data = arr.astype(np.float32) / 65535.0
-    elif np.issubdtype(arr.dtype, np.floating):
-        data = arr.astype(np.float32)
-    else:
-        raise TypeError(f"unsupported array dtype {arr.dtype}")
+    data = _array_to_float(arr)
     if data.ndim == 2:
         data = np.repeat(data[:, :, None], 3, axis=2)
     if data.ndim != 3 or data.shape[2] not in (1, 3, 4):
@@ -45,8 +93,47 @@ def to_tensor(image: Image.Image | np.ndarray) -> Tensor:
     return torch.from_numpy(np.ascontiguousarray(data.transpose(2, 0, 1)))
 
 
+def _array_to_float(arr: np.ndarray) -> np.ndarray:
+    if arr.dtype == np.uint8:
+        return arr.astype(np.float32) / 255.0
+    if arr.dtype == np.uint16:
+        return arr.astype(np.float32) / 65535.0
+    if arr.dtype == np.bool_:
+        return arr.astype(np.float32)
+    if np.issubdtype(arr.dtype, np.floating):
+        return arr.astype(np.float32)
+    raise TypeError(f"unsupported array dtype {arr.dtype}")
+
+
+def to_tensor_rgba(image: Image.Image | np.ndarray) -> tuple[Tensor, Tensor | None]:
+    """PIL image or array (H, W[, 1|2|3|4]) -> (rgb (3, H, W), alpha (1, H, W) or None), float32 in [0, 1].
+
+    Greyscale is repeated to three channels; 2- and 4-channel arrays and PIL modes with
+    transparency (RGBA, LA, PA, P with a transparent colour) give an alpha channel.
+    """
+    if isinstance(image, Image.Image):
+        has_alpha = image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
+            image.mode == "P" and "transparency" in image.info
+        )
+        if has_alpha:
+            arr = np.asarray(image.convert("RGBA"))
+            return to_tensor(arr[:, :, :3]), _alpha_tensor(arr[:, :, 3])
+        if image.mode in _SIXTEEN_BIT_GREY or image.mode == "I":
+            return to_tensor(np.asarray(image).astype(np.float32).clip(0, 65535) / 65535.0), None
+        return to_tensor(image), None
+    arr = np.asarray(image)
+    if arr.ndim == 3 and arr.shape[2] in (2, 4):
+        colour = arr[:, :, :-1]
+        return to_tensor(colour if colour.shape[2] == 3 else colour[:, :, 0]), _alpha_tensor(arr[:, :, -1])
+    return to_tensor(arr), None
+
+
+def _alpha_tensor(alpha: np.ndarray) -> Tensor:
+    return torch.from_numpy(np.ascontiguousarray(_array_to_float(alpha)))[None]
+
+
 def to_uint8(x: Tensor) -> np.ndarray:
-    """(3, H, W) or (1, 3, H, W) in [0, 1] -> uint8 array (H, W, 3), rounded."""
+    """(C, H, W) or (1, C, H, W) in [0, 1] -> uint8 array (H, W, C), rounded."""
     if x.dim() == 4:
         if x.shape[0] != 1:
             raise ValueError(f"expected one image, got a batch of {x.shape[0]}")
@@ -55,33 +142,181 @@ def to_uint8(x: Tensor) -> np.ndarray:
     return arr.permute(1, 2, 0).numpy()
 
 
-def to_pil(x: Tensor) -> Image.Image:
-    """(3, H, W) or (1, 3, H, W) in [0, 1] -> 8-bit RGB PIL image."""
-    return Image.fromarray(to_uint8(x), mode="RGB")
+def to_pil(x: Tensor, alpha: Tensor | None = None) -> Image.Image:
+    """(3, H, W) or (1, 3, H, W) in [0, 1] -> 8-bit RGB PIL image; RGBA when ``alpha`` (1, H, W) is given."""
+    rgb = to_uint8(x)
+    if alpha is None:
+        return Image.fromarray(rgb, mode="RGB")
+    a = to_uint8(alpha.reshape(1, *alpha.shape[-2:]))
+    if a.shape[:2] != rgb.shape[:2]:
+        raise ValueError(f"alpha is {a.shape[1]}x{a.shape[0]}, image is {rgb.shape[1]}x{rgb.shape[0]}")
+    return Image.fromarray(np.concatenate([rgb, a], axis=2), mode="RGBA")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _open(path: Path, max_pixels: int | None) -> Image.Image:
+    """Image.open with Pillow's decompression-bomb limit set to ours (restored afterwards)."""
+    with _PILLOW_LIMIT_LOCK:
+        saved = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = max_pixels
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                return Image.open(path)
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved
+
+
+def _png_bit_depth(path: Path) -> int | None:
+    with open(path, "rb") as f:
+        head = f.read(25)
+    if len(head) == 25 and head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR":
+        return head[24]
+    return None
+
+
+def _convert(im: Image.Image, path: Path) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
+    """Decoded PIL image -> (rgb (H, W, 3) float32, alpha (H, W) float32 or None, notes)."""
+    mode = im.mode
+    notes: list[str] = []
+    alpha: np.ndarray | None = None
+    if mode in ("RGBa", "La"):
+        im = im.convert("RGBA")
+        mode = "RGBA"
+    if mode == "RGB":
+        if im.format == "PNG" and _png_bit_depth(path) == 16:
+            notes.append("converted from 16-bit colour (Pillow decodes it at 8 bits per channel)")
+        rgb = np.asarray(im).astype(np.float32) / 255.0
+    elif mode == "RGBA":
+        if im.format == "PNG" and _png_bit_depth(path) == 16:
+            notes.append("converted from 16-bit colour (Pillow decodes it at 8 bits per channel)")
+        arr = np.asarray(im).astype(np.float32) / 255.0
+        rgb, alpha = arr[:, :, :3], arr[:, :, 3]
+    elif mode in ("L", "1"):
+        notes.append("converted from greyscale" if mode == "L" else "converted from 1-bit black and white")
+        grey = np.asarray(im.convert("L")).astype(np.float32) / 255.0
+        rgb = np.repeat(grey[:, :, None], 3, axis=2)
+    elif mode == "LA":
+        notes.append("converted from greyscale with alpha")
+        arr = np.asarray(im).astype(np.float32) / 255.0
+        rgb, alpha = np.repeat(arr[:, :, :1], 3, axis=2), arr[:, :, 1]
+    elif mode in ("P", "PA"):
+        transparent = mode == "PA" or "transparency" in im.info
+        notes.append("converted from palette" + (" with transparency" if transparent else ""))
+        arr = np.asarray(im.convert("RGBA" if transparent else "RGB")).astype(np.float32) / 255.0
+        rgb = arr[:, :, :3]
+        alpha = arr[:, :, 3] if transparent else None
+    elif mode in _SIXTEEN_BIT_GREY or mode == "I":
+        notes.append("converted from 16-bit greyscale" if mode != "I" else "converted from 32-bit integer greyscale")
+        grey = np.asarray(im).astype(np.float32).clip(0, 65535) / 65535.0
+        rgb = np.repeat(grey[:, :, None], 3, axis=2)
+    elif mode == "F":
+        notes.append("converted from 32-bit float greyscale (clipped to [0, 1])")
+        grey = np.asarray(im).astype(np.float32).clip(0, 1)
+        rgb = np.repeat(grey[:, :, None], 3, axis=2)
+    else:
+        notes.append(f"converted from {mode}")
+        rgb = np.asarray(im.convert("RGB")).astype(np.float32) / 255.0
+    return rgb, alpha, notes
+
+
+def read_image_checked(path: str | os.PathLike[str], max_pixels: int | None = DEFAULT_MAX_PIXELS) -> DecodedImage:
+    """Read any single-frame image file robustly.
+
+    Returns ``DecodedImage(rgb, alpha, notes)``: rgb (3, H, W) float32 in [0, 1] with EXIF
+    orientation applied; alpha (1, H, W) in [0, 1] or None; notes, human-readable lines such as
+    ``"converted from CMYK"``. ``max_pixels`` (width * height, None for no limit) replaces
+    Pillow's own decompression-bomb limit.
+
+    Raises :class:`ImageReadError` (one line naming the file) for a missing, zero-byte,
+    truncated, corrupt, non-image or multi-frame file, and :class:`ImageTooLargeError` over the limit.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ImageReadError(f"{path}: no such file")
+    if path.is_dir():
+        raise ImageReadError(f"{path}: is a folder, not an image file")
+    if path.stat().st_size == 0:
+        raise ImageReadError(f"{path}: empty file (0 bytes)")
+    try:
+        im = _open(path, max_pixels)
+    except Image.DecompressionBombError:
+        # Pillow refused before we could look at the size; re-read the size without its check.
+        with Image.open(path) as probe:
+            width, height = probe.size
+        raise ImageTooLargeError(path, width, height, int(max_pixels or 0)) from None
+    except UnidentifiedImageError:
+        raise ImageReadError(f"{path}: not an image (unrecognised file format)") from None
+    except Exception as exc:  # noqa: BLE001 - any decoder failure is a bad file
+        raise ImageReadError(f"{path}: corrupt image ({_first_line(exc)})") from None
+    with im:
+        width, height = im.size
+        if max_pixels is not None and width * height > max_pixels:
+            raise ImageTooLargeError(path, width, height, max_pixels)
+        frames = int(getattr(im, "n_frames", 1) or 1)
+        notes: list[str] = []
+        if frames > 1:
+            if im.format != "MPO":
+                raise ImageReadError(
+                    f"{path}: multi-frame image ({frames} frames, {im.format}); "
+                    "IRN rescales single images, extract one frame first"
+                )
+            notes.append(f"MPO file with {frames} frames: using the primary image")
+        try:
+            im.load()
+            orientation = int(im.getexif().get(0x0112, 1) or 1)
+            oriented = ImageOps.exif_transpose(im)
+            rgb, alpha, convert_notes = _convert(oriented, path)
+        except Image.DecompressionBombError:
+            raise ImageTooLargeError(path, width, height, int(max_pixels or 0)) from None
+        except Exception as exc:  # noqa: BLE001 - truncated data, broken streams, bad chunks
+            raise ImageReadError(f"{path}: corrupt or truncated image ({_first_line(exc)})") from None
+    if orientation != 1:
+        notes.append(f"EXIF orientation {orientation} applied")
+    notes += convert_notes
+    rgb_t = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1)))
+    alpha_t = torch.from_numpy(np.ascontiguousarray(alpha))[None] if alpha is not None else None
+    return DecodedImage(rgb_t, alpha_t, notes)
 
 
 def read_image(path: str | os.PathLike[str]) -> Tensor:
-    """Read an image file as (3, H, W) float32 RGB in [0, 1], EXIF orientation applied."""
-    with Image.open(path) as im:
-        im.load()
-        im = ImageOps.exif_transpose(im)
-        if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-            arr = np.asarray(im).astype(np.float32) / 65535.0
-            return to_tensor(arr)
-        return to_tensor(im.convert("RGB"))
+    """Read an image file as (3, H, W) float32 RGB in [0, 1], EXIF orientation applied.
+
+    Any mode is converted to RGB (alpha dropped); no pixel limit. Raises :class:`ImageReadError`.
+    """
+    return read_image_checked(path, max_pixels=None).rgb
 
 
-def write_image(x: Tensor, path: str | os.PathLike[str], **save_kwargs: object) -> Path:
-    """Write (3, H, W) in [0, 1] as an 8-bit image, atomically; the format follows the suffix."""
+def image_format(path: str | os.PathLike[str]) -> str:
+    """Pillow's format name for a file suffix (``".png"`` -> ``"PNG"``); ValueError if unknown."""
+    suffix = Path(path).suffix.lower()
+    fmt = Image.registered_extensions().get(suffix)
+    if fmt is None:
+        raise ValueError(f"unknown image suffix {suffix!r} for {path}")
+    return fmt
+
+
+def write_image(x: Tensor, path: str | os.PathLike[str], *, alpha: Tensor | None = None, **save_kwargs: object) -> Path:
+    """Write (3, H, W) in [0, 1] as an 8-bit image, atomically; the format follows the suffix.
+
+    With ``alpha`` (1, H, W) in [0, 1] the file is RGBA (PNG, WebP or TIFF only).
+    """
     path = Path(path)
+    fmt = image_format(path)
+    if alpha is not None and fmt not in ALPHA_FORMATS:
+        raise ValueError(f"{path}: {fmt} cannot store an alpha channel")
+    image = to_pil(x, alpha)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix + ".tmp", dir=path.parent)
-    os.close(fd)
+    # A unique hidden name beside the target (created with the user's umask), then an atomic rename.
+    tmp = path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
     try:
-        fmt = Image.registered_extensions().get(path.suffix.lower())
-        to_pil(x).save(tmp, format=fmt, **save_kwargs)
+        image.save(tmp, format=fmt, **save_kwargs)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     return path

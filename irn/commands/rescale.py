@@ -1,0 +1,597 @@
+"""``irn rescale down|up|roundtrip``: rescale image files with an IRN model.
+
+* ``down``: HR image -> LR image of ceil(H/s) x ceil(W/s) pixels (the model's downscaling,
+  quantised to 8 bits), written as PNG (``--format jpg|webp`` allowed, with a warning).
+* ``up``: LR image -> HR image of exactly s x the LR size (the latent z drawn per ``--z``).
+* ``roundtrip``: down then up, cropped back to the input size; prints PSNR-Y and PSNR-RGB
+  of the reconstruction against the input, per image and their mean.
+
+Inputs are files, folders (``-r`` to recurse) and glob patterns. Outputs go to ``-o OUTDIR``
+(a folder's sub-folders are mirrored there); an output path that equals an input is refused
+before anything runs. Every file is written atomically. A bad input is reported on one line
+and skipped; the exit code is then 1 once the good images are done (2 for a usage error).
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import sys
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from irn.errors import IRNError
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+    from irn.nn.network import IRN
+
+HELP = "Rescale images with IRN: down (HR -> LR), up (LR -> HR), roundtrip (down, up, PSNR)."
+
+DEFAULT_MAX_PIXELS = 50_000_000  # the same value as irn.io.DEFAULT_MAX_PIXELS, kept import-free here
+LR_FORMATS = {"png": ".png", "jpg": ".jpg", "webp": ".webp"}
+LOSSY_WARNING = (
+    "irn: warning: writing the LR image as {fmt}: IRN's LR image does not survive lossy "
+    "compression well; upscaling a compressed LR gives much lower quality than a PNG LR"
+)
+Action = Literal["down", "up", "roundtrip"]
+
+
+def _pixel_count(text: str) -> int:
+    """``50000000``, ``50M``, ``0.5G`` or ``2e7`` -> a positive pixel count."""
+    t = text.strip().upper()
+    factor = 1
+    if t.endswith("M"):
+        factor, t = 1_000_000, t[:-1]
+    elif t.endswith("G"):
+        factor, t = 1_000_000_000, t[:-1]
+    try:
+        value = int(float(t) * factor)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a pixel count such as 50000000 or 50M, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, got {text!r}")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or glob patterns")
+    common.add_argument(
+        "-o", "--output", default="out", metavar="OUTDIR", help="output folder (default: ./out, created if needed)"
+    )
+    common.add_argument(
+        "--model", default="x2", metavar="NAME|PATH", help="shipped model name (x2, x4) or checkpoint file (default x2)"
+    )
+    common.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, mps or auto (default: cuda if available)")
+    common.add_argument("-r", "--recursive", action="store_true", help="search folders recursively")
+    common.add_argument(
+        "--max-pixels",
+        type=_pixel_count,
+        default=DEFAULT_MAX_PIXELS,
+        metavar="N",
+        help="refuse images with more pixels (HR side: the input of down/roundtrip, the output of up); default 50M",
+    )
+    common.add_argument("--skip-existing", action="store_true", help="skip inputs whose outputs all exist already")
+    common.add_argument("--json", metavar="PATH", help="write a JSON summary of the run to PATH")
+
+    latent = argparse.ArgumentParser(add_help=False)
+    latent.add_argument(
+        "--z",
+        choices=("sample", "zero"),
+        default="sample",
+        help="latent for upscaling: a Gaussian sample (the paper) or zeros, its mode (default sample)",
+    )
+    latent.add_argument(
+        "--seed", type=int, default=0, help="seed of the latent sample, the same for every image (default 0)"
+    )
+    latent.add_argument(
+        "--temperature", type=_positive_float, default=1.0, help="standard deviation of the latent sample (default 1)"
+    )
+
+    lr_format = argparse.ArgumentParser(add_help=False)
+    lr_format.add_argument(
+        "--format",
+        choices=tuple(LR_FORMATS),
+        default="png",
+        help="file format of the LR image (default png; jpg and webp are lossy and hurt upscaling)",
+    )
+    lr_format.add_argument("--quality", type=int, default=95, help="quality of a jpg/webp LR, 1-100 (default 95)")
+
+    sub = parser.add_subparsers(dest="action", metavar="ACTION")
+    sub.required = True
+    sub.add_parser(
+        "down",
+        parents=[common, lr_format],
+        help="HR -> LR, ceil(H/s) x ceil(W/s): NAME_xS_lr.png",
+        description="Downscale with the model: each HR image -> OUTDIR/NAME_xS_lr.png of ceil(H/s) x ceil(W/s).",
+    )
+    sub.add_parser(
+        "up",
+        parents=[common, latent],
+        help="LR -> HR, exactly s x the LR size: NAME_xS_up.png",
+        description="Upscale with the model: each LR image (h x w) -> OUTDIR/NAME_xS_up.png of sh x sw.",
+    )
+    sub.add_parser(
+        "roundtrip",
+        parents=[common, latent, lr_format],
+        help="down then up; prints PSNR-Y and PSNR-RGB: NAME_xS_lr.png, NAME_xS_rt.png",
+        description="Downscale then upscale each image, cropped back to its size; writes the LR and the "
+        "reconstruction and prints PSNR-Y (BT.601) and PSNR-RGB against the input.",
+    )
+
+
+# ----------------------------------------------------------------------------- inputs, outputs
+@dataclass
+class Job:
+    """One input file and the files it produces (``"lr"`` and/or ``"hr"``)."""
+
+    source: Path
+    outputs: dict[str, Path]
+
+
+@dataclass
+class Record:
+    """The outcome of one input, as it appears in the JSON summary."""
+
+    input: str
+    status: str = "ok"  # ok | skipped | failed
+    outputs: dict[str, str] = field(default_factory=dict)
+    size: list[int] | None = None  # [H, W] of the input
+    lr_size: list[int] | None = None  # [h, w] of the LR (read for up, written for down/roundtrip)
+    hr_size: list[int] | None = None  # [H, W] of the HR written by up/roundtrip
+    notes: list[str] = field(default_factory=list)
+    error: str | None = None
+    psnr_y: float | None = None
+    psnr_rgb: float | None = None
+
+
+def _has_magic(text: str) -> bool:
+    return any(ch in text for ch in "*?[")
+
+
+def _is_within(path: Path, folder: Path) -> bool:
+    try:
+        path.relative_to(folder)
+        return True
+    except ValueError:
+        return False
+
+
+def collect_inputs(
+    patterns: list[str], recursive: bool, outdir: Path
+) -> tuple[list[tuple[Path, Path]], list[tuple[str, str]]]:
+    """Expand files, folders and globs into ``(file, sub-folder to mirror)`` pairs, in a stable order.
+
+    Folders contribute files with image suffixes (recursively with ``recursive``), skipping
+    anything under ``outdir`` when ``outdir`` lies inside the folder. Explicit files and glob
+    matches are taken whatever their suffix. Returns the inputs and ``(pattern, problem)`` pairs
+    for arguments that match nothing.
+    """
+    from irn.io import IMAGE_SUFFIXES
+
+    out_resolved = outdir.resolve()
+    found: list[tuple[Path, Path]] = []
+    missing: list[tuple[str, str]] = []
+    seen: set[Path] = set()
+
+    def add(path: Path, rel: Path) -> None:
+        key = path.resolve()
+        if key not in seen:
+            seen.add(key)
+            found.append((path, rel))
+
+    def add_folder(folder: Path) -> int:
+        folder_resolved = folder.resolve()
+        skip_outdir = out_resolved != folder_resolved and _is_within(out_resolved, folder_resolved)
+        files = folder.rglob("*") if recursive else folder.iterdir()
+        count = 0
+        for f in sorted(files):
+            if not f.is_file() or f.suffix.lower() not in IMAGE_SUFFIXES or f.name.startswith("."):
+                continue
+            if skip_outdir and _is_within(f.resolve(), out_resolved):
+                continue
+            add(f, f.parent.relative_to(folder))
+            count += 1
+        return count
+
+    for pattern in patterns:
+        if _has_magic(pattern) and not Path(pattern).exists():
+            matches = sorted(glob.glob(pattern, recursive=True))
+            if not matches:
+                missing.append((pattern, "no file matches this pattern"))
+            for m in matches:
+                p = Path(m)
+                if p.is_dir():
+                    add_folder(p)
+                else:
+                    add(p, Path())
+            continue
+        path = Path(pattern)
+        if path.is_dir():
+            if add_folder(path) == 0:
+                missing.append((pattern, "folder holds no image files" + ("" if recursive else " (try -r)")))
+        elif path.exists():
+            add(path, Path())
+        else:
+            missing.append((pattern, "no such file or folder"))
+    return found, missing
+
+
+def _stem_for_up(stem: str, scale: int) -> str:
+    """``photo_x2_lr`` (what ``down`` wrote) -> ``photo`` so that ``up`` writes ``photo_x2_up.png``."""
+    tag = f"_x{scale}_lr"
+    return stem[: -len(tag)] if stem.endswith(tag) and len(stem) > len(tag) else stem
+
+
+def plan_outputs(
+    action: Action, inputs: list[tuple[Path, Path]], outdir: Path, scale: int, lr_suffix: str
+) -> list[Job]:
+    """Output paths for every input; refuses (IRNError) collisions and outputs that equal an input."""
+    jobs: list[Job] = []
+    for source, rel in inputs:
+        folder = outdir / rel
+        stem = source.stem
+        outputs: dict[str, Path] = {}
+        if action in ("down", "roundtrip"):
+            outputs["lr"] = folder / f"{stem}_x{scale}_lr{lr_suffix}"
+        if action == "up":
+            outputs["hr"] = folder / f"{_stem_for_up(stem, scale)}_x{scale}_up.png"
+        if action == "roundtrip":
+            outputs["hr"] = folder / f"{stem}_x{scale}_rt.png"
+        jobs.append(Job(source, outputs))
+
+    inputs_by_path = {job.source.resolve(): job.source for job in jobs}
+    owner: dict[Path, Path] = {}
+    for job in jobs:
+        for out in job.outputs.values():
+            key = out.resolve()
+            clash = inputs_by_path.get(key)
+            if clash is None and out.exists():
+                clash = next((j.source for j in jobs if _same_file(out, j.source)), None)
+            if clash is not None:
+                raise IRNError(f"output {out} would overwrite the input {clash}; choose another -o")
+            if key in owner:
+                raise IRNError(
+                    f"{owner[key]} and {job.source} would both be written to {out}; rename one or process them apart"
+                )
+            owner[key] = job.source
+    return jobs
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+# ----------------------------------------------------------------------------- model and images
+def resolve_device(name: str) -> str:
+    """``auto`` -> cuda if available, else mps if available, else cpu; other names are checked."""
+    import torch
+
+    if name == "auto":
+        if torch.cuda.is_available():
+            return "cuda"
+        if torch.backends.mps.is_available():
+            return "mps"
+        return "cpu"
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise IRNError(f"--device {name!r}: not a device name (cpu, cuda, cuda:N, mps, auto)") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise IRNError(f"--device {name}: CUDA is not available on this machine")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise IRNError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) present")
+    elif device.type == "mps" and not torch.backends.mps.is_available():
+        raise IRNError(f"--device {name}: MPS is not available on this machine")
+    elif device.type not in ("cpu", "cuda", "mps"):
+        raise IRNError(f"--device {name}: unsupported device type {device.type!r}")
+    return str(device)
+
+
+def _run_model(
+    model: IRN,
+    x: Tensor,
+    op: Literal["down", "up"],
+    *,
+    device: str,
+    size: tuple[int, int] | None = None,
+    z: Literal["sample", "zero"] = "sample",
+    temperature: float = 1.0,
+    seed: int | None = None,
+) -> Tensor:
+    """The one place the model runs on an image.
+
+    ``op="down"``: x (1, 3, H, W) in [0, 1] -> LR (1, 3, ceil(H/s), ceil(W/s)) on 8-bit levels.
+    ``op="up"``: x (1, 3, h, w) -> HR (1, 3, s h, s w) in [0, 1], cropped to ``size`` if given.
+    Inputs and outputs are CPU tensors; the work happens on ``device`` under inference mode.
+    """
+    import torch
+
+    with torch.inference_mode():
+        x = x.to(device)
+        if op == "down":
+            y = model.downscale(x)
+        else:
+            y = model.upscale(x, z=z, temperature=temperature, seed=seed, size=size)
+        return y.float().cpu()
+
+
+def resize_alpha(alpha: Tensor, factor: float, size: tuple[int, int] | None = None) -> Tensor:
+    """Alpha (1, H, W) in [0, 1] resized by ``factor`` with plain MATLAB bicubic, cropped to ``size``."""
+    from irn.resize import imresize
+
+    out = imresize(alpha, scale=factor).clamp(0, 1)
+    if size is not None:
+        out = out[..., : size[0], : size[1]]
+    return out
+
+
+def _psnr_pair(reference: Tensor, test: Tensor) -> tuple[float, float]:
+    """(PSNR-Y, PSNR-RGB) in dB of ``test`` against ``reference``, both (3, H, W) in [0, 1], no border crop.
+
+    Y is MATLAB's BT.601 luma on the 0-255 range: 16 + (65.481 R + 128.553 G + 24.966 B) with
+    R, G, B in [0, 1]; PSNR = 10 log10(255^2 / MSE), MSE over all pixels (and channels for RGB).
+    """
+    import math
+
+    import torch
+
+    ref, out = reference.double() * 255, test.double() * 255
+    weights = torch.tensor([65.481, 128.553, 24.966], dtype=torch.float64).view(3, 1, 1) / 255
+
+    def psnr(a: Tensor, b: Tensor) -> float:
+        mse = float(((a - b) ** 2).mean())
+        return float("inf") if mse == 0 else 10 * math.log10(255**2 / mse)
+
+    return psnr((ref * weights).sum(0) + 16, (out * weights).sum(0) + 16), psnr(ref, out)
+
+
+# ----------------------------------------------------------------------------- the run
+@dataclass
+class Options:
+    action: Action
+    device: str
+    max_pixels: int
+    lr_suffix: str
+    quality: int
+    z: Literal["sample", "zero"] = "sample"
+    seed: int | None = 0
+    temperature: float = 1.0
+
+
+def _save(x: Tensor, path: Path, alpha: Tensor | None, opts: Options, notes: list[str]) -> None:
+    from irn.io import ALPHA_FORMATS, image_format, write_image
+
+    kwargs: dict[str, Any] = {}
+    fmt = image_format(path)
+    if fmt in ("JPEG", "WEBP"):
+        kwargs["quality"] = opts.quality
+    if alpha is not None and fmt not in ALPHA_FORMATS:
+        notes.append(f"alpha channel dropped: {fmt} cannot store it")
+        alpha = None
+    write_image(x, path, alpha=alpha, **kwargs)
+
+
+def _process(model: IRN, job: Job, opts: Options, rec: Record) -> None:
+    """Read, rescale and write one image, filling ``rec``; raises ImageReadError/OSError on failure."""
+    from irn.io import ImageReadError, ImageTooLargeError, read_image, read_image_checked
+
+    s = model.scale
+    limit = opts.max_pixels if opts.action != "up" else max(1, opts.max_pixels // (s * s))
+    try:
+        rgb, alpha, notes = read_image_checked(job.source, max_pixels=limit)
+    except ImageTooLargeError as exc:
+        if opts.action == "up":
+            raise ImageReadError(
+                f"{exc.path}: {exc.width}x{exc.height} LR would upscale to {exc.width * s}x{exc.height * s} = "
+                f"{exc.width * exc.height * s * s / 1e6:.1f} MP, over the limit of {opts.max_pixels / 1e6:g} MP "
+                "(raise it with --max-pixels)"
+            ) from None
+        raise ImageReadError(f"{exc} (raise it with --max-pixels)") from None
+    rec.notes += notes
+    h, w = rgb.shape[-2:]
+    rec.size = [h, w]
+    x = rgb[None]
+    up_kwargs: dict[str, Any] = {"z": opts.z, "temperature": opts.temperature, "seed": opts.seed}
+
+    if opts.action == "up":
+        hr = _run_model(model, x, "up", device=opts.device, **up_kwargs)[0]
+        hr_alpha = resize_alpha(alpha, s) if alpha is not None else None
+        _save(hr, job.outputs["hr"], hr_alpha, opts, rec.notes)
+        rec.lr_size, rec.hr_size = [h, w], list(hr.shape[-2:])
+        rec.outputs["hr"] = str(job.outputs["hr"])
+        return
+
+    lr = _run_model(model, x, "down", device=opts.device)[0]
+    lr_alpha = None
+    if alpha is not None:
+        from irn.nn.network import quantize
+
+        lr_alpha = quantize(resize_alpha(alpha, 1 / s, size=(lr.shape[-2], lr.shape[-1])))
+    _save(lr, job.outputs["lr"], lr_alpha, opts, rec.notes)
+    rec.outputs["lr"] = str(job.outputs["lr"])
+    rec.lr_size = list(lr.shape[-2:])
+    if opts.action == "down":
+        return
+
+    if opts.lr_suffix != ".png":
+        lr = read_image(job.outputs["lr"])  # upscale what the lossy file actually holds
+    hr = _run_model(model, lr[None], "up", device=opts.device, size=(h, w), **up_kwargs)[0]
+    hr_alpha = resize_alpha(lr_alpha, s, size=(h, w)) if lr_alpha is not None else None
+    _save(hr, job.outputs["hr"], hr_alpha, opts, rec.notes)
+    rec.outputs["hr"] = str(job.outputs["hr"])
+    rec.hr_size = list(hr.shape[-2:])
+    from irn.nn.network import quantize
+
+    rec.psnr_y, rec.psnr_rgb = _psnr_pair(rgb, quantize(hr))  # against what the PNG holds
+
+
+def _psnr_of_existing(job: Job, rec: Record, opts: Options) -> None:
+    """For a skipped roundtrip: PSNR of the reconstruction already on disk (left unset if unreadable)."""
+    from irn.io import ImageReadError, read_image, read_image_checked
+
+    try:
+        rgb = read_image_checked(job.source, max_pixels=opts.max_pixels).rgb
+        hr = read_image(job.outputs["hr"])
+    except ImageReadError:
+        return
+    if hr.shape == rgb.shape:
+        rec.size = list(rgb.shape[-2:])
+        rec.psnr_y, rec.psnr_rgb = _psnr_pair(rgb, hr)
+
+
+def _fmt_db(value: float | None) -> str:
+    if value is None:
+        return "n/a"
+    return "inf" if value == float("inf") else f"{value:.2f} dB"
+
+
+def _json_number(value: float | None) -> float | None:
+    return None if value is None or value in (float("inf"), float("-inf")) or value != value else round(value, 4)
+
+
+def write_json(path: Path, payload: dict[str, Any]) -> None:
+    """Write ``payload`` as JSON, atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
+    try:
+        tmp.write_text(json.dumps(payload, indent=2, allow_nan=False) + "\n")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+    from tqdm import tqdm
+
+    import irn
+    from irn.io import ImageReadError
+    from irn.zoo import resolve
+
+    action: Action = args.action
+    outdir = Path(args.output)
+    if outdir.exists() and not outdir.is_dir():
+        raise IRNError(f"-o {outdir}: exists and is not a folder")
+    device = resolve_device(args.device)
+    checkpoint = resolve(args.model)
+    model = irn.load(checkpoint, device=device)
+    scale = model.scale
+
+    lr_suffix = LR_FORMATS[getattr(args, "format", "png")]
+    inputs, missing = collect_inputs(list(args.inputs), args.recursive, outdir)
+    if not inputs and missing:
+        raise IRNError("; ".join(f"{p}: {why}" for p, why in missing))
+    jobs = plan_outputs(action, inputs, outdir, scale, lr_suffix)
+    if lr_suffix != ".png":
+        print(LOSSY_WARNING.format(fmt=lr_suffix[1:].upper()), file=sys.stderr)
+    quality = getattr(args, "quality", 95)
+    if not 1 <= quality <= 100:
+        raise IRNError(f"--quality {quality}: must be between 1 and 100")
+    opts = Options(
+        action=action,
+        device=device,
+        max_pixels=args.max_pixels,
+        lr_suffix=lr_suffix,
+        quality=quality,
+        z=getattr(args, "z", "sample"),
+        seed=getattr(args, "seed", 0),
+        temperature=getattr(args, "temperature", 1.0),
+    )
+
+    records: list[Record] = [Record(input=p, status="failed", error=f"{p}: {why}") for p, why in missing]
+    for rec in records:
+        print(f"irn: skipped: {rec.error}", file=sys.stderr)
+
+    torch.set_grad_enabled(False)
+    bar = tqdm(jobs, desc=f"rescale {action} x{scale}", unit="img", file=sys.stderr, disable=None, leave=False)
+    for job in bar:
+        rec = Record(input=str(job.source))
+        records.append(rec)
+        if args.skip_existing and all(p.exists() for p in job.outputs.values()):
+            rec.status = "skipped"
+            rec.outputs = {k: str(v) for k, v in job.outputs.items()}
+            if action == "roundtrip":
+                _psnr_of_existing(job, rec, opts)
+            tqdm.write(f"{job.source}: outputs exist, skipped", file=sys.stderr)
+            continue
+        try:
+            _process(model, job, opts, rec)
+        except ImageReadError as exc:
+            rec.status, rec.error = "failed", str(exc)
+        except OSError as exc:
+            rec.status, rec.error = "failed", f"{job.source}: cannot write the output ({exc})"
+        except RuntimeError as exc:
+            if "out of memory" not in str(exc).lower() and "can't allocate memory" not in str(exc).lower():
+                raise
+            rec.status, rec.error = "failed", f"{job.source}: out of memory on {device} ({rec.size} pixels)"
+        if rec.status == "failed":
+            tqdm.write(f"irn: skipped: {rec.error}", file=sys.stderr)
+            continue
+        for note in rec.notes:
+            tqdm.write(f"{job.source}: note: {note}", file=sys.stderr)
+        line = f"{job.source} -> " + ", ".join(rec.outputs.values())
+        if action == "roundtrip":
+            line += f"  PSNR-Y {_fmt_db(rec.psnr_y)}  PSNR-RGB {_fmt_db(rec.psnr_rgb)}"
+        tqdm.write(line, file=sys.stdout)
+    bar.close()
+
+    ok = [r for r in records if r.status == "ok"]
+    skipped = [r for r in records if r.status == "skipped"]
+    failed = [r for r in records if r.status == "failed"]
+    mean_y = mean_rgb = None
+    if action == "roundtrip":
+        scored = [r for r in ok + skipped if r.psnr_y is not None and r.psnr_rgb is not None]
+        if scored:
+            mean_y = sum(r.psnr_y for r in scored) / len(scored)  # type: ignore[misc]
+            mean_rgb = sum(r.psnr_rgb for r in scored) / len(scored)  # type: ignore[misc]
+            print(f"mean over {len(scored)} image(s), x{scale}: PSNR-Y {_fmt_db(mean_y)}  PSNR-RGB {_fmt_db(mean_rgb)}")
+    summary = f"{len(ok)} written, {len(skipped)} skipped (outputs exist), {len(failed)} failed; outputs in {outdir}"
+    print(summary, file=sys.stderr)
+
+    if args.json:
+        payload: dict[str, Any] = {
+            "command": f"rescale {action}",
+            "model": args.model,
+            "checkpoint": str(checkpoint),
+            "scale": scale,
+            "device": device,
+            "output_dir": str(outdir),
+            "lr_format": lr_suffix[1:],
+            "max_pixels": args.max_pixels,
+            "counts": {"ok": len(ok), "skipped": len(skipped), "failed": len(failed)},
+            "images": [],
+        }
+        if action != "down":
+            payload.update(z=opts.z, seed=opts.seed, temperature=opts.temperature)
+        if action == "roundtrip":
+            payload.update(mean_psnr_y=_json_number(mean_y), mean_psnr_rgb=_json_number(mean_rgb))
+        for r in records:
+            item = {k: v for k, v in vars(r).items() if action == "roundtrip" or not k.startswith("psnr")}
+            for key in ("psnr_y", "psnr_rgb"):
+                if key in item:
+                    item[key] = _json_number(item[key])
+            payload["images"].append(item)
+        write_json(Path(args.json), payload)
+    return 1 if failed else 0
