@@ -1,0 +1,49 @@
+"""``irn chart``: write the project's generated resolution chart (the sample input)."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+
+from irn.errors import IRNError
+
+HELP = "Write the generated resolution chart (Siemens star, zone plate, bars, text, gradients, patches)."
+
+
+def _size(text: str) -> tuple[int, int]:
+    """``512`` -> (512, 512); ``640x480`` -> (640, 480) as (width, height)."""
+    m = re.fullmatch(r"\s*(\d+)\s*(?:[xX]\s*(\d+))?\s*", text)
+    if not m:
+        raise argparse.ArgumentTypeError(f"expected N or WxH, got {text!r}")
+    width = int(m.group(1))
+    return width, int(m.group(2) or width)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-o", "--output", default="chart.png", help="output image file (default chart.png)")
+    parser.add_argument("--size", type=_size, default=(512, 512), metavar="N|WxH", help="chart size (default 512)")
+
+
+def run(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from irn.chart import MIN_SIZE, make_chart
+    from irn.io import image_format, write_image
+
+    width, height = args.size
+    if width < MIN_SIZE or height < MIN_SIZE:
+        raise IRNError(f"--size {width}x{height}: the chart needs at least {MIN_SIZE}x{MIN_SIZE} pixels")
+    path = Path(args.output)
+    try:
+        image_format(path)
+    except ValueError:
+        raise IRNError(f"-o {path}: unknown image suffix {path.suffix!r} (use .png)") from None
+    if path.is_dir():
+        raise IRNError(f"-o {path}: is a folder; give a file name such as {path / 'chart.png'}")
+    import torch
+
+    chart = torch.from_numpy(np.asarray(make_chart(width, height)).transpose(2, 0, 1).astype(np.float32) / 255.0)
+    write_image(chart, path)
+    print(f"wrote {path} ({width}x{height})")
+    return 0
