@@ -336,16 +336,6 @@ def _run_model(
         return y.float().cpu()
 
 
-def resize_alpha(alpha: Tensor, factor: float, size: tuple[int, int] | None = None) -> Tensor:
-    """Alpha (1, H, W) in [0, 1] resized by ``factor`` with plain MATLAB bicubic, cropped to ``size``."""
-    from irn.resize import imresize
-
-    out = imresize(alpha, scale=factor).clamp(0, 1)
-    if size is not None:
-        out = out[..., : size[0], : size[1]]
-    return out
-
-
 def _psnr_pair(reference: Tensor, test: Tensor) -> tuple[float, float]:
     """(PSNR-Y, PSNR-RGB) in dB of ``test`` against ``reference``, both (3, H, W) in [0, 1], no border crop.
 
@@ -394,6 +384,7 @@ def _save(x: Tensor, path: Path, alpha: Tensor | None, opts: Options, notes: lis
 
 def _process(model: IRN, job: Job, opts: Options, rec: Record) -> None:
     """Read, rescale and write one image, filling ``rec``; raises ImageReadError/OSError on failure."""
+    from irn.api import resize_alpha
     from irn.io import ImageReadError, ImageTooLargeError, read_image, read_image_checked
 
     s = model.scale

@@ -1,0 +1,141 @@
+"""Image-level convenience on top of :class:`irn.IRN`: PIL images, numpy arrays and tensors in, the same kind out.
+
+>>> model = irn.load("x2")
+>>> lr = irn.downscale_image(model, Image.open("photo.png"))      # PIL in, PIL out
+>>> hr = irn.upscale_image(model, lr, seed=0)                      # s x the LR size
+>>> rec = irn.roundtrip_image(model, np.asarray(Image.open("photo.png")))  # uint8 array in and out
+
+Kinds: a PIL image comes back as an RGB (or RGBA) PIL image; a numpy array (H, W[, C]) comes
+back as an (H', W', 3) array (4 channels when it had alpha) of the same dtype (uint8, uint16,
+or float in [0, 1]); a tensor (3, H, W) or (B, 3, H, W) in [0, 1] comes back as a tensor of
+the same rank. Greyscale becomes RGB. Alpha (PIL modes with transparency, 2- or 4-channel
+arrays) is resized with plain MATLAB bicubic (:mod:`irn.resize`) and re-attached.
+
+Sizes that are not multiples of the scale s are reflect-padded at the bottom and right:
+the LR has ceil(H/s) x ceil(W/s) pixels; :func:`upscale_image` returns s x the LR size unless
+``size=(H, W)`` crops it; :func:`roundtrip_image` crops back to the input size.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal, TypeVar
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import Tensor
+
+from irn.io import to_pil, to_tensor_rgba
+from irn.nn.network import ZMode, quantize
+from irn.resize import imresize
+
+if TYPE_CHECKING:
+    from irn.nn.network import IRN
+
+ImageLike = TypeVar("ImageLike", Image.Image, np.ndarray, Tensor)
+
+
+def resize_alpha(alpha: Tensor, factor: float, size: tuple[int, int] | None = None) -> Tensor:
+    """Alpha (..., H, W) in [0, 1] resized by ``factor`` with plain MATLAB bicubic, clamped, cropped to ``size``."""
+    out = imresize(alpha, scale=factor).clamp(0, 1)
+    if size is not None:
+        out = out[..., : size[0], : size[1]]
+    return out
+
+
+def _model_device(model: IRN) -> torch.device:
+    for tensor in model.buffers():
+        return tensor.device
+    return torch.device("cpu")
+
+
+def _split(image: Image.Image | np.ndarray) -> tuple[Tensor, Tensor | None]:
+    rgb, alpha = to_tensor_rgba(image)
+    return rgb[None], alpha
+
+
+def _join(like: Image.Image | np.ndarray, rgb: Tensor, alpha: Tensor | None) -> Image.Image | np.ndarray:
+    """(1, 3, H, W) [+ (1, H, W) alpha] -> the kind of ``like``."""
+    if isinstance(like, Image.Image):
+        return to_pil(rgb[0], alpha)
+    arr = rgb[0].permute(1, 2, 0)
+    if alpha is not None:
+        arr = torch.cat([arr, alpha.reshape(*alpha.shape[-2:], 1)], dim=2)
+    arr_np = arr.detach().float().clamp(0, 1).cpu().numpy()
+    dtype = np.asarray(like).dtype
+    if dtype == np.uint8:
+        return (arr_np * 255).round().astype(np.uint8)
+    if dtype == np.uint16:
+        return (arr_np * 65535).round().astype(np.uint16)
+    return arr_np.astype(dtype if np.issubdtype(dtype, np.floating) else np.float32)
+
+
+def _apply(
+    model: IRN,
+    image: ImageLike,
+    op: Literal["down", "up", "roundtrip"],
+    z: ZMode | Tensor,
+    temperature: float,
+    seed: int | None,
+    size: tuple[int, int] | None,
+) -> ImageLike:
+    device = _model_device(model)
+    s = model.scale
+    if isinstance(image, Tensor):
+        x = image if image.dim() == 4 else image[None]
+        alpha = None
+    else:
+        x, alpha = _split(image)
+    x = x.to(device=device, dtype=torch.float32)
+    h, w = x.shape[-2:]
+    with torch.inference_mode():
+        if op == "down":
+            out = model.downscale(x)
+            if alpha is not None:
+                alpha = quantize(resize_alpha(alpha, 1 / s, size=tuple(out.shape[-2:])))
+        elif op == "up":
+            out = model.upscale(x, z=z, temperature=temperature, seed=seed, size=size)
+            if alpha is not None:
+                alpha = resize_alpha(alpha, s, size=tuple(out.shape[-2:]))
+        else:
+            out = model.roundtrip(x, z=z, temperature=temperature, seed=seed)
+            if alpha is not None:
+                small = quantize(resize_alpha(alpha, 1 / s))
+                alpha = resize_alpha(small, s, size=(h, w))
+    if isinstance(image, Tensor):
+        return out if image.dim() == 4 else out[0]  # type: ignore[return-value]
+    return _join(image, out, alpha)  # type: ignore[return-value]
+
+
+def downscale_image(model: IRN, image: ImageLike) -> ImageLike:
+    """HR image -> LR image of ceil(H/s) x ceil(W/s), on 8-bit levels (``model.downscale``)."""
+    return _apply(model, image, "down", "sample", 1.0, None, None)
+
+
+def upscale_image(
+    model: IRN,
+    image: ImageLike,
+    *,
+    z: ZMode | Tensor = "sample",
+    temperature: float = 1.0,
+    seed: int | None = None,
+    size: tuple[int, int] | None = None,
+) -> ImageLike:
+    """LR image (h x w) -> HR image of s h x s w (cropped to ``size`` = (H, W) if given).
+
+    ``z="sample"`` draws the latent from N(0, temperature^2) (reproducible with ``seed``),
+    ``z="zero"`` uses zeros, a tensor (B, 3(s^2-1), h, w) is used as given.
+    """
+    return _apply(model, image, "up", z, temperature, seed, size)
+
+
+def roundtrip_image(
+    model: IRN,
+    image: ImageLike,
+    *,
+    z: ZMode | Tensor = "sample",
+    temperature: float = 1.0,
+    seed: int | None = None,
+) -> ImageLike:
+    """Downscale then upscale; the reconstruction has the input's size."""
+    return _apply(model, image, "roundtrip", z, temperature, seed, None)
