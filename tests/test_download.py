@@ -1,0 +1,426 @@
+"""`irn data`: downloads from a local HTTP server (with Range support written here) serving
+zip archives made by the tests: good, corrupt, truncated, path-escaping; plus an unreachable
+host and the DIV2K registry."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import random
+import re
+import socket
+import stat
+import threading
+import zipfile
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from irn import download
+from irn.cli import main
+from irn.download import Checksum, FetchOptions, UnsafeArchiveError, extract_zip
+
+
+@dataclasses.dataclass
+class ServerState:
+    """What the test server serves and what it saw. ``truncate_first``: paths whose first
+    response is cut after half the body; ``ignore_range``: paths answered 200 even to a Range."""
+
+    files: dict[str, bytes] = dataclasses.field(default_factory=dict)
+    truncate_first: set[str] = dataclasses.field(default_factory=set)
+    ignore_range: set[str] = dataclasses.field(default_factory=set)
+    requests: list[tuple[str, str | None, int]] = dataclasses.field(default_factory=list)
+    lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
+
+
+class RangeHandler(BaseHTTPRequestHandler):
+    server: ThreadingHTTPServer
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        state: ServerState = self.server.state  # type: ignore[attr-defined]
+        path = self.path
+        range_header = self.headers.get("Range")
+        data = state.files.get(path)
+        if data is None:
+            self.send_error(404)
+            with state.lock:
+                state.requests.append((path, range_header, 404))
+            return
+        start = 0
+        if range_header is not None and path not in state.ignore_range:
+            match = re.fullmatch(r"bytes=(\d+)-", range_header)
+            assert match is not None, range_header
+            start = int(match.group(1))
+            if start >= len(data):
+                self.send_response(416)
+                self.send_header("Content-Range", f"bytes */{len(data)}")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                with state.lock:
+                    state.requests.append((path, range_header, 416))
+                return
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+            status = 206
+        else:
+            self.send_response(200)
+            status = 200
+        body = data[start:]
+        self.send_header("Content-Type", "application/zip")
+        self.send_header("Accept-Ranges", "bytes")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        with state.lock:
+            state.requests.append((path, range_header, status))
+            truncate = path in state.truncate_first
+            state.truncate_first.discard(path)
+        if truncate:
+            self.wfile.write(body[: len(body) // 2])
+            self.wfile.flush()
+            self.close_connection = True
+            return
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (the base class's name)
+        pass
+
+
+@pytest.fixture
+def server() -> Iterator[tuple[str, ServerState]]:
+    """A threaded HTTP server on 127.0.0.1; yields its base URL and its state."""
+    state = ServerState()
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), RangeHandler)
+    httpd.daemon_threads = True
+    httpd.state = state  # type: ignore[attr-defined]
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}", state
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=5)
+
+
+def make_zip(members: dict[str, bytes], links: dict[str, str] | None = None) -> bytes:
+    """A zip (stored, so its size is the payload's) with member names kept verbatim;
+    ``links`` adds Unix symlink members ``name -> target``."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
+        for name, payload in members.items():
+            archive.writestr(zipfile.ZipInfo(name, date_time=(2020, 1, 2, 3, 4, 6)), payload)
+        for name, target in (links or {}).items():
+            info = zipfile.ZipInfo(name, date_time=(2020, 1, 2, 3, 4, 6))
+            info.create_system = 3
+            info.external_attr = (stat.S_IFLNK | 0o777) << 16
+            archive.writestr(info, target)
+    return buffer.getvalue()
+
+
+def image_members(folder: str = "DIV2K_valid_HR", count: int = 3, size: int = 60_000) -> dict[str, bytes]:
+    """Incompressible stand-ins for PNGs (content is irrelevant to the downloader)."""
+    rng = random.Random(0)
+    return {f"{folder}/{801 + index:04d}.png": rng.randbytes(size) for index in range(count)}
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def files_under(root: Path) -> set[str]:
+    return {path.relative_to(root).as_posix() for path in root.rglob("*") if not path.is_dir()}
+
+
+def error_lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.startswith("irn: error:")]
+
+
+def test_good_archive_downloads_verifies_and_extracts(server, tmp_path, capsys) -> None:
+    base, state = server
+    members = image_members()
+    archive = make_zip(members)
+    state.files["/good.zip"] = archive
+    root = tmp_path / "datasets"
+    argv = ["data", "download", f"{base}/good.zip", "--sha256", sha256(archive), "--root", str(root)]
+
+    assert main(argv) == 0
+    assert files_under(root) == set(members) | {".irn-extracted-good.zip"}
+    for name, payload in members.items():
+        assert (root / name).read_bytes() == payload
+    assert (root / ".irn-extracted-good.zip").read_text().strip() == f"sha256:{sha256(archive)}"
+    assert "good.zip: extracted into" in capsys.readouterr().out
+    assert [(path, rng) for path, rng, _ in state.requests] == [("/good.zip", None)]
+
+    # A second run sees the marker and neither downloads nor extracts again.
+    assert main(argv + ["--quiet"]) == 0
+    assert "good.zip: already extracted" in capsys.readouterr().out
+    assert len(state.requests) == 1
+
+
+def test_md5_and_keep_archives(server, tmp_path) -> None:
+    base, state = server
+    archive = make_zip({"Set5/HR/baby.png": b"not really a png"})
+    state.files["/bench%20mark.zip"] = archive
+    md5 = hashlib.md5(archive).hexdigest()
+    argv = ["data", "download", f"{base}/bench%20mark.zip", "--md5", md5, "--root", str(tmp_path), "--keep-archives"]
+    assert main(argv + ["--quiet"]) == 0
+    assert (tmp_path / "Set5/HR/baby.png").read_bytes() == b"not really a png"
+    assert (tmp_path / "bench mark.zip").read_bytes() == archive
+
+
+def test_corrupt_archive_is_refused_moved_aside_and_not_extracted(server, tmp_path, capsys) -> None:
+    base, state = server
+    archive = make_zip(image_members())
+    corrupt = bytearray(archive)
+    corrupt[len(corrupt) // 2] ^= 0xFF
+    state.files["/corrupt.zip"] = bytes(corrupt)
+    argv = ["data", "download", f"{base}/corrupt.zip", "--sha256", sha256(archive), "--root", str(tmp_path), "--quiet"]
+
+    assert main(argv) == 2
+    errors = error_lines(capsys.readouterr().err)
+    assert len(errors) == 1
+    assert "corrupt.zip failed verification" in errors[0]
+    assert f"expected {sha256(archive)}" in errors[0]
+    assert "moved it aside" in errors[0] and "nothing was extracted" in errors[0]
+    assert files_under(tmp_path) == {"corrupt.zip.bad"}
+    assert (tmp_path / "corrupt.zip.bad").read_bytes() == bytes(corrupt)
+
+
+def test_truncated_download_resumes_with_range_on_the_next_run(server, tmp_path, capsys) -> None:
+    base, state = server
+    archive = make_zip(image_members())
+    state.files["/big.zip"] = archive
+    state.truncate_first.add("/big.zip")
+    argv = ["data", "download", f"{base}/big.zip", "--sha256", sha256(archive), "--root", str(tmp_path), "--quiet"]
+
+    assert main(argv + ["--retries", "0"]) == 2
+    errors = error_lines(capsys.readouterr().err)
+    assert len(errors) == 1
+    assert "stopped at" in errors[0] and "rerun the same command to resume" in errors[0]
+    part = tmp_path / "big.zip.part"
+    half = len(archive) // 2
+    assert part.stat().st_size == half
+    assert files_under(tmp_path) == {"big.zip.part"}
+
+    assert main(argv) == 0
+    assert "resuming big.zip" in capsys.readouterr().err
+    assert state.requests == [("/big.zip", None, 200), ("/big.zip", f"bytes={half}-", 206)]
+    assert files_under(tmp_path) == set(image_members()) | {".irn-extracted-big.zip"}
+
+
+def test_dropped_connection_is_resumed_automatically_within_one_run(server, tmp_path) -> None:
+    base, state = server
+    archive = make_zip(image_members())
+    state.files["/big.zip"] = archive
+    state.truncate_first.add("/big.zip")
+    checksum = Checksum("sha256", sha256(archive))
+    options = FetchOptions(retries=2, retry_delay=0.0, progress=False)
+    result = download.download_url(f"{base}/big.zip", tmp_path, checksum, options=options)
+    assert result.status == "extracted"
+    assert [status for _, _, status in state.requests] == [200, 206]
+    assert (tmp_path / "DIV2K_valid_HR/0801.png").read_bytes() == image_members()["DIV2K_valid_HR/0801.png"]
+
+
+def test_server_ignoring_range_restarts_the_part_file_cleanly(server, tmp_path, capsys) -> None:
+    base, state = server
+    archive = make_zip(image_members())
+    state.files["/norange.zip"] = archive
+    state.ignore_range.add("/norange.zip")
+    (tmp_path / "norange.zip.part").write_bytes(b"stale bytes from some other file" * 10)
+    argv = ["data", "download", f"{base}/norange.zip", "--sha256", sha256(archive), "--root", str(tmp_path)]
+    assert main(argv + ["--quiet"]) == 0
+    assert "ignored the resume request" in capsys.readouterr().err
+    assert state.requests == [("/norange.zip", "bytes=320-", 200)]
+    assert files_under(tmp_path) == set(image_members()) | {".irn-extracted-norange.zip"}
+
+
+def test_path_escaping_archive_is_refused_before_writing_anything(server, tmp_path, capsys) -> None:
+    base, state = server
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    absolute_target = outside / "absolute_evil.txt"
+    archive = make_zip(
+        {
+            "DIV2K_valid_HR/0801.png": b"harmless, listed first",
+            "../evil.txt": b"escaped with ..",
+            absolute_target.as_posix(): b"escaped with an absolute path",
+        }
+    )
+    with zipfile.ZipFile(io.BytesIO(archive)) as check:  # the names really are stored verbatim
+        assert "../evil.txt" in check.namelist() and absolute_target.as_posix() in check.namelist()
+    state.files["/evil.zip"] = archive
+    root = tmp_path / "root"
+    argv = ["data", "download", f"{base}/evil.zip", "--sha256", sha256(archive), "--root", str(root), "--quiet"]
+
+    assert main(argv) == 2
+    errors = error_lines(capsys.readouterr().err)
+    assert len(errors) == 1
+    assert "refusing to extract evil.zip: 2 member(s)" in errors[0]
+    assert "'../evil.txt' ('..' in the path)" in errors[0] and "absolute path" in errors[0]
+    assert "nothing was extracted" in errors[0]
+    assert not (tmp_path / "evil.txt").exists()
+    assert not absolute_target.exists()
+    assert files_under(root) == {"evil.zip"}  # the verified download only: no member, no marker
+    assert files_under(outside) == set()
+
+
+def test_symlink_members_pointing_out_are_refused(server, tmp_path, capsys) -> None:
+    base, state = server
+    archive = make_zip({"data/a.png": b"a"}, links={"data/etc": "/etc", "data/up": "../../outside"})
+    state.files["/links.zip"] = archive
+    argv = ["data", "download", f"{base}/links.zip", "--sha256", sha256(archive), "--root", str(tmp_path / "r")]
+    assert main(argv + ["--quiet"]) == 2
+    (error,) = error_lines(capsys.readouterr().err)
+    assert "'data/etc' (symlink to the absolute path '/etc')" in error
+    assert "'data/up' (symlink to '../../outside'" in error
+    assert files_under(tmp_path / "r") == {"links.zip"}
+
+
+def test_symlink_inside_is_kept_and_links_cannot_be_written_through(tmp_path) -> None:
+    good = tmp_path / "good.zip"
+    good.write_bytes(make_zip({"d/target.png": b"t"}, links={"d/alias.png": "target.png"}))
+    assert extract_zip(good, tmp_path / "out") == 2
+    alias = tmp_path / "out/d/alias.png"
+    assert alias.is_symlink() and alias.read_bytes() == b"t"
+
+    through = tmp_path / "through.zip"
+    through.write_bytes(make_zip({"l/x.txt": b"x"}, links={"l": "sub"}))
+    with pytest.raises(UnsafeArchiveError, match="written through the symlink member 'l'"):
+        extract_zip(through, tmp_path / "out2")
+    assert not (tmp_path / "out2").exists() or files_under(tmp_path / "out2") == set()
+
+
+def test_existing_symlink_in_the_root_does_not_let_members_out(tmp_path) -> None:
+    root = tmp_path / "root"
+    outside = tmp_path / "outside"
+    root.mkdir()
+    outside.mkdir()
+    (root / "DIV2K_valid_HR").symlink_to(outside, target_is_directory=True)
+    archive = tmp_path / "a.zip"
+    archive.write_bytes(make_zip({"DIV2K_valid_HR/0801.png": b"x"}))
+    with pytest.raises(UnsafeArchiveError, match="reaches outside through the existing symlink"):
+        extract_zip(archive, root)
+    assert files_under(outside) == set()
+
+
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [
+        ("a/b.png", None),
+        ("./a/b.png", None),
+        ("a/../../b.png", "'..' in the path"),
+        ("..\\b.png", "'..' in the path"),
+        ("/etc/passwd", "absolute path"),
+        ("\\\\server\\share\\x", "absolute path"),
+        ("C:/Windows/x", "absolute path"),
+    ],
+)
+def test_member_name_checks(name: str, problem: str | None) -> None:
+    assert download._member_problem(name)[1] == problem
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_unreachable_host_is_one_clear_line_with_exit_code_2(tmp_path, capsys) -> None:
+    url = f"http://127.0.0.1:{free_port()}/DIV2K_valid_HR.zip"
+    argv = ["data", "download", url, "--sha256", "0" * 64, "--root", str(tmp_path), "--timeout", "5"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    (error,) = error_lines(err)
+    assert error.startswith(f"irn: error: cannot reach {url} (")
+    assert f"save it as {tmp_path / 'DIV2K_valid_HR.zip'} and rerun the same command" in error
+    assert files_under(tmp_path) == set()
+
+
+def test_div2k_mirror_unreachable_names_the_url_and_the_dataset_folder(tmp_path, capsys, monkeypatch) -> None:
+    monkeypatch.setenv("IRN_DIV2K_BASE_URL", f"http://127.0.0.1:{free_port()}/mirror/")
+    assert main(["data", "download", "div2k", "--parts", "valid_hr", "--root", str(tmp_path), "--timeout", "5"]) == 2
+    (error,) = error_lines(capsys.readouterr().err)
+    assert "/mirror/DIV2K_valid_HR.zip" in error
+    assert str(tmp_path / "DIV2K" / "DIV2K_valid_HR.zip") in error
+
+
+def test_div2k_mirror_serving_a_different_file_is_stopped_by_the_pinned_size(server, tmp_path, capsys) -> None:
+    base, state = server
+    state.files["/mirror/DIV2K_valid_HR.zip"] = make_zip(image_members())
+    argv = ["data", "download", "div2k", "--parts", "valid_hr", "--root", str(tmp_path), "--base-url", f"{base}/mirror"]
+    assert main(argv + ["--quiet"]) == 2
+    (error,) = error_lines(capsys.readouterr().err)
+    assert "DIV2K_valid_HR.zip should be 448993893 bytes" in error
+    assert state.requests[0][0] == "/mirror/DIV2K_valid_HR.zip"
+    assert files_under(tmp_path) == set()
+
+
+def test_div2k_layout_through_a_mirror_with_matching_checksums(server, tmp_path, capsys, monkeypatch) -> None:
+    """The registry path end to end: the DIV2K entries are swapped for ones pinned to the test's archives."""
+    base, state = server
+    train = make_zip(image_members("DIV2K_train_HR", count=2))
+    valid = make_zip(image_members("DIV2K_valid_HR", count=2))
+    lr_x4 = make_zip(image_members("DIV2K_valid_LR_bicubic/X4", count=2, size=100))
+    served = {"train_hr": train, "valid_hr": valid, "valid_lr_x4": lr_x4}
+    archives = tuple(
+        dataclasses.replace(spec, checksum=Checksum("sha256", sha256(served[spec.part])), size=len(served[spec.part]))
+        if spec.part in served
+        else spec
+        for spec in download.DIV2K.archives
+    )
+    monkeypatch.setitem(download.DATASETS, "div2k", dataclasses.replace(download.DIV2K, archives=archives))
+    for spec in archives:
+        if spec.part in served:
+            state.files[f"/m/{spec.filename}"] = served[spec.part]
+    root = tmp_path / "datasets"
+
+    assert main(["data", "download", "div2k", "--root", str(root), "--base-url", f"{base}/m/", "--quiet"]) == 0
+    assert sorted(path for path, _, _ in state.requests) == ["/m/DIV2K_train_HR.zip", "/m/DIV2K_valid_HR.zip"]
+    assert {p.name for p in (root / "DIV2K/DIV2K_train_HR").iterdir()} == {"0801.png", "0802.png"}
+    assert {p.name for p in (root / "DIV2K/DIV2K_valid_HR").iterdir()} == {"0801.png", "0802.png"}
+    assert not (root / "DIV2K/DIV2K_train_HR.zip").exists()  # archives are deleted after extraction
+
+    monkeypatch.setenv("IRN_DIV2K_BASE_URL", f"{base}/m")
+    assert main(["data", "download", "div2k", "--root", str(root), "--parts", "valid_lr_x4,valid_hr", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "DIV2K_valid_LR_bicubic_X4.zip: extracted" in out and "DIV2K_valid_HR.zip: already extracted" in out
+
+    assert main(["data", "list", "--root", str(root)]) == 0
+    listing = capsys.readouterr().out
+    assert re.search(r"train_hr\*\s+DIV2K_train_HR\.zip .* extracted", listing)
+    assert re.search(r"valid_lr_x4\s+DIV2K_valid_LR_bicubic_X4\.zip .*DIV2K_valid_LR_bicubic/X4/ .* extracted", listing)
+    assert re.search(r"train_lr_x2\s+.* missing", listing)
+    assert f"prepare by hand into {root / 'Set5/HR'}/" in listing
+
+
+def test_bad_requests_are_one_line_errors(tmp_path, capsys) -> None:
+    cases = [
+        (["data", "download", "imagenet"], "unknown dataset 'imagenet'"),
+        (["data", "download", "div2k", "--parts", "train_hr,x3"], "div2k has no part 'x3'"),
+        (["data", "download", "http://example.invalid/a.zip"], "give --sha256 or --md5"),
+        (["data", "download", "div2k", "--sha256", "0" * 64], "checksums are pinned"),
+        (["data", "download", "http://example.invalid/a.zip", "--md5", "xyz"], "md5 checksum is 32 hex digits"),
+    ]
+    for argv, message in cases:
+        assert main(argv + ["--root", str(tmp_path)]) == 2
+        (error,) = error_lines(capsys.readouterr().err)
+        assert message in error
+    assert files_under(tmp_path) == set()
+
+
+def test_registry_pins_every_div2k_archive() -> None:
+    spec = download.DIV2K
+    assert spec.base_url == "https://data.vision.ee.ethz.ch/cvl/DIV2K/"
+    assert {a.part for a in spec.archives} >= {"train_hr", "valid_hr", "train_lr_x2", "train_lr_x4", "train_lr_x8"}
+    for archive in spec.archives:
+        assert archive.checksum.algorithm == "sha256" and len(archive.checksum.hexdigest) == 64
+        assert archive.size is not None and archive.size > 1_000_000
+        assert spec.url(archive).startswith(spec.base_url) and spec.url(archive).endswith(archive.filename)
+    assert spec.archive("train_hr").checksum.hexdigest.startswith("9d0b9c46")
+    assert spec.archive("train_hr").size == 3530603713
+    assert [a.part for a in download.parse_parts(spec, None)] == ["train_hr", "valid_hr"]
+    assert len(download.parse_parts(spec, "all")) == len(spec.archives)
