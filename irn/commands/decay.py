@@ -1,0 +1,139 @@
+"""``irn decay``: repeat downscale -> upscale N times and measure what is lost (see :mod:`irn.decay`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from irn.errors import IRNError
+
+HELP = "repeat downscale -> upscale N times with several rescalers; JSON figures, a PSNR plot and a GIF"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("image", help="input image (modcropped to a multiple of the scale)")
+    parser.add_argument("-o", "--output", required=True, help="output folder for decay.json, decay.png, decay.gif")
+    parser.add_argument(
+        "-m",
+        "--method",
+        action="append",
+        default=None,
+        metavar="NAME",
+        help="rescaler, repeatable or comma-separated: bicubic, bilinear, box, nearest, lanczos2, lanczos3 "
+        "(irn.resize), pil-lanczos, pil-bicubic, pil-bilinear, pil-box, pil-hamming, pil-nearest (Pillow), "
+        "irn:MODEL[@zero|@sample|@resample] (MODEL: x2, x4 or a checkpoint path). "
+        "Default: bicubic, pil-lanczos, irn:x<scale>@zero, irn:x<scale>@sample",
+    )
+    parser.add_argument("-n", "--cycles", type=int, default=20, help="number of downscale -> upscale cycles (20)")
+    parser.add_argument("-s", "--scale", type=int, default=None, help="factor (default: the IRN model's, else 2)")
+    parser.add_argument(
+        "--z",
+        choices=("zero", "sample", "resample"),
+        default="sample",
+        help="latent for irn: methods without a @suffix: zero, sample (fixed seed, the same z every cycle; "
+        "default) or resample (seed + cycle)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the sampled latent (0)")
+    parser.add_argument("--jpeg", type=int, default=None, metavar="Q", help="JPEG round trip at quality Q")
+    parser.add_argument(
+        "--jpeg-on", choices=("lr", "hr", "both"), default="both", help="where --jpeg applies (both: LR and HR)"
+    )
+    parser.add_argument("--gif-frames", type=int, default=50, help="most frames in the GIF, cycles evenly spread (50)")
+    parser.add_argument("--gif-crop", type=int, default=128, help="side of the centre crop shown in the GIF (128)")
+    parser.add_argument("--save-final", action="store_true", help="also write each method's last image as PNG")
+    parser.add_argument("--device", default="cpu", help="torch device for IRN models (cpu)")
+
+
+def _method_specs(args: argparse.Namespace) -> list[str]:
+    if not args.method:
+        return []
+    specs = [s.strip() for item in args.method for s in item.split(",") if s.strip()]
+    if len(set(specs)) != len(specs):
+        raise IRNError(f"a method is given twice in {', '.join(specs)}")
+    return specs
+
+
+def _scale(args: argparse.Namespace, specs: list[str], models: dict) -> int:
+    if args.scale is not None:
+        if args.scale < 1:
+            raise IRNError(f"--scale must be a positive integer, got {args.scale}")
+        return int(args.scale)
+    from irn.zoo import load
+
+    for spec in specs:
+        if spec.startswith("irn:"):
+            body = spec[4:].rsplit("@", 1)[0] if spec.rsplit("@", 1)[-1] in ("zero", "sample", "resample") else spec[4:]
+            if body and body not in models:
+                models[body] = load(body)
+            if body:
+                return models[body].scale
+    return 2
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+    from tqdm import tqdm
+
+    from irn import decay
+    from irn.io import IMAGE_SUFFIXES, read_image
+
+    image_path = Path(args.image)
+    if not image_path.is_file():
+        raise IRNError(f"{image_path}: no such image file")
+    if image_path.suffix.lower() not in IMAGE_SUFFIXES:
+        raise IRNError(f"{image_path}: not an image file (suffix {image_path.suffix or 'none'})")
+    config = decay.DecayConfig(
+        cycles=args.cycles,
+        jpeg_quality=args.jpeg,
+        jpeg_on=args.jpeg_on,
+        gif_frames=args.gif_frames,
+        gif_crop=args.gif_crop,
+    )
+    models: dict = {}
+    specs = _method_specs(args)
+    scale = _scale(args, specs, models)
+    if not specs:
+        specs = ["bicubic", "pil-lanczos", f"irn:x{scale}@zero", f"irn:x{scale}@sample"]
+    rescalers = [decay.make_rescaler(s, scale, default_z=args.z, seed=args.seed, models=models) for s in specs]
+    device = torch.device(args.device)
+    for model in models.values():
+        model.to(device)
+    try:
+        image = read_image(image_path)
+    except OSError as exc:
+        raise IRNError(f"{image_path}: cannot read the image ({exc})") from None
+
+    out = Path(args.output)
+    if out.exists() and not out.is_dir():
+        raise IRNError(f"{out}: exists and is not a folder")
+    out.mkdir(parents=True, exist_ok=True)
+    traces = []
+    for r in rescalers:
+        x = image.to(device) if r.name.startswith("irn:") else image
+        with tqdm(total=config.cycles, desc=r.name, file=sys.stderr, leave=False) as bar:
+            trace = decay.decay_trace(x, r, config, progress=lambda _c: bar.update(1))
+        trace.frames = {k: v.cpu() for k, v in trace.frames.items()}
+        traces.append(trace)
+        final = trace.psnr_vs_original[-1]
+        fixed = trace.fixed_point_cycle
+        print(
+            f"{r.name:>24}: cycle {config.cycles} PSNR-Y {final if final is None else round(final, 3)} dB, "
+            f"SSIM-Y {trace.ssim_vs_original[-1]:.5f}, fixed point "
+            f"{'at cycle ' + str(fixed) if fixed else 'not reached'} ({trace.seconds:.1f} s)"
+        )
+        if args.save_final:
+            from irn.io import write_image
+
+            safe = "".join(c if c.isalnum() or c in "-_@" else "_" for c in r.name)
+            write_image(trace.final[0], out / f"final_{safe}.png")
+
+    h, w = decay.modcrop(image, scale).shape[-2:]
+    doc = decay.summarise(traces, image=str(image_path), size=(h, w), scale=scale, config=config)
+    (out / "decay.json").write_text(json.dumps(doc, indent=1) + "\n")
+    jpeg = f", JPEG q{config.jpeg_quality} on {config.jpeg_on}" if config.jpeg_quality else ""
+    decay.write_plot(traces, str(out / "decay.png"), title=f"{image_path.name}: x{scale} rescaling cycles{jpeg}")
+    decay.write_gif(traces, str(out / "decay.gif"))
+    print(f"wrote {out / 'decay.json'}, {out / 'decay.png'}, {out / 'decay.gif'}")
+    return 0
