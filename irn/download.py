@@ -417,16 +417,16 @@ def _transfer(url: str, part: Path, dest: Path, expected_size: int | None, optio
                 mininterval=0.5,
             ) as bar,
         ):
-            try:
-                while True:
+            while True:
+                try:
                     chunk = response.read(CHUNK_BYTES)
-                    if not chunk:
-                        break
-                    sink.write(chunk)
-                    done += len(chunk)
-                    bar.update(len(chunk))
-            except (OSError, http.client.HTTPException) as exc:
-                raise _Interrupted(done, total, str(exc) or type(exc).__name__) from exc
+                except (OSError, http.client.HTTPException) as exc:  # only network errors are resumable
+                    raise _Interrupted(done, total, str(exc) or type(exc).__name__) from exc
+                if not chunk:
+                    break
+                sink.write(chunk)
+                done += len(chunk)
+                bar.update(len(chunk))
         if total is not None and done < total:
             raise _Interrupted(done, total, "the connection closed early")
     return True
