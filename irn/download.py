@@ -556,6 +556,8 @@ def plan_extraction(archive: zipfile.ZipFile, root: Path) -> list[_PlannedMember
                 real = os.path.realpath(destination)
                 if not _is_within(real, root_real):
                     problem = f"would overwrite through the existing symlink {destination}"
+            elif is_link and os.path.isdir(destination) and not os.path.islink(destination):
+                problem = f"symlink would replace the existing folder {destination}"
         if problem is not None:
             problems.append(f"{info.filename!r} ({problem})")
             continue
@@ -574,8 +576,8 @@ def plan_extraction(archive: zipfile.ZipFile, root: Path) -> list[_PlannedMember
     if problems:
         shown = "; ".join(problems[:3]) + (f"; and {len(problems) - 3} more" if len(problems) > 3 else "")
         raise UnsafeArchiveError(
-            f"refusing to extract {Path(archive.filename or '?').name}: {len(problems)} member(s) would land "
-            f"outside {root}: {shown}; nothing was extracted"
+            f"refusing to extract {Path(archive.filename or '?').name} into {root}: {len(problems)} unsafe "
+            f"member(s): {shown}; nothing was extracted"
         )
     return planned
 
@@ -586,12 +588,12 @@ def extract_zip(path: Path, root: Path, *, progress: bool = False) -> int:
     last. Returns the number of files and links written."""
     if not zipfile.is_zipfile(path):
         raise IRNError(f"{path} is not a zip archive")
-    root.mkdir(parents=True, exist_ok=True)
     root_real = os.path.realpath(root)
     written = 0
     try:
         with zipfile.ZipFile(path) as archive:
             planned = plan_extraction(archive, root)
+            root.mkdir(parents=True, exist_ok=True)
             files = [member for member in planned if member.kind == "file"]
             with tqdm(
                 total=sum(member.info.file_size for member in files),
@@ -623,6 +625,8 @@ def extract_zip(path: Path, root: Path, *, progress: bool = False) -> int:
                     written += 1
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError) as exc:
         raise IRNError(f"{path} is a damaged zip archive ({exc})") from None
+    except OSError as exc:
+        raise IRNError(f"extracting {path} into {root} failed: {exc}") from None
     return written
 
 

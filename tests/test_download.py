@@ -258,7 +258,7 @@ def test_path_escaping_archive_is_refused_before_writing_anything(server, tmp_pa
     assert main(argv) == 2
     errors = error_lines(capsys.readouterr().err)
     assert len(errors) == 1
-    assert "refusing to extract evil.zip: 2 member(s)" in errors[0]
+    assert f"refusing to extract evil.zip into {root}: 2 unsafe member(s)" in errors[0]
     assert "'../evil.txt' ('..' in the path)" in errors[0] and "absolute path" in errors[0]
     assert "nothing was extracted" in errors[0]
     assert not (tmp_path / "evil.txt").exists()
@@ -290,7 +290,7 @@ def test_symlink_inside_is_kept_and_links_cannot_be_written_through(tmp_path) ->
     through.write_bytes(make_zip({"l/x.txt": b"x"}, links={"l": "sub"}))
     with pytest.raises(UnsafeArchiveError, match="written through the symlink member 'l'"):
         extract_zip(through, tmp_path / "out2")
-    assert not (tmp_path / "out2").exists() or files_under(tmp_path / "out2") == set()
+    assert not (tmp_path / "out2").exists()
 
 
 def test_existing_symlink_in_the_root_does_not_let_members_out(tmp_path) -> None:
