@@ -1,0 +1,243 @@
+"""Checkpoints: the official fixture, official-format x4/x8 files, our format, and clear refusals."""
+
+from __future__ import annotations
+
+import os
+import pickle
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import shared_path
+
+import irn
+from irn.nn import IRN, IRNConfig
+from irn.zoo import FORMAT_VERSION, CheckpointError, load_checkpoint
+
+FIXTURE = ("fixtures", "official_irn_x2_seed7.pth")
+FIXTURE_IO = ("fixtures", "official_irn_x2_seed7_io.pt")
+
+
+def randomised(config: IRNConfig, seed: int = 0) -> IRN:
+    model = IRN(config)
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen) * 0.02)
+    return model.eval()
+
+
+def assert_one_line_naming(exc: pytest.ExceptionInfo[CheckpointError], path: Path, *words: str) -> None:
+    message = str(exc.value)
+    assert "\n" not in message
+    assert str(path) in message
+    for word in words:
+        assert word.lower() in message.lower(), message
+
+
+# ------------------------------------------------------------------ the official fixture
+@pytest.mark.parametrize("prefix", ["", "module."])
+def test_official_fixture_forward_and_inverse(tmp_path: Path, prefix: str) -> None:
+    path = shared_path(*FIXTURE)
+    io = torch.load(shared_path(*FIXTURE_IO), weights_only=True)
+    if prefix:
+        state = torch.load(path, weights_only=True)
+        path = tmp_path / "prefixed.pth"
+        torch.save({prefix + k: v for k, v in state.items()}, path)
+    model = irn.load(path)
+    assert model.scale == 2 and model.config.blocks_per_level == (8,)
+    assert model.metadata["source"] == "official"
+    with torch.no_grad():
+        forward, _ = model(io["hr"])
+        inverse, _ = model(torch.cat((io["lr_quantized"], io["z"]), 1), rev=True)
+    assert (forward - io["forward"]).abs().max() < 1e-5
+    assert (inverse - io["inverse"]).abs().max() < 1e-5
+    lr, z = model.encode(io["hr"])
+    torch.testing.assert_close(torch.cat((lr, z), 1), io["forward"], rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize(("scale", "blocks"), [(4, (8, 8)), (8, (8, 8, 8)), (4, (2, 3))])
+def test_official_format_larger_scales_infer_architecture(tmp_path: Path, scale: int, blocks: tuple[int, ...]) -> None:
+    config = IRNConfig(scale=scale, blocks_per_level=blocks)
+    original = randomised(config) if blocks == (2, 3) else IRN(config).eval()
+    path = tmp_path / f"official_x{scale}.pth"
+    torch.save(original.state_dict(), path)  # exactly what the paper's code saves: a plain dict
+    loaded = irn.load(path)
+    assert loaded.scale == scale
+    assert loaded.config.blocks_per_level == blocks
+    assert not loaded.training
+    assert all(not p.requires_grad for p in loaded.parameters())
+    theirs, ours = original.state_dict(), loaded.state_dict()
+    assert theirs.keys() == ours.keys() and all(torch.equal(theirs[k], ours[k]) for k in theirs)
+    if blocks == (8, 8):
+        assert loaded.num_parameters() == 4_355_136
+    if blocks == (2, 3):
+        x = torch.rand(1, 3, scale, 2 * scale)
+        with torch.no_grad():
+            assert torch.equal(loaded(x)[0], original(x)[0])
+
+
+def test_official_state_dict_inside_a_training_checkpoint(tmp_path: Path) -> None:
+    original = randomised(IRNConfig(scale=2, blocks_per_level=(2,)))
+    path = tmp_path / "wrapped.pth"
+    torch.save({"state_dict": {"module." + k: v for k, v in original.state_dict().items()}}, path)
+    loaded = irn.load(path)
+    assert loaded.config.blocks_per_level == (2,)
+
+
+# ------------------------------------------------------------------ our format
+def test_own_format_round_trip_is_exact(tmp_path: Path) -> None:
+    original = randomised(IRNConfig(scale=4, blocks_per_level=(1, 2), growth=16))
+    path = irn.save(original, tmp_path / "sub" / "model.pt", {"trained_on": "unit test", "steps": 3})
+    assert [p.name for p in path.parent.iterdir()] == ["model.pt"]  # no temporary left behind
+    model, meta = load_checkpoint(path)
+    assert model.config == original.config
+    assert meta["trained_on"] == "unit test" and meta["steps"] == 3
+    assert meta["irn_version"] == irn.__version__ and meta["source"] == "irn"
+    theirs, ours = original.state_dict(), model.state_dict()
+    assert theirs.keys() == ours.keys()
+    assert all(torch.equal(theirs[k], ours[k]) for k in theirs)
+    loaded = irn.load(path)
+    assert loaded.metadata["trained_on"] == "unit test"
+
+
+def test_shipped_names_search_irn_checkpoint_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    irn.save(randomised(IRNConfig(scale=4, blocks_per_level=(1, 1))), tmp_path / "irn_x4.pt")
+    monkeypatch.setenv("IRN_CHECKPOINT_DIR", str(tmp_path))
+    assert irn.load("x4").config.blocks_per_level == (1, 1)
+
+
+def test_missing_file_and_folder(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError) as exc:
+        irn.load(tmp_path / "nope.pt")
+    assert_one_line_naming(exc, tmp_path / "nope.pt", "no such")
+    with pytest.raises(CheckpointError) as exc:
+        irn.load(tmp_path)
+    assert_one_line_naming(exc, tmp_path, "folder")
+
+
+# ------------------------------------------------------------------ refusals
+class _Payload:
+    """Unpickling this would run code: it creates the marker file."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[object, tuple[str, str]]:
+        return (os.makedirs, (str(self.marker), "0o755"))
+
+
+def test_pickle_carrying_code_is_refused_and_not_run(tmp_path: Path) -> None:
+    marker = tmp_path / "code_was_run"
+    path = tmp_path / "evil.pt"
+    torch.save({"state_dict": {}, "payload": _Payload(marker)}, path)
+    with pytest.raises(CheckpointError) as exc:
+        irn.load(path)
+    assert_one_line_naming(exc, path, "refused")
+    assert not marker.exists()
+
+
+def test_custom_class_object_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "whole_model.pt"
+    torch.save(randomised(IRNConfig(scale=2, blocks_per_level=(1,))), path)  # a pickled nn.Module
+    with pytest.raises(CheckpointError) as exc:
+        irn.load(path)
+    assert_one_line_naming(exc, path, "refused")
+
+
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [
+        (b"this is a text file, not a checkpoint\n", ("not a readable checkpoint",)),
+        (pickle.dumps([1, 2, 3], protocol=2), ("not",)),
+    ],
+)
+def test_not_a_checkpoint_bytes(tmp_path: Path, content: bytes, words: tuple[str, ...]) -> None:
+    path = tmp_path / "notes.pt"
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError) as exc:
+        irn.load(path)
+    assert_one_line_naming(exc, path, *words)
+
+
+@pytest.mark.parametrize(
+    ("obj", "words"),
+    [
+        ([torch.zeros(2)], ("not an IRN checkpoint", "list")),
+        ({"weights": torch.zeros(3)}, ("not an IRN checkpoint",)),
+    ],
+)
+def test_not_an_irn_checkpoint_objects(tmp_path: Path, obj: object, words: tuple[str, ...]) -> None:
+    path = tmp_path / "other.pt"
+    torch.save(obj, path)
+    with pytest.raises(CheckpointError) as exc:
+        irn.load(path)
+    assert_one_line_naming(exc, path, *words)
+
+
+def test_truncated_file(tmp_path: Path) -> None:
+    path = tmp_path / "cut.pt"
+    irn.save(randomised(IRNConfig(scale=2, blocks_per_level=(1,))), path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError) as exc:
+        irn.load(path)
+    assert_one_line_naming(exc, path, "truncated")
+
+
+def test_zero_byte_file(tmp_path: Path) -> None:
+    path = tmp_path / "empty.pt"
+    path.touch()
+    with pytest.raises(CheckpointError) as exc:
+        irn.load(path)
+    assert_one_line_naming(exc, path, "empty", "0 bytes")
+
+
+def test_wrong_shapes_official(tmp_path: Path) -> None:
+    state = randomised(IRNConfig(scale=2, blocks_per_level=(1,))).state_dict()
+    state["operations.1.G.conv2.weight"] = torch.zeros(32, 7, 3, 3)
+    path = tmp_path / "bad_shapes.pth"
+    torch.save(state, path)
+    with pytest.raises(CheckpointError) as exc:
+        irn.load(path)
+    assert_one_line_naming(exc, path, "operations.1.G.conv2.weight", "shape")
+
+
+def test_wrong_shapes_own_format(tmp_path: Path) -> None:
+    path = irn.save(randomised(IRNConfig(scale=2, blocks_per_level=(1,))), tmp_path / "model.pt")
+    payload = torch.load(path, weights_only=True)
+    payload["config"]["growth"] = 16  # the weights were made with growth 32
+    torch.save(payload, path)
+    with pytest.raises(CheckpointError) as exc:
+        irn.load(path)
+    assert_one_line_naming(exc, path, "shape")
+
+
+def test_missing_keys(tmp_path: Path) -> None:
+    state = randomised(IRNConfig(scale=2, blocks_per_level=(1,))).state_dict()
+    del state["operations.1.H.conv5.bias"]
+    path = tmp_path / "missing.pth"
+    torch.save(state, path)
+    with pytest.raises(CheckpointError) as exc:
+        irn.load(path)
+    assert_one_line_naming(exc, path, "missing", "operations.1.H.conv5.bias")
+
+
+def test_future_format_version(tmp_path: Path) -> None:
+    path = irn.save(randomised(IRNConfig(scale=2, blocks_per_level=(1,))), tmp_path / "future.pt")
+    payload = torch.load(path, weights_only=True)
+    payload["format_version"] = FORMAT_VERSION + 1
+    torch.save(payload, path)
+    with pytest.raises(CheckpointError) as exc:
+        irn.load(path)
+    assert_one_line_naming(exc, path, "newer", "upgrade")
+
+
+def test_unknown_config_key(tmp_path: Path) -> None:
+    path = irn.save(randomised(IRNConfig(scale=2, blocks_per_level=(1,))), tmp_path / "odd.pt")
+    payload = torch.load(path, weights_only=True)
+    payload["config"]["attention"] = True
+    torch.save(payload, path)
+    with pytest.raises(CheckpointError) as exc:
+        irn.load(path)
+    assert_one_line_naming(exc, path, "attention")

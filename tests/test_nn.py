@@ -1,0 +1,195 @@
+"""The invertible network: exact inverses, log-determinants against autograd, no hidden state, sizes."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from irn.nn import IRN, AffineCoupling, DenseBlock, HaarDownsampling, IRNConfig, quantize
+
+
+def randomise(module: nn.Module, std: float = 0.05, seed: int = 0) -> nn.Module:
+    """Non-trivial weights: a fresh IRN is the identity in every coupling block (last conv is zero)."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen) * std)
+    return module
+
+
+def tiny(scale: int = 2, blocks: tuple[int, ...] = (1,), dtype: torch.dtype = torch.float32) -> IRN:
+    return randomise(IRN(IRNConfig(scale=scale, blocks_per_level=blocks))).to(dtype).eval()
+
+
+# ------------------------------------------------------------------ invertibility
+@pytest.mark.parametrize(("scale", "blocks"), [(2, (2,)), (4, (2, 2)), (8, (1, 1, 1))])
+def test_flow_inverts_to_1e5(scale: int, blocks: tuple[int, ...]) -> None:
+    model = tiny(scale, blocks)
+    x = torch.rand(2, 3, 2 * scale, 3 * scale)
+    with torch.no_grad():
+        y, logdet = model(x)
+        back, logdet_rev = model(y, rev=True)
+    assert y.shape == (2, 3 * scale * scale, 2, 3)
+    assert (back - x).abs().max() < 1e-5
+    torch.testing.assert_close(logdet_rev, -logdet, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize(("scale", "blocks", "size"), [(2, (2,), (17, 23)), (4, (1, 1), (13, 10)), (4, (1, 1), (3, 5))])
+def test_encode_decode_odd_sizes_via_padding(scale: int, blocks: tuple[int, ...], size: tuple[int, int]) -> None:
+    model = tiny(scale, blocks)
+    h, w = size
+    hr = torch.rand(1, 3, h, w)
+    with torch.no_grad():
+        lr, z = model.encode(hr)
+        back = model.decode(lr, z, size=(h, w))
+    lh, lw = -(-h // scale), -(-w // scale)  # ceil
+    assert lr.shape == (1, 3, lh, lw)
+    assert z.shape == (1, 3 * (scale * scale - 1), lh, lw)
+    assert back.shape == hr.shape
+    assert (back - hr).abs().max() < 1e-5
+
+
+def test_downscale_is_quantised_and_upscale_has_scale_times_size() -> None:
+    model = tiny(2, (1,))
+    hr = torch.rand(1, 3, 9, 7)
+    with torch.no_grad():
+        lr = model.downscale(hr)
+        up = model.upscale(lr, z="zero")
+        up_cropped = model.upscale(lr, z="zero", size=(9, 7))
+    assert lr.shape == (1, 3, 5, 4)
+    assert torch.equal(lr, quantize(lr)) and lr.min() >= 0 and lr.max() <= 1
+    assert torch.equal((lr * 255).round() / 255, lr)
+    assert up.shape == (1, 3, 10, 8)
+    assert torch.equal(up_cropped, up[..., :9, :7])
+
+
+def test_upscale_latent_modes() -> None:
+    model = tiny(2, (1,))
+    lr = torch.rand(1, 3, 6, 5)
+    with torch.no_grad():
+        a = model.upscale(lr, seed=3)
+        b = model.upscale(lr, seed=3)
+        c = model.upscale(lr, seed=4)
+        cold = model.upscale(lr, seed=3, temperature=0.0)
+        zero = model.upscale(lr, z="zero")
+        given = model.upscale(lr, z=torch.zeros(1, 9, 6, 5))
+    assert torch.equal(a, b)
+    assert not torch.equal(a, c)
+    assert torch.equal(cold, zero) and torch.equal(given, zero)
+    with pytest.raises(ValueError, match="z must have shape"):
+        model.upscale(lr, z=torch.zeros(1, 9, 3, 3))
+
+
+# ------------------------------------------------------------------ log-determinants
+def _autograd_logdet(fn, x: torch.Tensor) -> torch.Tensor:  # type: ignore[no-untyped-def]
+    jac = torch.autograd.functional.jacobian(lambda v: fn(v.reshape(x.shape))[0].reshape(-1), x.reshape(-1))
+    sign, logabs = torch.linalg.slogdet(jac)
+    assert sign != 0
+    return logabs
+
+
+@pytest.mark.parametrize("rev", [False, True])
+def test_haar_logdet_matches_autograd(rev: bool) -> None:
+    haar = HaarDownsampling(3).double()
+    x = torch.rand(1, 12 if rev else 3, 2 if rev else 4, 2 if rev else 4, dtype=torch.float64)
+    _, logdet = haar(x, rev=rev)
+    torch.testing.assert_close(logdet[0], _autograd_logdet(lambda v: haar(v, rev=rev), x))
+
+
+@pytest.mark.parametrize("rev", [False, True])
+def test_coupling_logdet_matches_autograd(rev: bool) -> None:
+    block = randomise(AffineCoupling(12, 3, growth=8), std=0.2).double()
+    x = torch.randn(1, 12, 2, 2, dtype=torch.float64)
+    _, logdet = block(x, rev=rev)
+    assert logdet.abs() > 1e-3  # the scale path is active, so the test can fail
+    torch.testing.assert_close(logdet[0], _autograd_logdet(lambda v: block(v, rev=rev), x))
+
+
+@pytest.mark.parametrize(("scale", "blocks"), [(2, (2,)), (4, (1, 1))])
+def test_network_logdet_matches_autograd(scale: int, blocks: tuple[int, ...]) -> None:
+    model = randomise(IRN(IRNConfig(scale=scale, blocks_per_level=blocks, growth=8)), std=0.2).double()
+    x = torch.rand(1, 3, 4, 4, dtype=torch.float64)
+    _, logdet = model(x)
+    torch.testing.assert_close(logdet[0], _autograd_logdet(model, x))
+    y, _ = model(x)
+    _, logdet_rev = model(y, rev=True)
+    torch.testing.assert_close(logdet_rev[0], _autograd_logdet(lambda v: model(v, rev=True), y))
+
+
+def test_logdet_is_per_sample() -> None:
+    model = tiny(2, (1,))
+    x = torch.rand(3, 3, 4, 4)
+    with torch.no_grad():
+        _, batch = model(x)
+        singles = torch.cat([model(x[i : i + 1])[1] for i in range(3)])
+    assert batch.shape == (3,)
+    torch.testing.assert_close(batch, singles)
+
+
+# ------------------------------------------------------------------ no hidden state
+def _module_state(model: nn.Module) -> dict[str, dict[str, object]]:
+    state = {}
+    for name, m in model.named_modules():
+        plain = {k: v for k, v in vars(m).items() if k not in ("_parameters", "_buffers", "_modules")}
+        plain["_parameter_names"] = sorted(m._parameters)
+        plain["_buffer_names"] = sorted(m._buffers)
+        state[name] = plain
+    return state
+
+
+def test_no_state_stashed_on_modules() -> None:
+    model = tiny(4, (1, 1))
+    before = _module_state(model)
+    hr = torch.rand(1, 3, 8, 8, requires_grad=True)
+    y, logdet = model(hr)
+    (y.square().sum() + logdet.sum()).backward()
+    model(y.detach(), rev=True)
+    model.roundtrip(torch.rand(1, 3, 7, 5), seed=1)
+    after = _module_state(model)
+    assert before.keys() == after.keys()
+    for name in before:
+        assert before[name].keys() == after[name].keys(), name
+        for key, value in before[name].items():
+            assert after[name][key] is value or after[name][key] == value, f"{name}.{key} changed"
+
+
+# ------------------------------------------------------------------ parts and sizes
+def test_dense_block_initialisation() -> None:
+    block = DenseBlock(3, 9)
+    assert torch.count_nonzero(block.conv5.weight) == 0 and torch.count_nonzero(block.conv5.bias) == 0
+    assert torch.count_nonzero(block.conv1.weight) > 0
+    assert block.conv1.weight.std() < 0.1  # Xavier normal scaled by 0.1
+    assert block(torch.rand(1, 3, 5, 5)).abs().max() == 0
+
+
+def test_fresh_coupling_is_identity() -> None:
+    block = AffineCoupling(12, 3)
+    x = torch.rand(2, 12, 3, 3)
+    y, logdet = block(x)
+    assert torch.equal(y, x) and torch.equal(logdet, torch.zeros(2))
+
+
+@pytest.mark.parametrize(("scale", "count"), [(2, 1_667_952), (4, 4_355_136)])
+def test_parameter_counts_match_the_paper(scale: int, count: int) -> None:
+    assert IRN(IRNConfig(scale=scale)).num_parameters() == count
+
+
+def test_haar_channel_order() -> None:
+    """Channel k*C + c holds sub-band k of input channel c; band 0 is the 2x2 mean."""
+    x = torch.rand(1, 3, 4, 6)
+    y, _ = HaarDownsampling(3)(x)
+    mean = x.reshape(1, 3, 2, 2, 3, 2).mean(dim=(3, 5))
+    torch.testing.assert_close(y[:, :3], mean)
+    horizontal = (x[..., 0::2, 0::2] - x[..., 0::2, 1::2] + x[..., 1::2, 0::2] - x[..., 1::2, 1::2]) / 4
+    torch.testing.assert_close(y[:, 3:6], horizontal)
+
+
+def test_config_validation() -> None:
+    with pytest.raises(ValueError, match="scale"):
+        IRNConfig(scale=3)
+    with pytest.raises(ValueError, match="blocks_per_level"):
+        IRNConfig(scale=4, blocks_per_level=(8,))
+    with pytest.raises(ValueError, match="unknown IRN config keys"):
+        IRNConfig.from_dict({"scale": 2, "depth": 3})
+    assert IRNConfig.from_dict(IRNConfig(scale=8).to_dict()) == IRNConfig(scale=8)
