@@ -20,8 +20,10 @@ from irn.errors import IRNError
 COMMANDS: dict[str, str] = {
     "rescale": "rescale",
     "decay": "decay",
-    "data": "data",
     "chart": "chart",
+    "data": "data",
+    "train": "train",
+    "export": "export",
 }
 
 

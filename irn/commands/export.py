@@ -1,0 +1,27 @@
+"""``irn export``: a Lightning training checkpoint -> the self-describing model file of ``irn.save``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from irn.errors import IRNError
+
+HELP = "turn a training checkpoint (last.ckpt / best.ckpt) into a model file that irn.load reads"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("checkpoint", help="Lightning checkpoint written by irn train")
+    parser.add_argument("-o", "--output", required=True, help="model file to write (e.g. model.pt)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from irn.training import export_checkpoint
+
+    src, dst = Path(args.checkpoint), Path(args.output)
+    if not src.is_file():
+        raise IRNError(f"{src}: no such checkpoint file")
+    meta = export_checkpoint(src, dst)
+    print(f"wrote {dst} (step {meta['steps']}, {meta['train_seconds']:.0f} s of training)", file=sys.stderr)
+    return 0

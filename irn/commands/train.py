@@ -1,0 +1,165 @@
+"""``irn train``: train an IRN from a YAML config (see :mod:`irn.config`, :mod:`irn.training`)."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from irn.config import SECTIONS, ConfigError, TrainConfig, check_paths, config_from_dict, dump_config, load_config
+from irn.errors import IRNError
+
+HELP = "train an IRN from a YAML config, with dotted overrides (--trainer.max_steps=100)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", "-c", default=None, help="YAML config (configs/x2.yaml, configs/quick.yaml, ...)")
+    parser.add_argument(
+        "--resume",
+        nargs="?",
+        const="last",
+        default=None,
+        metavar="CKPT",
+        help="continue from RUN_DIR/checkpoints/last.ckpt, or from the Lightning checkpoint CKPT",
+    )
+    group = parser.add_argument_group("overrides", "any config field as --section.key=value (YAML syntax)")
+    for section, cls in SECTIONS.items():
+        for f in dataclasses.fields(cls):
+            group.add_argument(f"--{section}.{f.name}", dest=f"override:{section}.{f.name}", metavar="V", default=None)
+
+
+def overrides_from_args(args: argparse.Namespace) -> list[str]:
+    out = []
+    for key, value in vars(args).items():
+        if key.startswith("override:") and value is not None:
+            out.append(f"--{key[len('override:') :]}={value}")
+    return out
+
+
+def resolve_config(args: argparse.Namespace) -> tuple[TrainConfig, Path | None]:
+    """The config of this run and the checkpoint to resume from (None: a fresh run)."""
+    import torch
+
+    overrides = overrides_from_args(args)
+    resume: Path | None = None
+    if args.config is None and args.resume in (None, "last"):
+        raise ConfigError("give --config FILE (or --resume CKPT to continue a run with its own config)")
+    if args.config is not None:
+        cfg = load_config(args.config, overrides)
+    else:
+        resume = Path(args.resume)
+        if not resume.is_file():
+            raise ConfigError(f"--resume {resume}: no such checkpoint")
+        ckpt = torch.load(resume, map_location="cpu", weights_only=False)
+        try:
+            raw = ckpt["hyper_parameters"]["config"]
+        except (KeyError, TypeError):
+            raise ConfigError(f"--resume {resume}: not an irn training checkpoint (no config inside)") from None
+        cfg = config_from_dict(raw, overrides)
+    if args.resume is not None and resume is None:
+        resume = checkpoint_dir(cfg) / "last.ckpt" if args.resume == "last" else Path(args.resume)
+        if not resume.is_file():
+            raise ConfigError(f"--resume: no checkpoint at {resume}")
+    return cfg, resume
+
+
+def checkpoint_dir(cfg: TrainConfig) -> Path:
+    return Path(cfg.trainer.run_dir) / "checkpoints"
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg, resume = resolve_config(args)
+    check_paths(cfg)
+    ckpt_dir = checkpoint_dir(cfg)
+    if resume is None and (ckpt_dir / "last.ckpt").exists():
+        raise ConfigError(
+            f"{ckpt_dir / 'last.ckpt'} exists: continue it with --resume, or choose another --trainer.run_dir"
+        )
+    return train(cfg, resume)
+
+
+def build_trainer(cfg: TrainConfig, callbacks: list[Any]) -> Any:
+    import lightning as L
+    from lightning.pytorch.callbacks import TQDMProgressBar
+    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+    from irn.training import AtomicCheckpointIO
+
+    t = cfg.trainer
+    run_dir = Path(t.run_dir)
+    loggers = [
+        CSVLogger(run_dir, name="csv", flush_logs_every_n_steps=t.log_every_n_steps),
+        TensorBoardLogger(run_dir, name="tb", default_hp_metric=False),
+    ]
+    if t.progress_bar:
+        callbacks = [*callbacks, TQDMProgressBar(refresh_rate=1)]
+    has_val = cfg.data.val_dir is not None
+    return L.Trainer(
+        default_root_dir=run_dir,
+        max_steps=t.max_steps,
+        max_epochs=-1,
+        max_time=t.max_time,
+        accelerator=t.accelerator,
+        devices=t.devices,
+        num_nodes=t.num_nodes,
+        strategy=t.strategy,
+        precision=t.precision,  # type: ignore[arg-type]
+        gradient_clip_val=t.gradient_clip_val,
+        gradient_clip_algorithm="norm",
+        val_check_interval=min(t.val_every_n_steps, t.max_steps) if has_val else None,
+        check_val_every_n_epoch=None if has_val else 1,
+        limit_val_batches=None if has_val else 0,
+        num_sanity_val_steps=0,
+        log_every_n_steps=t.log_every_n_steps,
+        logger=loggers,
+        callbacks=callbacks,
+        enable_checkpointing=False,
+        enable_progress_bar=t.progress_bar,
+        enable_model_summary=False,
+        plugins=[AtomicCheckpointIO()],
+        use_distributed_sampler=False,
+        deterministic=t.deterministic,
+    )
+
+
+def train(cfg: TrainConfig, resume: Path | None = None) -> int:
+    """Run (or continue) training; returns 0, raises IRNError when stopped by non-finite losses."""
+    import lightning as L
+    import torch
+
+    from irn.data import IRNDataModule
+    from irn.training import CheckpointEvery, IRNLightning
+
+    t = cfg.trainer
+    if t.threads:
+        torch.set_num_threads(t.threads)
+    L.seed_everything(t.seed, verbose=False)
+    run_dir = Path(t.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.yaml").write_text(dump_config(cfg))
+    try:
+        module = IRNLightning(cfg)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    data = IRNDataModule(cfg.data, cfg.model.scale, seed=t.seed, max_steps=t.max_steps)
+    saver = CheckpointEvery(checkpoint_dir(cfg), t.checkpoint_every_n_steps, t.checkpoint_every_minutes, t.monitor)
+    trainer = build_trainer(cfg, [saver])
+    trainer.fit(module, datamodule=data, ckpt_path=str(resume) if resume is not None else None)
+    if module.stopped_for_nonfinite:
+        raise IRNError(
+            f"training stopped: {module.nonfinite_in_row} non-finite losses in a row at step {trainer.global_step} "
+            f"(all skipped; weights are from the last finite step); checkpoint: {saver.last_path}"
+        )
+    if trainer.is_global_zero:
+        summary = {
+            "steps": trainer.global_step,
+            "train_seconds": round(module.train_seconds(), 1),
+            "last": str(saver.last_path),
+            "best": str(saver.best_path) if saver.best_path.exists() else None,
+            f"best {t.monitor}": saver.best if saver.best_path.exists() else None,
+        }
+        print(json.dumps(summary), file=sys.stderr)
+    return 0

@@ -1,0 +1,320 @@
+"""Typed training configuration: dataclasses whose fields match the YAML files one to one.
+
+A config file has the sections ``model``, ``data``, ``loss``, ``optim`` and ``trainer``;
+every key must be a field of its section (unknown keys are errors). Command-line overrides
+are dotted (``--trainer.max_steps=100``, ``--data.train_dir=photos``); their values are
+parsed as YAML scalars/lists (``--model.blocks_per_level=[1]``).
+
+Relative paths in a config (data folders, ``trainer.run_dir``, ``model.init_from``) are
+resolved against the current working directory, not against the config file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from irn.errors import IRNError
+
+
+class ConfigError(IRNError):
+    """A bad configuration (unknown key, wrong type, missing folder...): one-line message."""
+
+
+@dataclass
+class ModelConfig:
+    """The network (see :class:`irn.nn.network.IRNConfig`)."""
+
+    scale: int = 2
+    #: coupling blocks per Haar level; empty = 8 per level (the paper)
+    blocks_per_level: list[int] = field(default_factory=list)
+    growth: int = 32
+    clamp: float = 1.0
+    #: optional irn.save / official checkpoint whose weights start the run (fine-tuning)
+    init_from: str | None = None
+
+
+@dataclass
+class DataConfig:
+    """Training crops from a folder of HR images, validation on a folder of HR images."""
+
+    train_dir: str = "datasets/DIV2K/DIV2K_train_HR"
+    #: HR validation images (modcropped to the scale); null = no validation
+    val_dir: str | None = "datasets/Set5/HR"
+    #: HR patch side (a multiple of the scale); the LR patch is patch_size / scale
+    patch_size: int = 144
+    #: batch per device; effective batch = batch_size x devices x num_nodes
+    batch_size: int = 16
+    num_workers: int = 4
+    #: keep decoded training images in memory as uint8
+    cache: bool = True
+    #: random flips and 90-degree rotations
+    augment: bool = True
+    #: validate on at most this many images (sorted by name); null = all
+    val_max_images: int | None = None
+
+
+@dataclass
+class LossConfig:
+    """L = lambda_fit * L_fit + lambda_rec * L_rec + lambda_latent * L_latent (paper Eq. 5-9)."""
+
+    #: weight of ||y - bicubic_down(x)||^2; null = scale^2 (the paper: 4, 16, 64)
+    lambda_fit: float | None = None
+    lambda_rec: float = 1.0
+    lambda_latent: float = 1.0
+    #: Charbonnier epsilon: sqrt(d^2 + eps) (official code: 1e-6)
+    charbonnier_eps: float = 1e-6
+    #: fraction of each batch decoded with sampled z in the reconstruction term; the rest
+    #: uses z = 0 (the paper: 1.0, all sampled)
+    rec_sample_fraction: float = 1.0
+    #: standard deviation of the sampled z at the end of the ramp (paper: 1.0)
+    rec_temperature: float = 1.0
+    #: the sampled z's temperature ramps linearly from 0 to rec_temperature over these steps
+    rec_temperature_ramp_steps: int = 0
+    #: std of Gaussian noise added to y before quantisation (0 = off)
+    y_noise_std: float = 0.0
+
+
+@dataclass
+class OptimConfig:
+    """Adam with a step schedule (paper: lr 2e-4, halved at 100k/200k/300k/400k)."""
+
+    lr: float = 2e-4
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    weight_decay: float = 1e-5
+    milestones: list[int] = field(default_factory=lambda: [100000, 200000, 300000, 400000])
+    gamma: float = 0.5
+    #: linear learning-rate warm-up from 0 over these steps (paper: 0)
+    warmup_steps: int = 0
+
+
+@dataclass
+class TrainerConfig:
+    """Run length, hardware, logging and checkpoints (passed to ``lightning.Trainer``)."""
+
+    run_dir: str = "runs/x2"
+    max_steps: int = 500000
+    #: wall-clock limit "DD:HH:MM:SS"; null = none
+    max_time: str | None = None
+    accelerator: str = "auto"
+    devices: int | str = "auto"
+    num_nodes: int = 1
+    strategy: str = "auto"
+    #: "32-true", "bf16-mixed", "16-mixed"
+    precision: str = "32-true"
+    gradient_clip_val: float | None = 10.0
+    val_every_n_steps: int = 5000
+    checkpoint_every_n_steps: int = 1000
+    #: also write `last` at least this often (minutes); null = steps only
+    checkpoint_every_minutes: float | None = None
+    log_every_n_steps: int = 50
+    seed: int = 0
+    #: stop after this many non-finite losses in a row (each one is skipped)
+    max_nonfinite_steps: int = 20
+    #: z used for the "best" checkpoint's metric: val/psnr_y_z0 or val/psnr_y_sample
+    monitor: Literal["val/psnr_y_z0", "val/psnr_y_sample"] = "val/psnr_y_z0"
+    #: torch CPU threads (null = torch's default)
+    threads: int | None = None
+    channels_last: bool = False
+    progress_bar: bool = True
+    deterministic: bool = False
+
+
+@dataclass
+class TrainConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @property
+    def lambda_fit(self) -> float:
+        lf = self.loss.lambda_fit
+        return float(self.model.scale**2 if lf is None else lf)
+
+
+SECTIONS: dict[str, type] = {
+    "model": ModelConfig,
+    "data": DataConfig,
+    "loss": LossConfig,
+    "optim": OptimConfig,
+    "trainer": TrainerConfig,
+}
+
+
+def _check_type(where: str, value: Any, annotation: Any) -> Any:
+    """Validate (and lightly coerce) ``value`` against a field annotation."""
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                if value is None:
+                    return None
+                continue
+            try:
+                return _check_type(where, value, arg)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(f"{where}: expected {_name(annotation)}, got {value!r}")
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"{where}: expected one of {list(args)}, got {value!r}")
+        return value
+    if origin is list:
+        if isinstance(value, tuple):
+            value = list(value)
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        return [_check_type(f"{where}[{i}]", v, args[0]) for i, v in enumerate(value)]
+    if annotation is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true/false, got {value!r}")
+        return value
+    if annotation is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if annotation is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if annotation is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return value
+    raise ConfigError(f"{where}: unsupported type {annotation}")  # pragma: no cover
+
+
+def _name(annotation: Any) -> str:
+    return str(annotation).replace("typing.", "")
+
+
+def _build_section(name: str, values: Any) -> Any:
+    cls = SECTIONS[name]
+    if values is None:
+        values = {}
+    if not isinstance(values, dict):
+        raise ConfigError(f"section '{name}' must be a mapping, got {values!r}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    for key in values:
+        if key not in known:
+            raise ConfigError(f"unknown key '{name}.{key}' (known: {', '.join(sorted(known))})")
+    kwargs = {k: _check_type(f"{name}.{k}", v, hints[k]) for k, v in values.items()}
+    return cls(**kwargs)
+
+
+def parse_override(text: str) -> tuple[str, str, Any]:
+    """``"--trainer.max_steps=100"`` -> ("trainer", "max_steps", 100)."""
+    body = text[2:] if text.startswith("--") else text
+    if "=" not in body:
+        raise ConfigError(f"override {text!r} must look like --section.key=value")
+    key, raw = body.split("=", 1)
+    if key.count(".") != 1:
+        raise ConfigError(f"override {text!r} must look like --section.key=value")
+    section, name = key.split(".")
+    if section not in SECTIONS:
+        raise ConfigError(f"unknown section '{section}' in override {text!r} (known: {', '.join(SECTIONS)})")
+    try:
+        value = yaml.safe_load(raw) if raw != "" else ""
+    except yaml.YAMLError:
+        value = raw
+    return section, name, value
+
+
+def config_from_dict(raw: dict[str, Any], overrides: list[str] | tuple[str, ...] = ()) -> TrainConfig:
+    """Build and validate a :class:`TrainConfig` from a nested dict plus dotted overrides."""
+    if not isinstance(raw, dict):
+        raise ConfigError("a config must be a mapping of sections (model, data, loss, optim, trainer)")
+    merged: dict[str, dict[str, Any]] = {}
+    for section, values in raw.items():
+        if section not in SECTIONS:
+            raise ConfigError(f"unknown section '{section}' (known: {', '.join(SECTIONS)})")
+        if values is not None and not isinstance(values, dict):
+            raise ConfigError(f"section '{section}' must be a mapping, got {values!r}")
+        merged[section] = dict(values or {})
+    for text in overrides:
+        section, name, value = parse_override(text)
+        merged.setdefault(section, {})[name] = value
+    cfg = TrainConfig(**{name: _build_section(name, merged.get(name)) for name in SECTIONS})
+    validate(cfg)
+    return cfg
+
+
+def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> TrainConfig:
+    """Read a YAML config file and apply dotted overrides; raises :class:`ConfigError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such config file")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise ConfigError(f"{path}: not valid YAML ({first})") from None
+    try:
+        return config_from_dict(raw, overrides)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+def validate(cfg: TrainConfig) -> None:
+    """Checks that do not touch the file system."""
+    m, d, lo, o, t = cfg.model, cfg.data, cfg.loss, cfg.optim, cfg.trainer
+    if m.scale not in (2, 4, 8):
+        raise ConfigError(f"model.scale must be 2, 4 or 8, got {m.scale}")
+    levels = {2: 1, 4: 2, 8: 3}[m.scale]
+    if m.blocks_per_level and len(m.blocks_per_level) != levels:
+        raise ConfigError(
+            f"model.blocks_per_level needs {levels} entries for scale {m.scale}, got {m.blocks_per_level}"
+        )
+    if d.patch_size <= 0 or d.patch_size % m.scale:
+        raise ConfigError(f"data.patch_size {d.patch_size} is not a positive multiple of model.scale {m.scale}")
+    if d.batch_size < 1:
+        raise ConfigError(f"data.batch_size must be >= 1, got {d.batch_size}")
+    if d.num_workers < 0:
+        raise ConfigError(f"data.num_workers must be >= 0, got {d.num_workers}")
+    if not 0.0 <= lo.rec_sample_fraction <= 1.0:
+        raise ConfigError(f"loss.rec_sample_fraction must be in [0, 1], got {lo.rec_sample_fraction}")
+    if lo.charbonnier_eps < 0 or lo.y_noise_std < 0 or lo.rec_temperature < 0:
+        raise ConfigError("loss.charbonnier_eps, loss.y_noise_std and loss.rec_temperature must be >= 0")
+    if len(o.betas) != 2:
+        raise ConfigError(f"optim.betas needs two numbers, got {o.betas}")
+    if o.lr <= 0:
+        raise ConfigError(f"optim.lr must be > 0, got {o.lr}")
+    if t.max_steps < 1:
+        raise ConfigError(f"trainer.max_steps must be >= 1, got {t.max_steps}")
+    for key in ("val_every_n_steps", "checkpoint_every_n_steps", "log_every_n_steps", "max_nonfinite_steps"):
+        if getattr(t, key) < 1:
+            raise ConfigError(f"trainer.{key} must be >= 1, got {getattr(t, key)}")
+
+
+def check_paths(cfg: TrainConfig) -> None:
+    """Checks that need the file system: data folders exist and hold images."""
+    from irn.io import IMAGE_SUFFIXES
+
+    for key, folder in (("data.train_dir", cfg.data.train_dir), ("data.val_dir", cfg.data.val_dir)):
+        if folder is None:
+            continue
+        path = Path(folder)
+        if not path.is_dir():
+            raise ConfigError(f"{key}: folder {folder!r} does not exist (relative paths resolve against {Path.cwd()})")
+        if not any(p.suffix.lower() in IMAGE_SUFFIXES for p in path.rglob("*") if p.is_file()):
+            raise ConfigError(f"{key}: folder {folder!r} holds no images")
+    if cfg.model.init_from is not None and not Path(cfg.model.init_from).is_file():
+        raise ConfigError(f"model.init_from: no such file {cfg.model.init_from!r}")
+
+
+def dump_config(cfg: TrainConfig) -> str:
+    return yaml.safe_dump(cfg.to_dict(), sort_keys=False)

@@ -1,0 +1,181 @@
+"""Training and validation data for IRN.
+
+Training samples are random HR crops (patch x patch, uint8 (3, P, P)) from a folder of
+images (searched recursively), with flips and 90-degree rotations. Sample ``i`` is a pure
+function of (seed, i): which image, where, which augmentation. The batch sampler starts
+at the run's global step, so a resumed run sees exactly the batches an uninterrupted run
+would have seen, on every rank. The bicubic LR reference is made on the training device
+(:func:`irn.resize.imresize`), not here.
+
+Validation images are whole HR images modcropped (top-left) to a multiple of the scale,
+float32 (3, H, W) in [0, 1], batch size 1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from PIL import Image
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from irn.config import DataConfig
+from irn.io import IMAGE_SUFFIXES, read_image
+
+
+def list_images(folder: str | Path) -> list[Path]:
+    """Image files under ``folder`` (recursive), sorted by path."""
+    root = Path(folder)
+    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def read_uint8(path: Path) -> Tensor:
+    """An image file as a uint8 (3, H, W) tensor (any mode converted to RGB)."""
+    with Image.open(path) as im:
+        if im.mode != "RGB":
+            if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+                return (read_image(path) * 255).round().to(torch.uint8)
+            im = im.convert("RGB")
+        arr = np.asarray(im, dtype=np.uint8).copy()
+    return torch.from_numpy(arr).permute(2, 0, 1).contiguous()
+
+
+def random_patch(image: Tensor, patch: int, rng: np.random.Generator, augment: bool) -> Tensor:
+    """A (C, patch, patch) crop of ``image`` (C, H, W) at a random place.
+
+    Images smaller than the patch are mirror-padded (symmetric) first. With ``augment``:
+    random horizontal flip, vertical flip and transpose (the 8 dihedral transforms).
+    """
+    _, h, w = image.shape
+    if h < patch or w < patch:
+        ph, pw = max(0, patch - h), max(0, patch - w)
+        arr = np.pad(image.numpy(), ((0, 0), (0, ph), (0, pw)), mode="symmetric")
+        image = torch.from_numpy(arr)
+        _, h, w = image.shape
+    top = int(rng.integers(0, h - patch + 1))
+    left = int(rng.integers(0, w - patch + 1))
+    crop = image[:, top : top + patch, left : left + patch]
+    if augment:
+        flips = rng.integers(0, 2, size=3)
+        if flips[0]:
+            crop = crop.flip(-1)
+        if flips[1]:
+            crop = crop.flip(-2)
+        if flips[2]:
+            crop = crop.transpose(-1, -2)
+    return crop.contiguous()
+
+
+class PatchDataset(Dataset[Tensor]):
+    """Index ``i`` -> uint8 (3, patch, patch) crop, determined by (seed, i)."""
+
+    def __init__(self, folder: str | Path, patch: int, seed: int = 0, augment: bool = True, cache: bool = True) -> None:
+        self.paths = list_images(folder)
+        if not self.paths:
+            raise FileNotFoundError(f"no images under {folder}")
+        self.patch = patch
+        self.seed = seed
+        self.augment = augment
+        self.images: list[Tensor] | None = [read_uint8(p) for p in self.paths] if cache else None
+
+    def __len__(self) -> int:
+        return 2**62
+
+    def image(self, k: int) -> Tensor:
+        return self.images[k] if self.images is not None else read_uint8(self.paths[k])
+
+    def __getitem__(self, index: int) -> Tensor:
+        rng = np.random.default_rng([self.seed, index])
+        k = int(rng.integers(0, len(self.paths)))
+        return random_patch(self.image(k), self.patch, rng, self.augment)
+
+
+class StepBatchSampler(Sampler[list[int]]):
+    """Batches for global steps ``start_step .. total_steps - 1`` of one rank.
+
+    Batch of step ``t`` on rank ``r`` holds samples ``((t * world + r) * B + k)``, k < B, so
+    the data depend only on the step, never on how many times the run was resumed.
+    ``len`` is ``total_steps`` (the whole run is one epoch).
+    """
+
+    def __init__(self, batch_size: int, start_step: int, total_steps: int, rank: int = 0, world: int = 1) -> None:
+        self.batch_size = batch_size
+        self.start_step = start_step
+        self.total_steps = total_steps
+        self.rank = rank
+        self.world = world
+
+    def __len__(self) -> int:
+        return self.total_steps
+
+    def __iter__(self) -> Iterator[list[int]]:
+        b = self.batch_size
+        for step in range(self.start_step, self.total_steps):
+            first = (step * self.world + self.rank) * b
+            yield list(range(first, first + b))
+
+
+def modcrop(x: Tensor, scale: int) -> Tensor:
+    """Crop (..., H, W) top-left to multiples of ``scale``."""
+    h, w = x.shape[-2:]
+    return x[..., : h - h % scale, : w - w % scale]
+
+
+class FolderImages(Dataset[tuple[Tensor, str]]):
+    """Whole images of a folder: (float (3, H, W) in [0, 1] modcropped to ``scale``, name)."""
+
+    def __init__(self, folder: str | Path, scale: int, max_images: int | None = None) -> None:
+        self.paths = list_images(folder)[:max_images]
+        self.scale = scale
+        self.images = [modcrop(read_uint8(p), scale) for p in self.paths]
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> tuple[Tensor, str]:
+        return self.images[index].float() / 255.0, self.paths[index].stem
+
+
+class IRNDataModule(L.LightningDataModule):
+    """Training crops and validation images; see the module docstring."""
+
+    def __init__(self, config: DataConfig, scale: int, seed: int = 0, max_steps: int = 500000) -> None:
+        super().__init__()
+        self.config = config
+        self.scale = scale
+        self.seed = seed
+        self.max_steps = max_steps
+        self.train_set: PatchDataset | None = None
+        self.val_set: FolderImages | None = None
+
+    def setup(self, stage: str | None = None) -> None:
+        c = self.config
+        if stage in (None, "fit") and self.train_set is None:
+            self.train_set = PatchDataset(c.train_dir, c.patch_size, self.seed, c.augment, c.cache)
+        if stage in (None, "fit", "validate") and c.val_dir is not None and self.val_set is None:
+            self.val_set = FolderImages(c.val_dir, self.scale, c.val_max_images)
+
+    def train_dataloader(self) -> DataLoader[Tensor]:
+        assert self.train_set is not None
+        trainer = self.trainer
+        start = trainer.global_step if trainer is not None else 0
+        rank = trainer.global_rank if trainer is not None else 0
+        world = trainer.world_size if trainer is not None else 1
+        sampler = StepBatchSampler(self.config.batch_size, start, self.max_steps, rank, world)
+        workers = self.config.num_workers
+        return DataLoader(
+            self.train_set,
+            batch_sampler=sampler,
+            num_workers=workers,
+            persistent_workers=workers > 0,
+            pin_memory=torch.cuda.is_available(),
+        )
+
+    def val_dataloader(self) -> DataLoader[tuple[Tensor, str]] | list[object]:
+        if self.val_set is None:
+            return []
+        return DataLoader(self.val_set, batch_size=1, shuffle=False, num_workers=0)

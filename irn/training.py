@@ -1,0 +1,397 @@
+"""The IRN training objective as a LightningModule, plus checkpoint plumbing.
+
+Objective (IRN paper, Eq. 5-9; the official code's sums)::
+
+    L = lambda_fit    * mean_b sum_pixels (y - bicubic_down(x))^2          (LR guidance)
+      + lambda_rec    * mean_b sum_pixels sqrt((x - f^-1(Q(y), z))^2 + eps) (HR reconstruction)
+      + lambda_latent * sum(z_fwd^2) / B                                    (latent matching)
+
+with (y, z_fwd) = f(x), Q rounding to 8-bit levels with a straight-through gradient, and
+the reconstruction's z drawn from N(0, T^2) for a fraction of the batch (z = 0 for the
+rest); T may ramp from 0 (see :class:`irn.config.LossConfig`). Devices, precision and
+DDP belong to the ``lightning.Trainer``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+from torch import Tensor
+
+from irn.config import TrainConfig, config_from_dict
+from irn.nn.network import IRN, IRNConfig, quantize
+from irn.resize import imresize
+
+
+def quantize_ste(x: Tensor) -> Tensor:
+    """Round to 8-bit levels in [0, 1] in the forward pass, identity gradient (paper Sec. 3.4)."""
+    return x + (quantize(x) - x).detach()
+
+
+def charbonnier(x: Tensor, y: Tensor, eps: float) -> Tensor:
+    """Per-image Charbonnier L1, sum over (C, H, W) of sqrt((x - y)^2 + eps) -> (B,)."""
+    return torch.sqrt((x - y) ** 2 + eps).flatten(1).sum(1)
+
+
+def psnr_y(x: Tensor, y: Tensor, crop_border: int) -> Tensor:
+    """PSNR on the BT.601 Y channel of 8-bit-rounded (B, 3, H, W) images in [0, 1] -> (B,).
+
+    Y = 16 + 65.481 R + 128.553 G + 24.966 B (MATLAB rgb2ycbcr, 0-255 range), ``crop_border``
+    pixels removed from every side (the official IRN evaluation protocol).
+    """
+    w = torch.tensor([65.481, 128.553, 24.966], device=x.device, dtype=torch.float64).view(1, 3, 1, 1)
+
+    def y_of(img: Tensor) -> Tensor:
+        img = torch.round(img.double().clamp(0, 1) * 255) / 255
+        return 16.0 + (img * w).sum(1)
+
+    yx, yy = y_of(x), y_of(y)
+    if crop_border > 0:
+        yx = yx[..., crop_border:-crop_border, crop_border:-crop_border]
+        yy = yy[..., crop_border:-crop_border, crop_border:-crop_border]
+    mse = ((yx - yy) ** 2).flatten(1).mean(1)
+    return (10 * torch.log10(255.0**2 / mse.clamp_min(1e-10))).float()
+
+
+def build_network(config: TrainConfig) -> IRN:
+    m = config.model
+    return IRN(IRNConfig(scale=m.scale, blocks_per_level=tuple(m.blocks_per_level), growth=m.growth, clamp=m.clamp))
+
+
+def lr_factor(step: int, warmup_steps: int, milestones: list[int], gamma: float) -> float:
+    """Learning-rate multiplier at ``step``: linear warm-up, then x gamma at each milestone."""
+    warm = min(1.0, (step + 1) / warmup_steps) if warmup_steps > 0 else 1.0
+    return warm * gamma ** sum(1 for m in milestones if step >= m)
+
+
+def _numpy_state_to_torch(state: tuple[Any, ...]) -> tuple[Any, ...]:
+    name, keys, pos, has_gauss, cached = state
+    return (name, torch.from_numpy(np.asarray(keys, dtype=np.int64)), int(pos), int(has_gauss), float(cached))
+
+
+def _numpy_state_from_torch(state: tuple[Any, ...]) -> tuple[Any, ...]:
+    name, keys, pos, has_gauss, cached = state
+    return (name, keys.numpy().astype(np.uint32), pos, has_gauss, cached)
+
+
+def hardware_description(world_size: int = 1) -> str:
+    """E.g. "1 x NVIDIA H200" or "CPU (2 threads)"."""
+    if torch.cuda.is_available():
+        return f"{world_size} x {torch.cuda.get_device_name(0)}"
+    return f"{world_size} x CPU ({torch.get_num_threads()} threads)"
+
+
+def read_training_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load a Lightning checkpoint written by ``irn train`` (tensors and plain containers only)."""
+    from irn.zoo import CheckpointError
+
+    try:
+        ckpt = torch.load(Path(path), map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any failure to read is reported in one line
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{path}: not a readable training checkpoint ({first})") from None
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "config" not in ckpt.get("hyper_parameters", {}):
+        raise CheckpointError(f"{path}: not an irn training checkpoint (no state_dict / config)")
+    return ckpt
+
+
+def export_checkpoint(src: str | Path, dst: str | Path) -> dict[str, Any]:
+    """Write the network of training checkpoint ``src`` to ``dst`` with :func:`irn.save`.
+
+    Metadata: steps, train_seconds, hardware, config (the whole training config), data
+    (training folder), best validation figure, source checkpoint, export time (UTC).
+    """
+    from irn.zoo import save
+
+    ckpt = read_training_checkpoint(src)
+    config = config_from_dict(ckpt["hyper_parameters"]["config"])
+    model = build_network(config)
+    state = {k[len("model.") :]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
+    model.load_state_dict(state)
+    extra = ckpt.get("irn", {})
+    best = None
+    for key, value in ckpt.get("callbacks", {}).items():
+        if (
+            key.startswith("CheckpointEvery")
+            and isinstance(value, dict)
+            and math.isfinite(value.get("best", -math.inf))
+        ):
+            best = {"monitor": value.get("monitor"), "value": float(value["best"])}
+    meta = {
+        "steps": int(ckpt.get("global_step", 0)),
+        "train_seconds": float(extra.get("train_seconds", 0.0)),
+        "hardware": extra.get("hardware"),
+        "data": config.data.train_dir,
+        "config": config.to_dict(),
+        "best_validation": best,
+        "source_checkpoint": str(Path(src).name),
+        "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    save(model, dst, meta)
+    return meta
+
+
+class IRNLightning(L.LightningModule):
+    """IRN + its training objective. ``config`` is a :class:`TrainConfig` or its dict."""
+
+    def __init__(self, config: TrainConfig | dict[str, Any]) -> None:
+        super().__init__()
+        if isinstance(config, dict):
+            config = config_from_dict(config)
+        self.config = config
+        self.save_hyperparameters({"config": config.to_dict()})
+        self.model = build_network(config)
+        if config.model.init_from:
+            from irn.zoo import load_checkpoint
+
+            init, _ = load_checkpoint(config.model.init_from)
+            if init.config != self.model.config:
+                raise ValueError(
+                    f"model.init_from {config.model.init_from}: architecture {init.config} "
+                    f"differs from {self.model.config}"
+                )
+            self.model.load_state_dict(init.state_dict())
+        if config.trainer.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        self.nonfinite_in_row = 0
+        self.nonfinite_total = 0
+        self.stopped_for_nonfinite = False
+        self.train_seconds_before = 0.0
+        self._fit_started: float | None = None
+
+    # ------------------------------------------------------------------ objective
+    def rec_temperature(self, step: int) -> float:
+        lo = self.config.loss
+        if lo.rec_temperature_ramp_steps > 0:
+            return lo.rec_temperature * min(1.0, step / lo.rec_temperature_ramp_steps)
+        return lo.rec_temperature
+
+    def losses(self, hr: Tensor, step: int, generator: torch.Generator | None = None) -> dict[str, Tensor]:
+        """hr (B, 3, P, P) in [0, 1] -> {"fit", "rec", "latent", "loss"} (weighted total)."""
+        cfg = self.config
+        s = cfg.model.scale
+        b = hr.shape[0]
+        with torch.autocast(device_type=hr.device.type, enabled=False):
+            lr_ref = imresize(hr.float(), scale=1.0 / s)
+        out, _ = self.model(hr)
+        y, z = out[:, :3], out[:, 3:]
+        l_fit = ((y.float() - lr_ref) ** 2).flatten(1).sum(1).mean()
+        l_latent = (z.float() ** 2).flatten(1).sum(1).mean()
+        y_in = y
+        if cfg.loss.y_noise_std > 0:
+            noise = torch.randn(y.shape, generator=generator, device=y.device, dtype=y.dtype)
+            y_in = y + cfg.loss.y_noise_std * noise
+        y_q = quantize_ste(y_in)
+        z_rec = torch.zeros_like(z)
+        n_sample = int(round(cfg.loss.rec_sample_fraction * b))
+        temperature = self.rec_temperature(step)
+        if n_sample > 0 and temperature > 0:
+            draw = torch.randn((n_sample, *z.shape[1:]), generator=generator, device=z.device, dtype=z.dtype)
+            z_rec = torch.cat((draw * temperature, z_rec[n_sample:]), 0)
+        rec, _ = self.model(torch.cat((y_q, z_rec), 1), rev=True)
+        l_rec = charbonnier(rec[:, :3].float(), hr.float(), cfg.loss.charbonnier_eps).mean()
+        total = cfg.lambda_fit * l_fit + cfg.loss.lambda_rec * l_rec + cfg.loss.lambda_latent * l_latent
+        return {"loss": total, "fit": l_fit, "rec": l_rec, "latent": l_latent}
+
+    def _step_generator(self, device: torch.device) -> torch.Generator:
+        seed = (self.config.trainer.seed * 1_000_003 + self.global_step * 7919 + self.global_rank) % (2**63)
+        return torch.Generator(device=device).manual_seed(seed)
+
+    def training_step(self, batch: Tensor, batch_idx: int) -> Tensor | None:
+        hr = batch.float() / 255.0
+        if self.config.trainer.channels_last:
+            hr = hr.contiguous(memory_format=torch.channels_last)
+        terms = self.losses(hr, self.global_step, self._step_generator(hr.device))
+        finite = torch.isfinite(terms["loss"].detach()).float().reshape(1)
+        if self.trainer.world_size > 1:
+            finite = self.all_gather(finite).min().reshape(1)
+        if finite.item() < 1:
+            self._count_nonfinite()
+            return None
+        self.nonfinite_in_row = 0
+        bs = hr.shape[0]
+        self.log("loss", terms["loss"].detach(), prog_bar=True, batch_size=bs)
+        for key in ("fit", "rec", "latent"):
+            self.log(f"train/{key}", terms[key].detach(), prog_bar=True, batch_size=bs)
+        self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"], batch_size=bs)
+        self.log("train/rec_temperature", self.rec_temperature(self.global_step), batch_size=bs)
+        self.log("train/seconds", self.train_seconds(), batch_size=bs)
+        return terms["loss"]
+
+    def _count_nonfinite(self) -> None:
+        self.nonfinite_in_row += 1
+        self.nonfinite_total += 1
+        self.log("train/nonfinite_total", float(self.nonfinite_total), batch_size=1)
+        print(
+            f"irn train: non-finite loss or gradient at step {self.global_step}, step skipped "
+            f"({self.nonfinite_in_row} in a row)",
+            flush=True,
+        )
+        if self.nonfinite_in_row >= self.config.trainer.max_nonfinite_steps:
+            self.stopped_for_nonfinite = True
+            self.trainer.should_stop = True
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        grads = [p.grad for p in self.model.parameters() if p.grad is not None]
+        if grads and not all(torch.isfinite(g).all() for g in grads):
+            for p in self.model.parameters():
+                p.grad = None
+            self._count_nonfinite()
+
+    # ------------------------------------------------------------------ validation
+    def validation_step(self, batch: tuple[Tensor, list[str]], batch_idx: int) -> None:
+        hr, _ = batch
+        s = self.config.model.scale
+        lr = self.model.downscale(hr)
+        lr_ref = quantize(imresize(hr, scale=1.0 / s))
+        x0 = self.model.upscale(lr, z="zero")
+        xs = self.model.upscale(lr, z="sample", seed=batch_idx)
+        self.log("val/psnr_y_z0", psnr_y(x0, hr, s).mean(), batch_size=1, sync_dist=False)
+        self.log("val/psnr_y_sample", psnr_y(xs, hr, s).mean(), batch_size=1, sync_dist=False)
+        self.log("val/lr_psnr_y", psnr_y(lr, lr_ref, 0).mean(), batch_size=1, sync_dist=False)
+        self.log("val/train_seconds", self.train_seconds(), batch_size=1)
+        if batch_idx == 0:
+            self._log_grid(hr, lr, x0, xs)
+
+    def _log_grid(self, hr: Tensor, lr: Tensor, x0: Tensor, xs: Tensor) -> None:
+        from lightning.pytorch.loggers import TensorBoardLogger
+        from torchvision.utils import make_grid
+
+        for logger in self.loggers:
+            if isinstance(logger, TensorBoardLogger):
+                up = torch.nn.functional.interpolate(lr, size=hr.shape[-2:], mode="nearest")
+                tiles = torch.cat((hr, up, x0, xs), 0)[..., :256, :256].clamp(0, 1)
+                grid = make_grid(tiles, nrow=4, padding=2)
+                logger.experiment.add_image("val/hr_lr_z0_sample", grid, self.global_step)
+
+    # ------------------------------------------------------------------ optimiser
+    def configure_optimizers(self) -> dict[str, Any]:
+        o = self.config.optim
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        optimizer = torch.optim.Adam(params, lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
+        milestones, warmup, gamma = list(o.milestones), o.warmup_steps, o.gamma
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: lr_factor(step, warmup, milestones, gamma)
+        )
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    # ------------------------------------------------------------------ state
+    def on_fit_start(self) -> None:
+        self._fit_started = time.monotonic()
+
+    def train_seconds(self) -> float:
+        since = time.monotonic() - self._fit_started if self._fit_started is not None else 0.0
+        return self.train_seconds_before + since
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        rng: dict[str, Any] = {
+            "torch": torch.get_rng_state(),
+            "numpy": _numpy_state_to_torch(np.random.get_state()),
+            "python": random.getstate(),
+        }
+        if torch.cuda.is_available():
+            rng["cuda"] = torch.cuda.get_rng_state_all()
+        checkpoint["irn"] = {
+            "nonfinite_in_row": self.nonfinite_in_row,
+            "nonfinite_total": self.nonfinite_total,
+            "train_seconds": self.train_seconds(),
+            "network": self.model.config.to_dict(),
+            "hardware": hardware_description(self.trainer.world_size if self._trainer is not None else 1),
+            "rng": rng,
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        state = checkpoint.get("irn", {})
+        self.nonfinite_in_row = int(state.get("nonfinite_in_row", 0))
+        self.nonfinite_total = int(state.get("nonfinite_total", 0))
+        self.train_seconds_before = float(state.get("train_seconds", 0.0))
+        rng = state.get("rng")
+        if rng:
+            torch.set_rng_state(rng["torch"])
+            np.random.set_state(_numpy_state_from_torch(rng["numpy"]))
+            random.setstate(rng["python"])
+            if "cuda" in rng and torch.cuda.is_available() and len(rng["cuda"]) == torch.cuda.device_count():
+                torch.cuda.set_rng_state_all(rng["cuda"])
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Writes each checkpoint to a temporary file in the same folder, fsyncs, then renames.
+
+    A reader (or a resumed run) therefore sees either the previous complete file or the
+    new complete file, never a half-written one, even if the process is killed mid-write.
+    """
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                torch.save(checkpoint, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+
+class CheckpointEvery(L.Callback):
+    """``last.ckpt`` every N steps (and every M minutes), at the end of training; ``best.ckpt``
+    whenever the monitored validation PSNR improves."""
+
+    def __init__(self, dirpath: str | Path, every_n_steps: int, every_minutes: float | None, monitor: str) -> None:
+        self.dirpath = Path(dirpath)
+        self.every_n_steps = every_n_steps
+        self.every_seconds = every_minutes * 60 if every_minutes else None
+        self.monitor = monitor
+        self.best = -math.inf
+        self._last_saved = time.monotonic()
+
+    @property
+    def last_path(self) -> Path:
+        return self.dirpath / "last.ckpt"
+
+    @property
+    def best_path(self) -> Path:
+        return self.dirpath / "best.ckpt"
+
+    def _save_last(self, trainer: L.Trainer) -> None:
+        trainer.save_checkpoint(self.last_path)
+        self._last_saved = time.monotonic()
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
+        due = trainer.global_step % self.every_n_steps == 0
+        if self.every_seconds is not None:
+            timed = time.monotonic() - self._last_saved >= self.every_seconds
+            due = due or bool(trainer.strategy.broadcast(timed))
+        if due:
+            self._save_last(trainer)
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking or self.monitor not in trainer.callback_metrics:
+            return
+        value = float(trainer.callback_metrics[self.monitor])
+        if value > self.best:
+            self.best = value
+            trainer.save_checkpoint(self.best_path)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._save_last(trainer)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.best, "monitor": self.monitor}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        if state_dict.get("monitor") == self.monitor:
+            self.best = float(state_dict.get("best", -math.inf))
