@@ -179,7 +179,7 @@ def _png_bit_depth(path: Path) -> int | None:
     return None
 
 
-def _convert(im: Image.Image, path: Path) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
+def _convert(im: Image.Image, sixteen_bit_png: bool) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
     """Decoded PIL image -> (rgb (H, W, 3) float32, alpha (H, W) float32 or None, notes)."""
     mode = im.mode
     notes: list[str] = []
@@ -188,11 +188,11 @@ def _convert(im: Image.Image, path: Path) -> tuple[np.ndarray, np.ndarray | None
         im = im.convert("RGBA")
         mode = "RGBA"
     if mode == "RGB":
-        if im.format == "PNG" and _png_bit_depth(path) == 16:
+        if sixteen_bit_png:
             notes.append("converted from 16-bit colour (Pillow decodes it at 8 bits per channel)")
         rgb = np.asarray(im).astype(np.float32) / 255.0
     elif mode == "RGBA":
-        if im.format == "PNG" and _png_bit_depth(path) == 16:
+        if sixteen_bit_png:
             notes.append("converted from 16-bit colour (Pillow decodes it at 8 bits per channel)")
         arr = np.asarray(im).astype(np.float32) / 255.0
         rgb, alpha = arr[:, :, :3], arr[:, :, 3]
@@ -246,7 +246,7 @@ def read_image_checked(path: str | os.PathLike[str], max_pixels: int | None = DE
         im = _open(path, max_pixels)
     except Image.DecompressionBombError:
         # Pillow refused before we could look at the size; re-read the size without its check.
-        with Image.open(path) as probe:
+        with _open(path, None) as probe:
             width, height = probe.size
         raise ImageTooLargeError(path, width, height, int(max_pixels or 0)) from None
     except UnidentifiedImageError:
@@ -270,7 +270,7 @@ def read_image_checked(path: str | os.PathLike[str], max_pixels: int | None = DE
             im.load()
             orientation = int(im.getexif().get(0x0112, 1) or 1)
             oriented = ImageOps.exif_transpose(im)
-            rgb, alpha, convert_notes = _convert(oriented, path)
+            rgb, alpha, convert_notes = _convert(oriented, im.format == "PNG" and _png_bit_depth(path) == 16)
         except Image.DecompressionBombError:
             raise ImageTooLargeError(path, width, height, int(max_pixels or 0)) from None
         except Exception as exc:  # noqa: BLE001 - truncated data, broken streams, bad chunks
