@@ -1,0 +1,192 @@
+"""Image quality metrics as the super-resolution literature (and the IRN paper) computes them.
+
+* :func:`rgb_to_y`: the luma of MATLAB's ``rgb2ycbcr`` (ITU-R BT.601, studio range), not
+  rounded: ``Y = 16 + 65.481 R + 128.553 G + 24.966 B`` for R, G, B in [0, 1], i.e. Y on
+  the 0-255 scale (16..235).
+* :func:`psnr`: ``10 log10(255^2 / MSE)`` on the 0-255 scale; identical images give ``inf``.
+* :func:`ssim`: Wang et al. (2004) with an 11x11 Gaussian window (sigma 1.5), C1 = (0.01 * 255)^2,
+  C2 = (0.03 * 255)^2, on the 0-255 scale, over the "valid" window positions only (as MATLAB's
+  ``ssim_index`` / BasicSR); for RGB the mean over the three channels.
+
+All take batches (B, C, H, W) (or one image (C, H, W)) with values in [0, 1], C = 3 (RGB) or
+1 (greyscale, treated as R = G = B), run on any device, and return one value per image (B,).
+They compute in the promoted floating dtype of the inputs (at least float32): pass float64
+for reported figures. Values are used as given: round to 8-bit levels first to score images
+as saved (``irn eval`` does). ``crop_border`` pixels are removed from every side first.
+
+:func:`build_lpips` / :func:`lpips_distance`: LPIPS (Zhang et al. 2018, AlexNet, v0.1) through
+the ``lpips`` package, with the AlexNet ImageNet weights read from the torch hub cache only
+(never downloaded, never random).
+"""
+
+from __future__ import annotations
+
+import warnings
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from irn.errors import IRNError
+
+if TYPE_CHECKING:
+    from torch import nn
+
+SSIM_WINDOW = 11
+SSIM_SIGMA = 1.5
+
+
+class MetricInputError(IRNError, ValueError):
+    """Images a metric cannot compare (shape mismatch, too small after cropping, wrong layout)."""
+
+
+def _as_batch(x: Tensor, name: str) -> Tensor:
+    if x.dim() == 3:
+        x = x.unsqueeze(0)
+    if x.dim() != 4 or x.shape[1] not in (1, 3):
+        raise MetricInputError(f"{name} must be (B, 3|1, H, W) or (3|1, H, W), got shape {tuple(x.shape)}")
+    return x
+
+
+def _prepare(x: Tensor, y: Tensor, crop_border: int, min_size: int) -> tuple[Tensor, Tensor]:
+    """Validate, broadcast greyscale to RGB, crop, and promote both to one float dtype."""
+    x, y = _as_batch(x, "x"), _as_batch(y, "y")
+    if x.shape[0] != y.shape[0] or x.shape[-2:] != y.shape[-2:]:
+        raise MetricInputError(f"images differ in shape: {tuple(x.shape)} vs {tuple(y.shape)}")
+    if crop_border < 0:
+        raise MetricInputError(f"crop_border must be >= 0, got {crop_border}")
+    h, w = x.shape[-2:]
+    if h - 2 * crop_border < min_size or w - 2 * crop_border < min_size:
+        raise MetricInputError(
+            f"image of {h}x{w} is too small: after cropping {crop_border} px per side it must be "
+            f"at least {min_size}x{min_size}"
+        )
+    dtype = torch.promote_types(torch.promote_types(x.dtype, y.dtype), torch.float32)
+    x, y = x.to(dtype).expand(-1, 3, -1, -1), y.to(dtype).expand(-1, 3, -1, -1)
+    if crop_border:
+        x = x[..., crop_border:-crop_border, crop_border:-crop_border]
+        y = y[..., crop_border:-crop_border, crop_border:-crop_border]
+    return x, y
+
+
+def rgb_to_y(x: Tensor) -> Tensor:
+    """(B, 3, H, W) RGB in [0, 1] -> (B, 1, H, W) BT.601 luma on the 0-255 scale (MATLAB ``rgb2ycbcr``)."""
+    if x.dim() < 3 or x.shape[-3] != 3:
+        raise MetricInputError(f"expected RGB (..., 3, H, W), got shape {tuple(x.shape)}")
+    weights = torch.tensor([65.481, 128.553, 24.966], dtype=x.dtype, device=x.device).view(3, 1, 1)
+    return 16.0 + (x * weights).sum(-3, keepdim=True)
+
+
+def _to_255(x: Tensor, y_channel: bool) -> Tensor:
+    return rgb_to_y(x) if y_channel else x * 255.0
+
+
+def psnr(x: Tensor, y: Tensor, crop_border: int = 0, y_channel: bool = True) -> Tensor:
+    """Peak signal-to-noise ratio in dB, (B,): 10 log10(255^2 / MSE) on Y (or on RGB) at 0-255.
+
+    x, y: (B, 3|1, H, W) in [0, 1]. Identical images give ``inf``.
+    """
+    x, y = _prepare(x, y, crop_border, 1)
+    mse = (_to_255(x, y_channel) - _to_255(y, y_channel)).pow(2).mean(dim=(1, 2, 3))
+    return 10 * torch.log10(255.0**2 / mse)  # mse == 0 -> inf
+
+
+@lru_cache(maxsize=8)
+def _gaussian_1d(size: int, sigma: float) -> Tensor:
+    t = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
+    g = torch.exp(-(t**2) / (2 * sigma**2))
+    return g / g.sum()
+
+
+def _filter_valid(x: Tensor, g: Tensor) -> Tensor:
+    """Separable Gaussian filter, valid positions only: (N, 1, H, W) -> (N, 1, H-k+1, W-k+1)."""
+    k = g.numel()
+    x = F.conv2d(x, g.view(1, 1, k, 1))
+    return F.conv2d(x, g.view(1, 1, 1, k))
+
+
+def ssim(x: Tensor, y: Tensor, crop_border: int = 0, y_channel: bool = True) -> Tensor:
+    """Structural similarity (Wang et al. 2004), (B,): mean SSIM map over valid window positions.
+
+    x, y: (B, 3|1, H, W) in [0, 1]; scored on Y (or per RGB channel, averaged) at 0-255 with an
+    11x11 Gaussian window, sigma 1.5. Needs at least 11x11 pixels after cropping.
+    """
+    x, y = _prepare(x, y, crop_border, SSIM_WINDOW)
+    a, b = _to_255(x, y_channel), _to_255(y, y_channel)
+    batch, channels = a.shape[:2]
+    a = a.reshape(batch * channels, 1, *a.shape[-2:])
+    b = b.reshape(batch * channels, 1, *b.shape[-2:])
+    g = _gaussian_1d(SSIM_WINDOW, SSIM_SIGMA).to(device=a.device, dtype=a.dtype)
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    mu_a, mu_b = _filter_valid(a, g), _filter_valid(b, g)
+    var_a = _filter_valid(a * a, g) - mu_a**2
+    var_b = _filter_valid(b * b, g) - mu_b**2
+    cov = _filter_valid(a * b, g) - mu_a * mu_b
+    ssim_map = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))
+    return ssim_map.reshape(batch, -1).mean(1)
+
+
+# --------------------------------------------------------------------------- LPIPS
+
+#: The torchvision AlexNet ImageNet weights file that LPIPS's backbone needs.
+ALEXNET_FILE = "alexnet-owt-7be5be79.pth"
+ALEXNET_URL = f"https://download.pytorch.org/models/{ALEXNET_FILE}"
+
+
+def alexnet_weights_path() -> Path:
+    """Where the AlexNet backbone weights are expected: ``$TORCH_HOME/hub/checkpoints/`` + file.
+
+    ``torch.hub.get_dir()`` resolves TORCH_HOME (default ``~/.cache/torch``) as torchvision does.
+    """
+    return Path(torch.hub.get_dir()) / "checkpoints" / ALEXNET_FILE
+
+
+def build_lpips(device: str | torch.device | None = None) -> nn.Module:
+    """LPIPS v0.1 with the AlexNet backbone, in eval mode, no gradients, on ``device``.
+
+    The linear-layer weights ship inside the ``lpips`` package; the AlexNet ImageNet backbone is
+    read from :func:`alexnet_weights_path`. Nothing is downloaded: when the file is missing (or is
+    not AlexNet weights), an :class:`IRNError` says which file to put where.
+    """
+    path = alexnet_weights_path()
+    if not path.is_file():
+        raise IRNError(
+            f"LPIPS needs the AlexNet ImageNet weights at {path} (not found); download {ALEXNET_URL} "
+            f"and put it there (or set TORCH_HOME to a folder whose hub/checkpoints/ holds {ALEXNET_FILE})"
+        )
+    try:
+        backbone = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # any unreadable file gets the same clear message
+        raise IRNError(f"{path}: cannot read the AlexNet weights ({type(exc).__name__}: {exc})") from None
+    import lpips
+
+    with warnings.catch_warnings():  # torchvision's notes on the deprecated 'pretrained' argument
+        warnings.simplefilter("ignore", UserWarning)
+        # pnet_rand=True: lpips builds the AlexNet without asking torchvision to download weights;
+        # the real ImageNet weights are loaded just below (strictly: every backbone tensor).
+        net = lpips.LPIPS(net="alex", version="0.1", pretrained=True, pnet_rand=True, verbose=False)
+    features = {k[len("features.") :]: v for k, v in dict(backbone).items() if k.startswith("features.")}
+    target = net.net.state_dict()
+    mapped: dict[str, Tensor] = {}
+    for key in target:  # "slice2.3.weight" <- torchvision "features.3.weight"
+        layer_param = key.split(".", 1)[1]
+        if layer_param not in features or features[layer_param].shape != target[key].shape:
+            raise IRNError(f"{path}: not the torchvision AlexNet weights (no matching 'features.{layer_param}')")
+        mapped[key] = features[layer_param]
+    net.net.load_state_dict(mapped, strict=True)
+    net.eval().requires_grad_(False)
+    if device is not None:
+        net.to(device)
+    return net
+
+
+def lpips_distance(net: nn.Module, x: Tensor, y: Tensor, crop_border: int = 0) -> Tensor:
+    """LPIPS distance (B,) between RGB batches x, y (B, 3|1, H, W) in [0, 1] (lower is closer)."""
+    x, y = _prepare(x, y, crop_border, 16)
+    param = next(net.parameters())
+    x, y = x.to(param), y.to(param)
+    with torch.no_grad():
+        return net(x, y, normalize=True).reshape(x.shape[0]).to(torch.float64)
