@@ -62,8 +62,13 @@ class ImageTooLargeError(ImageReadError):
     def __init__(self, path: str | os.PathLike[str], width: int, height: int, limit: int) -> None:
         self.path, self.width, self.height, self.limit = str(path), width, height, limit
         super().__init__(
-            f"{path}: {width}x{height} = {width * height / 1e6:.1f} MP is over the limit of {limit / 1e6:g} MP"
+            f"{path}: {width}x{height} = {megapixels(width * height)} is over the limit of {megapixels(limit)}"
         )
+
+
+def megapixels(count: int) -> str:
+    """A pixel count for messages: ``"64 MP"``, ``"0.12 MP"``, or ``"600 pixels"`` below 0.1 MP."""
+    return f"{count / 1e6:.3g} MP" if count >= 100_000 else f"{count:,} pixels"
 
 
 class DecodedImage(NamedTuple):

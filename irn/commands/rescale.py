@@ -385,7 +385,7 @@ def _save(x: Tensor, path: Path, alpha: Tensor | None, opts: Options, notes: lis
 def _process(model: IRN, job: Job, opts: Options, rec: Record) -> None:
     """Read, rescale and write one image, filling ``rec``; raises ImageReadError/OSError on failure."""
     from irn.api import resize_alpha
-    from irn.io import ImageReadError, ImageTooLargeError, read_image, read_image_checked
+    from irn.io import ImageReadError, ImageTooLargeError, megapixels, read_image, read_image_checked
 
     s = model.scale
     limit = opts.max_pixels if opts.action != "up" else max(1, opts.max_pixels // (s * s))
@@ -395,7 +395,7 @@ def _process(model: IRN, job: Job, opts: Options, rec: Record) -> None:
         if opts.action == "up":
             raise ImageReadError(
                 f"{exc.path}: {exc.width}x{exc.height} LR would upscale to {exc.width * s}x{exc.height * s} = "
-                f"{exc.width * exc.height * s * s / 1e6:.1f} MP, over the limit of {opts.max_pixels / 1e6:g} MP "
+                f"{megapixels(exc.width * exc.height * s * s)}, over the limit of {megapixels(opts.max_pixels)} "
                 "(raise it with --max-pixels)"
             ) from None
         raise ImageReadError(f"{exc} (raise it with --max-pixels)") from None
@@ -482,6 +482,9 @@ def run(args: argparse.Namespace) -> int:
     from irn.zoo import resolve
 
     action: Action = args.action
+    quality = getattr(args, "quality", 95)
+    if not 1 <= quality <= 100:
+        raise IRNError(f"--quality {quality}: must be between 1 and 100")
     outdir = Path(args.output)
     if outdir.exists() and not outdir.is_dir():
         raise IRNError(f"-o {outdir}: exists and is not a folder")
@@ -497,9 +500,6 @@ def run(args: argparse.Namespace) -> int:
     jobs = plan_outputs(action, inputs, outdir, scale, lr_suffix)
     if lr_suffix != ".png":
         print(LOSSY_WARNING.format(fmt=lr_suffix[1:].upper()), file=sys.stderr)
-    quality = getattr(args, "quality", 95)
-    if not 1 <= quality <= 100:
-        raise IRNError(f"--quality {quality}: must be between 1 and 100")
     opts = Options(
         action=action,
         device=device,

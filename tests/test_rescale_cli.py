@@ -1,0 +1,370 @@
+"""`irn rescale` and `irn chart` end to end through `irn.cli.main(argv)`, with a tiny random model."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from sample_images import (
+    rgb_array,
+    write_all_modes,
+    write_animated_gif,
+    write_multipage_tiff,
+    write_truncated,
+)
+
+import irn
+from irn.cli import main
+from irn.nn import IRN, IRNConfig
+from irn.resize import imresize
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny x2 IRN (one coupling block) with small random weights, saved in our format."""
+    model = IRN(IRNConfig(scale=2, blocks_per_level=(1,), growth=8))
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen) * 0.01)
+    return irn.save(model, tmp_path_factory.mktemp("model") / "tiny_x2.pt", {"note": "random, for tests"})
+
+
+def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = main(args)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def save_rgb(path: Path, h: int = 14, w: int = 10, seed: int = 0) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(rgb_array(h, w, seed)).save(path)
+    return path
+
+
+def psnr_y_and_rgb(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    """Independent reference: MATLAB BT.601 Y (16 + (65.481 R + 128.553 G + 24.966 B)/255 at 0-255) and RGB."""
+    a, b = a.astype(np.float64), b.astype(np.float64)
+    w = np.array([65.481, 128.553, 24.966]) / 255
+    ya, yb = 16 + a @ w, 16 + b @ w
+    return 10 * math.log10(255**2 / np.mean((ya - yb) ** 2)), 10 * math.log10(255**2 / np.mean((a - b) ** 2))
+
+
+def hidden_files(folder: Path) -> list[Path]:
+    return [p for p in folder.rglob(".*")]
+
+
+# ------------------------------------------------------------------ main runs
+def test_roundtrip_end_to_end(tmp_path: Path, model_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    a = save_rgb(tmp_path / "in" / "a.png", 14, 10, seed=1)
+    b = save_rgb(tmp_path / "in" / "b.png", 15, 9, seed=2)  # odd size: padded, LR 8x5, cropped back
+    out, summary = tmp_path / "out", tmp_path / "summary.json"
+    code, stdout, stderr = run_cli(
+        ["rescale", "roundtrip", str(a), str(b), "--model", str(model_path), "-o", str(out), "--json", str(summary)],
+        capsys,
+    )
+    assert code == 0, stderr
+    assert Image.open(out / "a_x2_lr.png").size == (5, 7)
+    assert Image.open(out / "b_x2_lr.png").size == (5, 8)
+    assert Image.open(out / "b_x2_rt.png").size == (9, 15)
+    data = json.loads(summary.read_text())
+    assert data["counts"] == {"ok": 2, "skipped": 0, "failed": 0}
+    assert data["scale"] == 2 and data["z"] == "sample" and data["seed"] == 0
+    for src, item in zip((a, b), data["images"], strict=True):
+        assert item["status"] == "ok" and item["input"] == str(src)
+        expected = psnr_y_and_rgb(np.asarray(Image.open(src)), np.asarray(Image.open(item["outputs"]["hr"])))
+        assert item["psnr_y"] == pytest.approx(expected[0], abs=1e-3)
+        assert item["psnr_rgb"] == pytest.approx(expected[1], abs=1e-3)
+        assert f"{src} -> " in stdout and f"PSNR-Y {item['psnr_y']:.2f} dB" in stdout
+    mean_y = (data["images"][0]["psnr_y"] + data["images"][1]["psnr_y"]) / 2
+    assert data["mean_psnr_y"] == pytest.approx(mean_y, abs=1e-3)
+    assert f"mean over 2 image(s), x2: PSNR-Y {mean_y:.2f} dB" in stdout
+    assert hidden_files(out) == []  # no temporary file left behind
+
+
+def test_roundtrip_is_reproducible_with_seed_and_zero_latent(
+    tmp_path: Path, model_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = save_rgb(tmp_path / "a.png")
+    results = []
+    for name, extra in (("s1", ["--seed", "5"]), ("s2", ["--seed", "5"]), ("zero", ["--z", "zero"])):
+        code, _, err = run_cli(
+            ["rescale", "roundtrip", str(src), "--model", str(model_path), "-o", str(tmp_path / name), *extra], capsys
+        )
+        assert code == 0, err
+        results.append(np.asarray(Image.open(tmp_path / name / "a_x2_rt.png")))
+    assert np.array_equal(results[0], results[1])
+    assert not np.array_equal(results[0], results[2])
+
+
+def test_down_then_up_of_a_standalone_lr(tmp_path: Path, model_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = save_rgb(tmp_path / "photo.png", 15, 9)
+    code, _, err = run_cli(
+        ["rescale", "down", str(src), "--model", str(model_path), "-o", str(tmp_path / "lr")], capsys
+    )
+    assert code == 0, err
+    lr = tmp_path / "lr" / "photo_x2_lr.png"
+    assert Image.open(lr).size == (5, 8)  # ceil(9/2) x ceil(15/2)
+    code, _, err = run_cli(
+        ["rescale", "up", str(lr), "--model", str(model_path), "-o", str(tmp_path / "hr"), "--z", "zero"], capsys
+    )
+    assert code == 0, err
+    assert Image.open(tmp_path / "hr" / "photo_x2_up.png").size == (10, 16)  # exactly 2x the LR
+
+
+def test_folders_recursion_and_globs(tmp_path: Path, model_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = tmp_path / "photos"
+    save_rgb(root / "top.png")
+    save_rgb(root / "sub" / "deep.png")
+    (root / "readme.txt").write_text("not an image, and not picked up from a folder")
+    args = ["rescale", "down", "--model", str(model_path)]
+    code, _, err = run_cli([*args, str(root), "-o", str(tmp_path / "flat")], capsys)
+    assert code == 0, err
+    assert sorted(p.name for p in (tmp_path / "flat").rglob("*.png")) == ["top_x2_lr.png"]
+    code, _, err = run_cli([*args, str(root), "-r", "-o", str(tmp_path / "deep")], capsys)
+    assert code == 0, err
+    assert (tmp_path / "deep" / "sub" / "deep_x2_lr.png").is_file()
+    assert (tmp_path / "deep" / "top_x2_lr.png").is_file()
+    code, _, err = run_cli([*args, str(root / "**" / "*.png"), "-o", str(tmp_path / "glob")], capsys)
+    assert code == 0, err
+    assert sorted(p.name for p in (tmp_path / "glob").iterdir()) == ["deep_x2_lr.png", "top_x2_lr.png"]
+    code, _, err = run_cli([*args, str(tmp_path / "nothing*.png"), "-o", str(tmp_path / "none")], capsys)
+    assert code == 2 and "no file matches this pattern" in err
+
+
+# ------------------------------------------------------------------ bad inputs
+BAD_INPUTS = {
+    "zero-byte": (lambda p: p.write_bytes(b""), "bad.png", "empty file (0 bytes)"),
+    "non-image": (lambda p: p.write_text("hello\n"), "bad.png", "not an image"),
+    "truncated": (lambda p: write_truncated(p, "JPEG"), "bad.jpg", "corrupt or truncated"),
+    "corrupt-header": (lambda p: p.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40), "bad.png", "bad.png"),
+    "animated-gif": (lambda p: write_animated_gif(p), "bad.gif", "multi-frame image (3 frames"),
+    "multi-page-tiff": (lambda p: write_multipage_tiff(p), "bad.tif", "multi-frame image (2 frames"),
+    "oversize": (lambda p: save_rgb(p, 300, 400), "bad.png", "400x300 = 0.12 MP is over the limit of 0.1 MP"),
+    "missing": (lambda p: None, "bad.png", "no such file"),
+}
+
+
+@pytest.mark.parametrize("kind", list(BAD_INPUTS))
+def test_bad_input_is_reported_and_skipped(
+    kind: str, tmp_path: Path, model_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    make, name, words = BAD_INPUTS[kind]
+    good = save_rgb(tmp_path / "good.png", 10, 10)
+    bad = tmp_path / name
+    make(bad)
+    out = tmp_path / "out"
+    code, _, err = run_cli(
+        [
+            "rescale",
+            "roundtrip",
+            str(bad),
+            str(good),
+            "--model",
+            str(model_path),
+            "-o",
+            str(out),
+            "--max-pixels",
+            "0.1M",
+        ],
+        capsys,
+    )
+    assert code == 1
+    lines = [line for line in err.splitlines() if str(bad) in line]
+    assert len(lines) == 1 and lines[0].startswith("irn: skipped: ") and words in lines[0], err
+    assert "Traceback" not in err
+    assert sorted(p.name for p in out.iterdir()) == ["good_x2_lr.png", "good_x2_rt.png"]  # nothing for the bad one
+    assert "1 written, 0 skipped (outputs exist), 1 failed" in err
+
+
+def test_only_bad_inputs_exit_1_and_write_nothing(
+    tmp_path: Path, model_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "empty.png"
+    bad.touch()
+    code, _, err = run_cli(["rescale", "down", str(bad), "--model", str(model_path), "-o", str(tmp_path / "o")], capsys)
+    assert code == 1 and "empty file" in err
+    assert not (tmp_path / "o").exists() or list((tmp_path / "o").iterdir()) == []
+
+
+def test_max_pixels_raises_the_limit(tmp_path: Path, model_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = save_rgb(tmp_path / "wide.png", 20, 30)  # 600 pixels
+    args = ["rescale", "down", str(src), "--model", str(model_path), "-o", str(tmp_path / "o")]
+    code, _, err = run_cli([*args, "--max-pixels", "599"], capsys)
+    assert (
+        code == 1
+        and "30x20 = 600 pixels is over the limit of 599 pixels" in err
+        and "raise it with --max-pixels" in err
+    )
+    code, _, err = run_cli([*args, "--max-pixels", "600"], capsys)
+    assert code == 0, err
+    # for up the limit applies to the HR it would write: the 15x10 LR -> 30x20 = 600 pixels
+    lr = tmp_path / "o" / "wide_x2_lr.png"
+    up = ["rescale", "up", str(lr), "--model", str(model_path), "-o", str(tmp_path / "u")]
+    code, _, err = run_cli([*up, "--max-pixels", "599"], capsys)
+    assert code == 1 and "15x10 LR would upscale to 30x20 = 600 pixels, over the limit of 599 pixels" in err
+    code, _, err = run_cli([*up, "--max-pixels", "600"], capsys)
+    assert code == 0, err
+
+
+# ------------------------------------------------------------------ input kinds
+def test_rgba_alpha_is_carried_with_plain_bicubic(
+    tmp_path: Path, model_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    files = write_all_modes(tmp_path / "in")
+    out = tmp_path / "out"
+    code, _, err = run_cli(
+        ["rescale", "roundtrip", str(files["rgba"]), "--model", str(model_path), "-o", str(out)], capsys
+    )
+    assert code == 0, err
+    lr, rt = Image.open(out / "rgba_x2_lr.png"), Image.open(out / "rgba_x2_rt.png")
+    assert lr.mode == "RGBA" and rt.mode == "RGBA"
+    assert lr.size == (5, 7) and rt.size == (10, 14)
+    alpha = torch.from_numpy(np.asarray(Image.open(files["rgba"]))[:, :, 3] / 255.0)[None]
+    expected_lr = (imresize(alpha, scale=0.5).clamp(0, 1) * 255).round().numpy()[0]
+    assert np.array_equal(np.asarray(lr)[:, :, 3], expected_lr)
+    expected_rt = (imresize(torch.from_numpy(expected_lr / 255), scale=2).clamp(0, 1) * 255).round().numpy()
+    assert np.abs(np.asarray(rt)[:, :, 3].astype(float) - expected_rt).max() <= 1
+
+
+@pytest.mark.parametrize(
+    ("kind", "note", "lr_size"),
+    [
+        ("grey", "converted from greyscale", (5, 7)),
+        ("palette", "converted from palette", (5, 7)),
+        ("cmyk", "converted from CMYK", (5, 7)),
+        ("grey16", "converted from 16-bit greyscale", (5, 7)),
+        ("rgb16", "converted from 16-bit colour", (5, 7)),
+        ("exif", "EXIF orientation 6 applied", (7, 5)),  # shown rotated: 14 wide, 10 high
+    ],
+)
+def test_converted_inputs_say_so(
+    kind: str,
+    note: str,
+    lr_size: tuple[int, int],
+    tmp_path: Path,
+    model_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    src = write_all_modes(tmp_path / "in")[kind]
+    out, summary = tmp_path / "out", tmp_path / "s.json"
+    code, _, err = run_cli(
+        ["rescale", "down", str(src), "--model", str(model_path), "-o", str(out), "--json", str(summary)], capsys
+    )
+    assert code == 0, err
+    assert f"{src}: note: {note}" in err
+    lr = Image.open(out / f"{src.stem}_x2_lr.png")
+    assert lr.mode == "RGB" and lr.size == lr_size
+    assert any(n.startswith(note) for n in json.loads(summary.read_text())["images"][0]["notes"])
+
+
+# ------------------------------------------------------------------ outputs
+def test_skip_existing_resumes(tmp_path: Path, model_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    a, b = save_rgb(tmp_path / "in" / "a.png", seed=1), save_rgb(tmp_path / "in" / "b.png", seed=2)
+    out, summary = tmp_path / "out", tmp_path / "s.json"
+    args = ["rescale", "roundtrip", str(tmp_path / "in"), "--model", str(model_path), "-o", str(out)]
+    assert run_cli(args, capsys)[0] == 0
+    sentinel = rgb_array(14, 10, seed=9)
+    Image.fromarray(sentinel).save(out / "a_x2_rt.png")  # a finished output the resumed run must keep
+    (out / "b_x2_rt.png").unlink()  # an unfinished one
+    code, _, err = run_cli([*args, "--skip-existing", "--json", str(summary)], capsys)
+    assert code == 0, err
+    assert f"{a}: outputs exist, skipped" in err and f"{b}: outputs exist" not in err
+    assert np.array_equal(np.asarray(Image.open(out / "a_x2_rt.png")), sentinel)
+    assert (out / "b_x2_rt.png").is_file()
+    data = json.loads(summary.read_text())
+    assert data["counts"] == {"ok": 1, "skipped": 1, "failed": 0}
+    skipped = data["images"][0]
+    assert skipped["status"] == "skipped"
+    expected = psnr_y_and_rgb(np.asarray(Image.open(a)), sentinel)  # PSNR of what is on disk
+    assert skipped["psnr_y"] == pytest.approx(expected[0], abs=1e-3)
+
+
+def test_never_overwrites_an_input(tmp_path: Path, model_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = tmp_path / "pics"
+    lr = save_rgb(folder / "photo_x2_lr.png", 6, 5, seed=1)
+    up = save_rgb(folder / "photo_x2_up.png", 12, 10, seed=2)  # `up` of photo_x2_lr.png writes this name
+    before = {p: p.read_bytes() for p in (lr, up)}
+    code, _, err = run_cli(["rescale", "up", str(lr), str(up), "--model", str(model_path), "-o", str(folder)], capsys)
+    assert code == 2
+    assert err.strip() == f"irn: error: output {up} would overwrite the input {up}; choose another -o"
+    assert {p: p.read_bytes() for p in (lr, up)} == before
+    assert sorted(p.name for p in folder.iterdir()) == ["photo_x2_lr.png", "photo_x2_up.png"]
+
+
+def test_two_inputs_one_output_name_is_refused(
+    tmp_path: Path, model_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    a = save_rgb(tmp_path / "x.png")
+    b = tmp_path / "x.bmp"
+    Image.fromarray(rgb_array()).save(b)
+    code, _, err = run_cli(
+        ["rescale", "down", str(a), str(b), "--model", str(model_path), "-o", str(tmp_path / "o")], capsys
+    )
+    assert code == 2 and "would both be written to" in err
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("fmt", ["jpg", "webp"])
+def test_lossy_lr_format_warns(fmt: str, tmp_path: Path, model_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = save_rgb(tmp_path / "a.png")
+    out = tmp_path / "out"
+    code, stdout, err = run_cli(
+        ["rescale", "roundtrip", str(src), "--model", str(model_path), "-o", str(out), "--format", fmt], capsys
+    )
+    assert code == 0, err
+    assert "warning" in err and "does not survive lossy compression well" in err
+    assert Image.open(out / f"a_x2_lr.{fmt}").format == {"jpg": "JPEG", "webp": "WEBP"}[fmt]
+    assert (out / "a_x2_rt.png").is_file() and "PSNR-Y" in stdout
+
+
+def test_png_lr_does_not_warn(tmp_path: Path, model_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = save_rgb(tmp_path / "a.png")
+    code, _, err = run_cli(["rescale", "down", str(src), "--model", str(model_path), "-o", str(tmp_path / "o")], capsys)
+    assert code == 0 and "warning" not in err
+
+
+# ------------------------------------------------------------------ user mistakes
+@pytest.mark.parametrize(
+    ("extra", "words"),
+    [
+        (["--model", "no_such_model.pt"], "no_such_model.pt: no such checkpoint file"),
+        (["--device", "warp9"], "--device 'warp9': not a device name"),
+        (["--quality", "0", "--format", "jpg"], "--quality 0: must be between 1 and 100"),
+    ],
+)
+def test_user_mistakes_are_one_line_exit_2(
+    extra: list[str], words: str, tmp_path: Path, model_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = save_rgb(tmp_path / "a.png")
+    args = ["rescale", "down", str(src), "--model", str(model_path), "-o", str(tmp_path / "o"), *extra]
+    code, _, err = run_cli(args, capsys)
+    assert code == 2
+    assert err.startswith("irn: error: ") and words in err
+    assert len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "o").exists()
+
+
+def test_bad_checkpoint_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = save_rgb(tmp_path / "a.png")
+    bad = tmp_path / "model.pt"
+    bad.write_text("not a model")
+    code, _, err = run_cli(["rescale", "down", str(src), "--model", str(bad), "-o", str(tmp_path / "o")], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and err.startswith(f"irn: error: {bad}:")
+
+
+# ------------------------------------------------------------------ irn chart
+def test_chart_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, stdout, _ = run_cli(["chart", "-o", str(tmp_path / "c1.png"), "--size", "160x128"], capsys)
+    assert code == 0 and "c1.png (160x128)" in stdout
+    run_cli(["chart", "-o", str(tmp_path / "c2.png"), "--size", "160x128"], capsys)
+    first, second = np.asarray(Image.open(tmp_path / "c1.png")), np.asarray(Image.open(tmp_path / "c2.png"))
+    assert first.shape == (128, 160, 3) and np.array_equal(first, second)  # deterministic
+    assert first.std() > 50  # real content, not a flat image
+    code, _, err = run_cli(["chart", "-o", str(tmp_path / "c3.png"), "--size", "64"], capsys)
+    assert code == 2 and "at least 128x128" in err
