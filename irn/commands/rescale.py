@@ -339,21 +339,12 @@ def _run_model(
 def _psnr_pair(reference: Tensor, test: Tensor) -> tuple[float, float]:
     """(PSNR-Y, PSNR-RGB) in dB of ``test`` against ``reference``, both (3, H, W) in [0, 1], no border crop.
 
-    Y is MATLAB's BT.601 luma on the 0-255 range: 16 + (65.481 R + 128.553 G + 24.966 B) with
-    R, G, B in [0, 1]; PSNR = 10 log10(255^2 / MSE), MSE over all pixels (and channels for RGB).
+    :func:`irn.metrics.psnr` in float64: Y is MATLAB's BT.601 luma on the 0-255 range.
     """
-    import math
+    from irn.metrics import psnr
 
-    import torch
-
-    ref, out = reference.double() * 255, test.double() * 255
-    weights = torch.tensor([65.481, 128.553, 24.966], dtype=torch.float64).view(3, 1, 1) / 255
-
-    def psnr(a: Tensor, b: Tensor) -> float:
-        mse = float(((a - b) ** 2).mean())
-        return float("inf") if mse == 0 else 10 * math.log10(255**2 / mse)
-
-    return psnr((ref * weights).sum(0) + 16, (out * weights).sum(0) + 16), psnr(ref, out)
+    ref, out = reference.double(), test.double()
+    return float(psnr(out, ref, crop_border=0, y_channel=True)[0]), float(psnr(out, ref, y_channel=False)[0])
 
 
 # ----------------------------------------------------------------------------- the run
