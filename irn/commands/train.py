@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -125,8 +126,11 @@ def build_trainer(cfg: TrainConfig, callbacks: list[Any]) -> Any:
     )
 
 
-def train(cfg: TrainConfig, resume: Path | None = None) -> int:
-    """Run (or continue) training; returns 0, raises IRNError when stopped by non-finite losses."""
+def train(cfg: TrainConfig, resume: Path | None = None, callbacks: Sequence[Any] = ()) -> int:
+    """Run (or continue) training; returns 0, raises IRNError when stopped by non-finite losses.
+
+    ``callbacks`` are extra Lightning callbacks (used by the tests).
+    """
     import lightning as L
     import torch
 
@@ -146,7 +150,7 @@ def train(cfg: TrainConfig, resume: Path | None = None) -> int:
         raise ConfigError(str(exc)) from None
     data = IRNDataModule(cfg.data, cfg.model.scale, seed=t.seed, max_steps=t.max_steps)
     saver = CheckpointEvery(checkpoint_dir(cfg), t.checkpoint_every_n_steps, t.checkpoint_every_minutes, t.monitor)
-    trainer = build_trainer(cfg, [saver])
+    trainer = build_trainer(cfg, [saver, *callbacks])
     trainer.fit(module, datamodule=data, ckpt_path=str(resume) if resume is not None else None)
     if module.stopped_for_nonfinite:
         raise IRNError(

@@ -1,0 +1,362 @@
+"""Training: the objective, a short run, resume after SIGKILL, DDP on CPU, bad configs, NaN handling.
+
+Everything uses a one-block x2 IRN on 16x16 patches of small synthetic images, so the
+whole file runs in a few minutes on two busy cores.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from PIL import Image
+
+from irn.cli import main
+from irn.config import ConfigError, config_from_dict, load_config
+from irn.training import AtomicCheckpointIO, IRNLightning, export_checkpoint, lr_factor
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def write_images(folder: Path, n: int = 4, size: tuple[int, int] = (40, 48)) -> Path:
+    """Smooth random colour images (PNG), one smaller than a 16-pixel patch side in height."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        h, w = size if i else (12, 30)
+        low = rng.uniform(0, 255, (h // 4 + 2, w // 4 + 2, 3)).astype(np.uint8)
+        img = Image.fromarray(low).resize((w, h), Image.BICUBIC)
+        img.save(folder / f"img{i}.png")
+    return folder
+
+
+def tiny_config(tmp_path: Path, **sections: dict) -> dict:
+    train = write_images(tmp_path / "train")
+    raw = {
+        "model": {"scale": 2, "blocks_per_level": [1], "growth": 8},
+        "data": {"train_dir": str(train), "val_dir": None, "patch_size": 16, "batch_size": 4, "num_workers": 0},
+        "loss": {"rec_sample_fraction": 0.5, "rec_temperature_ramp_steps": 10},
+        "optim": {"lr": 1e-3, "warmup_steps": 2},
+        "trainer": {
+            "run_dir": str(tmp_path / "run"),
+            "max_steps": 5,
+            "accelerator": "cpu",
+            "devices": 1,
+            "log_every_n_steps": 1,
+            "checkpoint_every_n_steps": 1,
+            "threads": 1,
+            "progress_bar": False,
+        },
+    }
+    for name, values in sections.items():
+        raw[name].update(values)
+    return raw
+
+
+def write_config(tmp_path: Path, raw: dict, name: str = "cfg.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def read_metrics(run_dir: Path) -> list[dict[str, str]]:
+    rows: list[dict[str, str]] = []
+    for f in sorted((run_dir / "csv").glob("version_*/metrics.csv")):
+        with f.open() as fh:
+            rows += list(csv.DictReader(fh))
+    return rows
+
+
+def run_cli(*args: str, cwd: Path = REPO, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "irn.cli", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+# ---------------------------------------------------------------------- objective
+def test_one_step_every_term_finite_and_every_parameter_gets_a_finite_gradient(tmp_path: Path) -> None:
+    module = IRNLightning(config_from_dict(tiny_config(tmp_path)))
+    hr = torch.rand(2, 3, 16, 16)
+    terms = module.losses(hr, step=5, generator=torch.Generator().manual_seed(0))
+    assert set(terms) == {"loss", "fit", "rec", "latent"}
+    for key, value in terms.items():
+        assert value.dim() == 0 and torch.isfinite(value), key
+    cfg = module.config
+    total = cfg.lambda_fit * terms["fit"] + terms["rec"] + terms["latent"]
+    torch.testing.assert_close(terms["loss"], total)
+    terms["loss"].backward()
+    params = [(n, p) for n, p in module.named_parameters() if p.requires_grad]
+    assert params
+    for name, p in params:
+        assert p.grad is not None, name
+        assert torch.isfinite(p.grad).all(), name
+    # the fresh network (zero last convolutions) passes the image through Haar unchanged,
+    # so some gradient must reach the last convolution of every subnet
+    assert all(p.grad.abs().sum() > 0 for n, p in params if n.endswith("conv5.weight"))
+
+
+def test_loss_terms_follow_the_paper_definitions() -> None:
+    """With an identity-initialised network, y is the Haar low band and z the high bands."""
+    raw = {"model": {"scale": 2, "blocks_per_level": [1], "growth": 8}, "loss": {"rec_sample_fraction": 0.0}}
+    module = IRNLightning(config_from_dict(raw))
+    hr = torch.rand(3, 3, 8, 8)
+    terms = module.losses(hr, step=0)
+    out, _ = module.model(hr)
+    from irn.resize import imresize
+
+    fit = ((out[:, :3] - imresize(hr, scale=0.5)) ** 2).sum((1, 2, 3)).mean()
+    latent = (out[:, 3:] ** 2).sum((1, 2, 3)).mean()
+    torch.testing.assert_close(terms["fit"], fit)
+    torch.testing.assert_close(terms["latent"], latent)
+    # z = 0 reconstruction of the quantised LR is close to hr but not exact (quantisation, z dropped)
+    assert 0 < terms["rec"].item() < hr.numel() / 3
+
+
+def test_lr_schedule_warmup_and_milestones() -> None:
+    assert lr_factor(0, 4, [10], 0.5) == pytest.approx(0.25)
+    assert lr_factor(3, 4, [10], 0.5) == 1.0
+    assert lr_factor(9, 0, [10, 20], 0.5) == 1.0
+    assert lr_factor(10, 0, [10, 20], 0.5) == 0.5
+    assert lr_factor(25, 0, [10, 20], 0.5) == 0.25
+
+
+# ---------------------------------------------------------------------- a short run
+def test_thirty_steps_lower_the_loss_and_write_logs_and_checkpoints(tmp_path: Path) -> None:
+    from irn.commands.train import train
+
+    raw = tiny_config(tmp_path, trainer={"max_steps": 30, "checkpoint_every_n_steps": 10})
+    raw["loss"] = {"rec_sample_fraction": 1.0}  # the paper's objective: a fixed target, no ramp
+    raw["data"]["val_dir"] = str(write_images(tmp_path / "val", n=2, size=(24, 20)))
+    raw["trainer"]["val_every_n_steps"] = 15
+    cfg = config_from_dict(raw)
+    assert train(cfg) == 0
+    run = Path(cfg.trainer.run_dir)
+    rows = read_metrics(run)
+    losses = [float(r["loss"]) for r in rows if r.get("loss")]
+    assert len(losses) >= 25
+    assert np.mean(losses[-5:]) < 0.7 * np.mean(losses[:5])
+    for key in ("train/fit", "train/rec", "train/latent"):
+        assert any(r.get(key) for r in rows), key
+    val = [r for r in rows if r.get("val/psnr_y_z0")]
+    assert len(val) == 2 and all(float(r["val/lr_psnr_y"]) > 20 for r in val)
+    assert list((run / "tb").rglob("events.out.tfevents.*"))
+    assert (run / "checkpoints" / "last.ckpt").is_file() and (run / "checkpoints" / "best.ckpt").is_file()
+    assert not list((run / "checkpoints").glob("*.tmp"))
+    # export -> irn.load
+    meta = export_checkpoint(run / "checkpoints" / "last.ckpt", tmp_path / "model.pt")
+    assert meta["steps"] == 30 and meta["config"]["model"]["blocks_per_level"] == [1]
+    import irn
+
+    model = irn.load(tmp_path / "model.pt")
+    assert model.metadata["steps"] == 30 and model.metadata["data"] == str(tmp_path / "train")
+    ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+    trained = {k[len("model.") :]: v for k, v in ckpt["state_dict"].items()}
+    for k, v in model.state_dict().items():
+        torch.testing.assert_close(v, trained[k])
+
+
+# ---------------------------------------------------------------------- faults
+def _model_and_optimizer(path: Path) -> tuple[dict[str, torch.Tensor], list[torch.Tensor], int]:
+    ckpt = torch.load(path, weights_only=True)
+    opt_state = [t for s in ckpt["optimizer_states"][0]["state"].values() for t in s.values() if torch.is_tensor(t)]
+    return ckpt["state_dict"], opt_state, int(ckpt["global_step"])
+
+
+def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path: Path) -> None:
+    raw = tiny_config(tmp_path, trainer={"max_steps": 100000, "run_dir": str(tmp_path / "killed")})
+    cfg_path = write_config(tmp_path, raw)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "irn.cli", "train", "--config", str(cfg_path)],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    last = tmp_path / "killed" / "checkpoints" / "last.ckpt"
+    killed_at = 0
+    deadline = time.monotonic() + 180
+    try:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                pytest.fail(f"training exited early: {proc.stderr.read()[-2000:]}")
+            if last.is_file():
+                killed_at = _model_and_optimizer(last)[2]  # atomic writes: always a whole file
+                if killed_at >= 3:
+                    break
+            time.sleep(0.05)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert killed_at >= 3, "no checkpoint appeared in time"
+    killed_at = _model_and_optimizer(last)[2]
+    assert not list(last.parent.glob("*.tmp")) or True  # a kill mid-write may leave a temp file, never a bad last
+    target = killed_at + 3
+    resumed = run_cli("train", "--config", str(cfg_path), "--resume", f"--trainer.max_steps={target}")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+
+    raw_ref = tiny_config(tmp_path, trainer={"max_steps": target, "run_dir": str(tmp_path / "straight")})
+    ref = run_cli("train", "--config", str(write_config(tmp_path, raw_ref, "ref.yaml")))
+    assert ref.returncode == 0, ref.stderr[-2000:]
+
+    params_a, opt_a, step_a = _model_and_optimizer(last)
+    params_b, opt_b, step_b = _model_and_optimizer(tmp_path / "straight" / "checkpoints" / "last.ckpt")
+    assert step_a == step_b == target
+    assert params_a.keys() == params_b.keys()
+    for k in params_a:
+        torch.testing.assert_close(params_a[k], params_b[k], rtol=0, atol=0, msg=k)
+    assert len(opt_a) == len(opt_b) > 0
+    for a, b in zip(opt_a, opt_b, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    # the resumed run logged the steps after the kill (a second CSV version)
+    steps = {int(r["step"]) for r in read_metrics(tmp_path / "killed") if r.get("loss")}
+    assert target - 1 in steps
+
+
+def test_atomic_checkpoint_keeps_the_old_file_when_a_write_fails(tmp_path: Path) -> None:
+    path = tmp_path / "last.ckpt"
+    io = AtomicCheckpointIO()
+    io.save_checkpoint({"step": 1, "w": torch.ones(3)}, path)
+
+    class Unpicklable:
+        def __reduce__(self) -> tuple:
+            raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        io.save_checkpoint({"step": 2, "w": Unpicklable()}, path)
+    assert torch.load(path, weights_only=True)["step"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]
+
+
+def test_nonfinite_losses_are_skipped_then_the_run_stops_with_a_usable_checkpoint(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    raw = tiny_config(tmp_path, trainer={"max_steps": 50, "max_nonfinite_steps": 3})
+    raw["loss"]["lambda_latent"] = float("nan")
+    cfg_path = write_config(tmp_path, raw)
+    assert main(["train", "--config", str(cfg_path)]) == 2
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("irn: error:")]
+    assert len(lines) == 1 and "3 non-finite losses in a row" in lines[0], err[-1500:]
+    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    ckpt = torch.load(last, weights_only=True)
+    assert ckpt["global_step"] == 3
+    torch.manual_seed(0)  # what L.seed_everything(trainer.seed=0) does before the network is built
+    fresh = IRNLightning(load_config(cfg_path)).state_dict()
+    for k, v in ckpt["state_dict"].items():
+        assert torch.isfinite(v).all(), k
+        torch.testing.assert_close(v, fresh[k], rtol=0, atol=0)  # no step was taken
+    assert math.isclose(float(ckpt["irn"]["nonfinite_total"]), 3)
+
+
+# ---------------------------------------------------------------------- bad configs
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda r: r["trainer"].update(max_stepz=3), "unknown key 'trainer.max_stepz'"),
+        (lambda r: r.update(trainr={}), "unknown section 'trainr'"),
+        (lambda r: r["data"].update(train_dir="no/such/folder"), "data.train_dir: folder 'no/such/folder' does not"),
+        (lambda r: r["data"].update(patch_size=15), "data.patch_size 15 is not a positive multiple of model.scale 2"),
+        (lambda r: r["model"].update(scale=3), "model.scale must be 2, 4 or 8"),
+        (lambda r: r["optim"].update(lr="fast"), "optim.lr: expected a number, got 'fast'"),
+        (lambda r: r["model"].update(blocks_per_level=[1, 1]), "needs 1 entries for scale 2"),
+    ],
+)
+def test_bad_configs_fail_with_one_line_before_anything_starts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], edit, message: str
+) -> None:
+    raw = tiny_config(tmp_path)
+    edit(raw)
+    cfg_path = write_config(tmp_path, raw)
+    assert main(["train", "--config", str(cfg_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and err.startswith("irn: error:") and message in err, err
+    assert not (tmp_path / "run").exists()
+
+
+def test_bad_overrides_and_missing_resume(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg_path = write_config(tmp_path, tiny_config(tmp_path))
+    assert main(["train", "--config", str(cfg_path), "--data.patch_size=9"]) == 2
+    assert "not a positive multiple" in capsys.readouterr().err
+    assert main(["train", "--config", str(cfg_path), "--resume"]) == 2
+    assert "--resume: no checkpoint at" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--config", str(cfg_path), "--trainer.nope=1"])
+    assert exc.value.code == 2
+    assert "unrecognized arguments: --trainer.nope=1" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="no such config file"):
+        load_config(tmp_path / "missing.yaml")
+
+
+def test_shipped_configs_parse_and_keep_the_paper_recipe() -> None:
+    for scale in (2, 4, 8):
+        cfg = load_config(REPO / "configs" / f"x{scale}.yaml")
+        assert cfg.model.scale == scale and cfg.lambda_fit == scale**2
+        assert cfg.model.blocks_per_level == [8] * int(math.log2(scale))
+        assert (cfg.optim.lr, cfg.optim.weight_decay, cfg.optim.betas) == (2e-4, 1e-5, [0.9, 0.999])
+        assert cfg.optim.milestones == [100000, 200000, 300000, 400000] and cfg.trainer.max_steps == 500000
+        assert (cfg.data.batch_size, cfg.data.patch_size, cfg.trainer.gradient_clip_val) == (16, 144, 10.0)
+        assert cfg.loss.rec_sample_fraction == 1.0 and cfg.loss.rec_temperature_ramp_steps == 0
+    quick = load_config(REPO / "configs" / "quick.yaml")
+    assert quick.data.train_dir == "../shared/datasets/SunHays80" and quick.trainer.accelerator == "cpu"
+
+
+# ---------------------------------------------------------------------- distributed
+DDP_SCRIPT = textwrap.dedent(
+    """
+    import sys, torch, lightning as L
+    from irn.config import load_config
+    from irn.commands.train import train
+
+    class DumpParams(L.Callback):
+        def on_train_end(self, trainer, module):
+            torch.save({k: v.detach().clone() for k, v in module.state_dict().items()},
+                       sys.argv[2] + f"/params_rank{trainer.global_rank}.pt")
+
+    sys.exit(train(load_config(sys.argv[1]), callbacks=[DumpParams()]))
+    """
+)
+
+
+def test_ddp_two_cpu_processes_keep_identical_parameters(tmp_path: Path) -> None:
+    raw = tiny_config(
+        tmp_path, trainer={"max_steps": 4, "devices": 2, "strategy": "ddp", "checkpoint_every_n_steps": 2}
+    )
+    cfg_path = write_config(tmp_path, raw)
+    script = tmp_path / "ddp_train.py"
+    script.write_text(DDP_SCRIPT)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(
+        [sys.executable, str(script), str(cfg_path), str(tmp_path)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    p0 = torch.load(tmp_path / "params_rank0.pt", weights_only=True)
+    p1 = torch.load(tmp_path / "params_rank1.pt", weights_only=True)
+    torch.manual_seed(0)  # what L.seed_everything(trainer.seed=0) does before the network is built
+    fresh = IRNLightning(load_config(cfg_path)).state_dict()
+    assert p0.keys() == p1.keys()
+    moved = 0
+    for k in p0:
+        torch.testing.assert_close(p0[k], p1[k], rtol=0, atol=0, msg=k)
+        moved += int(not torch.equal(p0[k], fresh[k]))
+    assert moved > 0
+    ckpt = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert ckpt["global_step"] == 4
