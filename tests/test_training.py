@@ -203,7 +203,6 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path: Path) -> Non
         proc.wait()
     assert killed_at >= 3, "no checkpoint appeared in time"
     killed_at = _model_and_optimizer(last)[2]
-    assert not list(last.parent.glob("*.tmp")) or True  # a kill mid-write may leave a temp file, never a bad last
     target = killed_at + 3
     resumed = run_cli("train", "--config", str(cfg_path), "--resume", f"--trainer.max_steps={target}")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
