@@ -254,6 +254,8 @@ def read_image_checked(path: str | os.PathLike[str], max_pixels: int | None = DE
         with _open(path, None) as probe:
             width, height = probe.size
         raise ImageTooLargeError(path, width, height, int(max_pixels or 0)) from None
+    except PermissionError:
+        raise ImageReadError(f"{path}: cannot read the file (permission denied)") from None
     except UnidentifiedImageError:
         raise ImageReadError(f"{path}: not an image (unrecognised file format)") from None
     except Exception as exc:  # noqa: BLE001 - any decoder failure is a bad file

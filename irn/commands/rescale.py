@@ -465,7 +465,6 @@ def write_json(path: Path, payload: dict[str, Any]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
     from tqdm import tqdm
 
     import irn
@@ -506,7 +505,6 @@ def run(args: argparse.Namespace) -> int:
     for rec in records:
         print(f"irn: skipped: {rec.error}", file=sys.stderr)
 
-    torch.set_grad_enabled(False)
     bar = tqdm(jobs, desc=f"rescale {action} x{scale}", unit="img", file=sys.stderr, disable=None, leave=False)
     for job in bar:
         rec = Record(input=str(job.source))
@@ -527,7 +525,8 @@ def run(args: argparse.Namespace) -> int:
         except RuntimeError as exc:
             if "out of memory" not in str(exc).lower() and "can't allocate memory" not in str(exc).lower():
                 raise
-            rec.status, rec.error = "failed", f"{job.source}: out of memory on {device} ({rec.size} pixels)"
+            size = f" at {rec.size[1]}x{rec.size[0]}" if rec.size else ""
+            rec.status, rec.error = "failed", f"{job.source}: out of memory on {device}{size}; try a smaller image"
         if rec.status == "failed":
             tqdm.write(f"irn: skipped: {rec.error}", file=sys.stderr)
             continue
@@ -575,5 +574,8 @@ def run(args: argparse.Namespace) -> int:
                 if key in item:
                     item[key] = _json_number(item[key])
             payload["images"].append(item)
-        write_json(Path(args.json), payload)
+        try:
+            write_json(Path(args.json), payload)
+        except OSError as exc:
+            raise IRNError(f"--json {args.json}: cannot write the summary ({exc.strerror or exc})") from None
     return 1 if failed else 0

@@ -1,0 +1,77 @@
+"""The image-level API: PIL images, numpy arrays and tensors in, the same kind out, sizes and alpha."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import irn
+from irn.nn import IRN, IRNConfig
+from irn.resize import imresize
+
+
+@pytest.fixture(scope="module")
+def model() -> IRN:
+    net = IRN(IRNConfig(scale=2, blocks_per_level=(1,), growth=8))
+    gen = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen) * 0.01)
+    return net.eval()
+
+
+def rgb(h: int = 9, w: int = 7) -> np.ndarray:
+    return np.random.default_rng(0).integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+def test_pil_in_pil_out_with_padding_sizes(model: IRN) -> None:
+    im = Image.fromarray(rgb(9, 7))
+    lr = irn.downscale_image(model, im)
+    assert isinstance(lr, Image.Image) and lr.mode == "RGB" and lr.size == (4, 5)  # ceil(7/2) x ceil(9/2)
+    hr = irn.upscale_image(model, lr, seed=0)
+    assert hr.size == (8, 10)  # exactly 2x the LR
+    assert irn.upscale_image(model, lr, seed=0, size=(9, 7)).size == (7, 9)
+    assert irn.roundtrip_image(model, im, seed=0).size == (7, 9)
+
+
+def test_pil_matches_the_tensor_api(model: IRN) -> None:
+    arr = rgb(8, 6)
+    x = torch.from_numpy(arr).permute(2, 0, 1)[None].float() / 255
+    with torch.no_grad():
+        expected_lr = model.downscale(x)
+        expected_rt = model.roundtrip(x, z="zero")
+    lr = np.asarray(irn.downscale_image(model, Image.fromarray(arr)))
+    assert np.array_equal(lr, (expected_lr[0].permute(1, 2, 0) * 255).round().byte().numpy())
+    rt = irn.roundtrip_image(model, arr, z="zero")
+    assert np.array_equal(rt, (expected_rt[0].permute(1, 2, 0) * 255).round().byte().numpy())
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
+def test_numpy_dtype_is_kept(model: IRN, dtype: type) -> None:
+    base = rgb(6, 6)
+    arr = {np.uint8: base, np.uint16: base.astype(np.uint16) * 257, np.float32: base.astype(np.float32) / 255}[dtype]
+    lr = irn.downscale_image(model, arr)
+    assert lr.dtype == dtype and lr.shape == (3, 3, 3)
+
+
+def test_greyscale_array_becomes_rgb(model: IRN) -> None:
+    assert irn.downscale_image(model, rgb(6, 4)[:, :, 0]).shape == (3, 2, 3)
+
+
+def test_alpha_is_resized_with_bicubic_and_reattached(model: IRN) -> None:
+    alpha = np.linspace(0, 255, 8 * 6).reshape(8, 6, 1).round().astype(np.uint8)
+    rgba = np.concatenate([rgb(8, 6), alpha], axis=2)
+    lr = irn.downscale_image(model, Image.fromarray(rgba))
+    assert lr.mode == "RGBA" and lr.size == (3, 4)
+    expected = (imresize(torch.from_numpy(alpha[:, :, 0] / 255.0), scale=0.5).clamp(0, 1) * 255).round()
+    assert np.array_equal(np.asarray(lr)[:, :, 3], expected.numpy().astype(np.uint8))
+    rec = irn.roundtrip_image(model, rgba, seed=0)
+    assert rec.shape == (8, 6, 4) and rec.dtype == np.uint8
+
+
+def test_tensors_keep_their_rank(model: IRN) -> None:
+    x = torch.rand(3, 7, 5)
+    assert irn.downscale_image(model, x).shape == (3, 4, 3)
+    assert irn.roundtrip_image(model, x[None]).shape == (1, 3, 7, 5)
