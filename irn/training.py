@@ -44,23 +44,14 @@ def charbonnier(x: Tensor, y: Tensor, eps: float) -> Tensor:
 
 
 def psnr_y(x: Tensor, y: Tensor, crop_border: int) -> Tensor:
-    """PSNR on the BT.601 Y channel of 8-bit-rounded (B, 3, H, W) images in [0, 1] -> (B,).
+    """PSNR-Y (dB, (B,)) of (B, 3, H, W) images in [0, 1] after rounding both to 8-bit levels.
 
-    Y = 16 + 65.481 R + 128.553 G + 24.966 B (MATLAB rgb2ycbcr, 0-255 range), ``crop_border``
-    pixels removed from every side (the official IRN evaluation protocol).
+    :func:`irn.metrics.psnr` on MATLAB's BT.601 Y, ``crop_border`` pixels removed from every
+    side (the official IRN evaluation protocol), computed in float64.
     """
-    w = torch.tensor([65.481, 128.553, 24.966], device=x.device, dtype=torch.float64).view(1, 3, 1, 1)
+    from irn.metrics import psnr
 
-    def y_of(img: Tensor) -> Tensor:
-        img = torch.round(img.double().clamp(0, 1) * 255) / 255
-        return 16.0 + (img * w).sum(1)
-
-    yx, yy = y_of(x), y_of(y)
-    if crop_border > 0:
-        yx = yx[..., crop_border:-crop_border, crop_border:-crop_border]
-        yy = yy[..., crop_border:-crop_border, crop_border:-crop_border]
-    mse = ((yx - yy) ** 2).flatten(1).mean(1)
-    return (10 * torch.log10(255.0**2 / mse.clamp_min(1e-10))).float()
+    return psnr(quantize(x.double()), quantize(y.double()), crop_border=crop_border, y_channel=True).float()
 
 
 def build_network(config: TrainConfig) -> IRN:
