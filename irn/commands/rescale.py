@@ -257,13 +257,14 @@ def plan_outputs(
         jobs.append(Job(source, outputs))
 
     inputs_by_path = {job.source.resolve(): job.source for job in jobs}
+    inputs_by_inode = {key: job.source for job in jobs if (key := _inode(job.source)) is not None}
     owner: dict[Path, Path] = {}
     for job in jobs:
         for out in job.outputs.values():
             key = out.resolve()
             clash = inputs_by_path.get(key)
-            if clash is None and out.exists():
-                clash = next((j.source for j in jobs if _same_file(out, j.source)), None)
+            if clash is None and (inode := _inode(out)) is not None:
+                clash = inputs_by_inode.get(inode)  # the same file under another name (hard link)
             if clash is not None:
                 raise IRNError(f"output {out} would overwrite the input {clash}; choose another -o")
             if key in owner:
@@ -274,11 +275,12 @@ def plan_outputs(
     return jobs
 
 
-def _same_file(a: Path, b: Path) -> bool:
+def _inode(path: Path) -> tuple[int, int] | None:
     try:
-        return os.path.samefile(a, b)
+        st = path.stat()
     except OSError:
-        return False
+        return None
+    return st.st_dev, st.st_ino
 
 
 # ----------------------------------------------------------------------------- model and images
@@ -478,15 +480,15 @@ def run(args: argparse.Namespace) -> int:
     outdir = Path(args.output)
     if outdir.exists() and not outdir.is_dir():
         raise IRNError(f"-o {outdir}: exists and is not a folder")
+    inputs, missing = collect_inputs(list(args.inputs), args.recursive, outdir)
+    if not inputs and missing:
+        raise IRNError("; ".join(f"{p}: {why}" for p, why in missing))
     device = resolve_device(args.device)
     checkpoint = resolve(args.model)
     model = irn.load(checkpoint, device=device)
     scale = model.scale
 
     lr_suffix = LR_FORMATS[getattr(args, "format", "png")]
-    inputs, missing = collect_inputs(list(args.inputs), args.recursive, outdir)
-    if not inputs and missing:
-        raise IRNError("; ".join(f"{p}: {why}" for p, why in missing))
     jobs = plan_outputs(action, inputs, outdir, scale, lr_suffix)
     if lr_suffix != ".png":
         print(LOSSY_WARNING.format(fmt=lr_suffix[1:].upper()), file=sys.stderr)
