@@ -83,7 +83,9 @@ def test_upscale_latent_modes() -> None:
 
 # ------------------------------------------------------------------ log-determinants
 def _autograd_logdet(fn, x: torch.Tensor) -> torch.Tensor:  # type: ignore[no-untyped-def]
-    jac = torch.autograd.functional.jacobian(lambda v: fn(v.reshape(x.shape))[0].reshape(-1), x.reshape(-1))
+    jac = torch.autograd.functional.jacobian(
+        lambda v: fn(v.reshape(x.shape))[0].reshape(-1), x.reshape(-1), vectorize=True
+    )
     sign, logabs = torch.linalg.slogdet(jac)
     assert sign != 0
     return logabs
