@@ -20,6 +20,7 @@ from irn.errors import IRNError
 COMMANDS: dict[str, str] = {
     "rescale": "rescale",
     "decay": "decay",
+    "hybrid": "hybrid",
     "chart": "chart",
     "data": "data",
     "train": "train",
