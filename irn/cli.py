@@ -19,6 +19,7 @@ from irn.errors import IRNError
 #: subcommand -> module under irn.commands
 COMMANDS: dict[str, str] = {
     "rescale": "rescale",
+    "eval": "evaluate",
     "decay": "decay",
     "hybrid": "hybrid",
     "chart": "chart",

@@ -22,12 +22,10 @@ the ``lpips`` package, with the AlexNet ImageNet weights read from the torch hub
 from __future__ import annotations
 
 import warnings
-from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from irn.errors import IRNError
@@ -76,8 +74,10 @@ def rgb_to_y(x: Tensor) -> Tensor:
     """(B, 3, H, W) RGB in [0, 1] -> (B, 1, H, W) BT.601 luma on the 0-255 scale (MATLAB ``rgb2ycbcr``)."""
     if x.dim() < 3 or x.shape[-3] != 3:
         raise MetricInputError(f"expected RGB (..., 3, H, W), got shape {tuple(x.shape)}")
-    weights = torch.tensor([65.481, 128.553, 24.966], dtype=x.dtype, device=x.device).view(3, 1, 1)
-    return 16.0 + (x * weights).sum(-3, keepdim=True)
+    r, g, b = x.unbind(-3)
+    y = r * 65.481
+    y.add_(g, alpha=128.553).add_(b, alpha=24.966).add_(16.0)
+    return y.unsqueeze(-3)
 
 
 def _to_255(x: Tensor, y_channel: bool) -> Tensor:
@@ -94,18 +94,28 @@ def psnr(x: Tensor, y: Tensor, crop_border: int = 0, y_channel: bool = True) -> 
     return 10 * torch.log10(255.0**2 / mse)  # mse == 0 -> inf
 
 
-@lru_cache(maxsize=8)
-def _gaussian_1d(size: int, sigma: float) -> Tensor:
+def gaussian_taps(size: int = SSIM_WINDOW, sigma: float = SSIM_SIGMA) -> list[float]:
+    """Normalised 1-D Gaussian (size,), float64; its outer product is MATLAB's fspecial('gaussian')."""
     t = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
     g = torch.exp(-(t**2) / (2 * sigma**2))
-    return g / g.sum()
+    return (g / g.sum()).tolist()
 
 
-def _filter_valid(x: Tensor, g: Tensor) -> Tensor:
-    """Separable Gaussian filter, valid positions only: (N, 1, H, W) -> (N, 1, H-k+1, W-k+1)."""
-    k = g.numel()
-    x = F.conv2d(x, g.view(1, 1, k, 1))
-    return F.conv2d(x, g.view(1, 1, 1, k))
+def _filter_valid(x: Tensor, taps: list[float]) -> Tensor:
+    """Separable filter over the last two dims, valid positions: (..., H, W) -> (..., H-k+1, W-k+1).
+
+    k shifted, fused multiply-adds per axis: exact in float64, light on memory, fast on every
+    device (CPU float64 convolutions are slow), and differentiable.
+    """
+    k = len(taps)
+    h, w = x.shape[-2:]
+    rows = x[..., : h - k + 1, :] * taps[0]
+    for i in range(1, k):
+        rows.add_(x[..., i : h - k + 1 + i, :], alpha=taps[i])
+    out = rows[..., : w - k + 1] * taps[0]
+    for i in range(1, k):
+        out.add_(rows[..., i : w - k + 1 + i], alpha=taps[i])
+    return out
 
 
 def ssim(x: Tensor, y: Tensor, crop_border: int = 0, y_channel: bool = True) -> Tensor:
@@ -115,18 +125,16 @@ def ssim(x: Tensor, y: Tensor, crop_border: int = 0, y_channel: bool = True) -> 
     11x11 Gaussian window, sigma 1.5. Needs at least 11x11 pixels after cropping.
     """
     x, y = _prepare(x, y, crop_border, SSIM_WINDOW)
-    a, b = _to_255(x, y_channel), _to_255(y, y_channel)
-    batch, channels = a.shape[:2]
-    a = a.reshape(batch * channels, 1, *a.shape[-2:])
-    b = b.reshape(batch * channels, 1, *b.shape[-2:])
-    g = _gaussian_1d(SSIM_WINDOW, SSIM_SIGMA).to(device=a.device, dtype=a.dtype)
+    a, b = _to_255(x, y_channel), _to_255(y, y_channel)  # (B, C, H, W), C = 1 (Y) or 3
+    taps = gaussian_taps()
     c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
-    mu_a, mu_b = _filter_valid(a, g), _filter_valid(b, g)
-    var_a = _filter_valid(a * a, g) - mu_a**2
-    var_b = _filter_valid(b * b, g) - mu_b**2
-    cov = _filter_valid(a * b, g) - mu_a * mu_b
-    ssim_map = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))
-    return ssim_map.reshape(batch, -1).mean(1)
+    maps = torch.stack((a, b, a * a, b * b, a * b))
+    mu_a, mu_b, aa, bb, ab = _filter_valid(maps, taps)  # local means of a, b, a^2, b^2, ab
+    mu_ab, mu_aa, mu_bb = mu_a * mu_b, mu_a * mu_a, mu_b * mu_b
+    numerator = (2 * mu_ab + c1) * (2 * (ab - mu_ab) + c2)
+    denominator = (mu_aa + mu_bb + c1) * ((aa - mu_aa) + (bb - mu_bb) + c2)
+    ssim_map = numerator / denominator
+    return ssim_map.flatten(1).mean(1)
 
 
 # --------------------------------------------------------------------------- LPIPS
