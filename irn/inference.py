@@ -1,0 +1,308 @@
+"""Fast inference for IRN: the same outputs as the plain path (within 1e-4 in fp32), faster and smaller.
+
+:class:`FastIRN` is an :class:`~irn.nn.network.IRN` that shares the modules (and so the
+official state-dict keys) of a trained model and replaces only ``forward`` for inference;
+``encode``/``decode``/``downscale``/``upscale``/``roundtrip`` are inherited unchanged::
+
+    fast = irn.inference.optimize_for_inference(irn.load("x4"))
+    lr = fast.downscale(hr)           # same API and values as the plain model
+
+What it changes, all exact in real arithmetic (only the rounding order of fp32 sums moves):
+
+* activations are kept channels-last (NHWC), the layout oneDNN convolves without reordering;
+* on CPU in fp32, every 3x3 convolution runs through oneDNN with its weight repacked once
+  (``torch.ops.mkldnn._convolution_pointwise``) and LeakyReLU / sigmoid fused into it;
+* the dense blocks write each new feature into one preallocated buffer instead of
+  re-concatenating all earlier features for every convolution (``torch.cat`` copies);
+* G and H of a coupling block both read y1 (Eq. 2): their first convolutions run as one
+  convolution with the two weights stacked;
+* every subnet runs on horizontal stripes of ``stripe_pixels`` output pixels, each widened by a
+  halo of :data:`HALO` rows (a dense block stacks five 3x3 convolutions, so an output row depends
+  on input rows at most 5 away), so peak memory no longer grows with the 137-channel dense
+  features of the whole image: it is a few copies of the flow tensor (3 H W floats) plus one
+  stripe's features. The halo rows are recomputed (about 2 * HALO / stripe rows extra work).
+
+The forward pass computes the same per-pixel sums as the plain path; only their order in fp32
+differs. Autograd is not supported: with gradients enabled and trainable inputs or parameters,
+``forward`` falls back to the plain path. Weights are repacked lazily and again whenever a
+parameter changes in place (tracked by its version counter).
+
+GPU path: :func:`accelerated_flow` wraps the plain model's flow with bf16 autocast,
+channels-last and optionally ``torch.compile`` (with CUDA graphs via ``mode="reduce-overhead"``);
+it runs on CPU too (compile off) so that it is tested without a GPU.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from irn.nn.coupling import AffineCoupling
+from irn.nn.haar import HaarDownsampling
+from irn.nn.network import IRN
+from irn.nn.subnets import DenseBlock
+
+#: rows of halo a dense block needs on each side of a stripe: five stacked 3x3 convolutions
+HALO = 5
+LEAKY_SLOPE = 0.2
+Activation = Literal["none", "leaky_relu", "sigmoid"]
+
+
+def mkldnn_available() -> bool:
+    """Whether oneDNN's fused convolution ops exist in this torch build."""
+    return (
+        torch.backends.mkldnn.is_available()
+        and hasattr(torch.ops.mkldnn, "_convolution_pointwise")
+        and hasattr(torch.ops.mkldnn, "_reorder_convolution_weight")
+    )
+
+
+@dataclass(frozen=True)
+class FastOptions:
+    """Tuning of :class:`FastIRN`.
+
+    ``stripe_pixels``: output pixels (batch x rows x width) per subnet stripe; memory of the
+    dense features is about ``stripe_pixels * 169 * 4`` bytes. ``mkldnn``: use oneDNN's packed,
+    fused convolutions (None: when available and the input is fp32 on CPU).
+    """
+
+    stripe_pixels: int = 1 << 17
+    mkldnn: bool | None = None
+
+    def __post_init__(self) -> None:
+        if self.stripe_pixels < 1:
+            raise ValueError(f"stripe_pixels must be positive, got {self.stripe_pixels}")
+
+
+class PreparedConv:
+    """A 3x3 convolution (stride 1, zero padding 1) prepared for inference.
+
+    ``__call__(x)``: (B, Cin, h, w) channels-last -> (B, Cout, h, w) channels-last, with the
+    activation applied. With ``packed`` the weight is held in oneDNN's blocked layout and
+    the activation is fused into the convolution.
+    """
+
+    def __init__(self, weight: Tensor, bias: Tensor | None, packed: bool) -> None:
+        self.weight = weight.detach().contiguous(memory_format=torch.channels_last)
+        self.bias = None if bias is None else bias.detach().contiguous()
+        self.packed: Tensor | None = None
+        if packed:
+            self.packed = torch.ops.mkldnn._reorder_convolution_weight(self.weight, [1, 1], [1, 1], [1, 1], 1)
+
+    def __call__(self, x: Tensor, activation: Activation = "none") -> Tensor:
+        if self.packed is not None:
+            scalars: list[float] = [LEAKY_SLOPE] if activation == "leaky_relu" else []
+            return torch.ops.mkldnn._convolution_pointwise(
+                x, self.packed, self.bias, [1, 1], [1, 1], [1, 1], 1, activation, scalars, ""
+            )
+        y = F.conv2d(x, self.weight.to(x.dtype), None if self.bias is None else self.bias.to(x.dtype), padding=1)
+        if activation == "leaky_relu":
+            return F.leaky_relu(y, LEAKY_SLOPE, inplace=True)
+        if activation == "sigmoid":
+            return torch.sigmoid_(y)
+        return y
+
+
+class PreparedDenseBlock:
+    """:class:`~irn.nn.subnets.DenseBlock` for inference: features written into one buffer.
+
+    ``__call__(x, first=None)``: (B, Cin, h, w) -> (B, Cout, h, w), both channels-last; ``first``
+    is conv1's activated output when it was computed elsewhere (the fused G/H first conv).
+    """
+
+    def __init__(self, block: DenseBlock, packed: bool) -> None:
+        self.convs = [
+            PreparedConv(c.weight, c.bias, packed) for c in (block.conv1, block.conv2, block.conv3, block.conv4)
+        ]
+        self.last = PreparedConv(block.conv5.weight, block.conv5.bias, packed)
+        self.in_channels = block.conv1.in_channels
+        self.growth = block.conv1.out_channels
+
+    def __call__(self, x: Tensor, activation: Activation = "none", first: Tensor | None = None) -> Tensor:
+        b, _, h, w = x.shape
+        c = self.in_channels
+        buf = torch.empty((b, c + 4 * self.growth, h, w), dtype=x.dtype, device=x.device).contiguous(
+            memory_format=torch.channels_last
+        )
+        buf[:, :c] = x
+        for i, conv in enumerate(self.convs):
+            buf[:, c : c + self.growth] = first if (i == 0 and first is not None) else conv(buf[:, :c], "leaky_relu")
+            c += self.growth
+        return self.last(buf, activation)
+
+
+def row_stripes(height: int, rows: int, halo: int) -> Iterator[tuple[int, int, int, int]]:
+    """Split ``range(height)`` into stripes of ``rows``: yields (start, stop, halo_start, halo_stop)."""
+    for start in range(0, height, rows):
+        stop = min(height, start + rows)
+        yield start, stop, max(0, start - halo), min(height, stop + halo)
+
+
+class PreparedCoupling:
+    """:class:`~irn.nn.coupling.AffineCoupling` (Eq. 1-2) for inference, stripe by stripe."""
+
+    def __init__(self, block: AffineCoupling, packed: bool) -> None:
+        self.split = block.split
+        self.clamp = block.clamp
+        self.f = PreparedDenseBlock(block.F, packed)
+        self.g = PreparedDenseBlock(block.G, packed)
+        self.h = PreparedDenseBlock(block.H, packed)
+        # G and H both read y1: one convolution with their first weights stacked (exact).
+        weight = torch.cat((block.G.conv1.weight, block.H.conv1.weight), 0)
+        bias = torch.cat((block.G.conv1.bias, block.H.conv1.bias), 0)
+        self.gh_first = PreparedConv(weight, bias, packed)
+
+    def _scale_and_shift(self, y1: Tensor) -> tuple[Tensor, Tensor]:
+        """y1 stripe -> (s, G(y1)) with s = clamp * (2 sigmoid(H(y1)) - 1)."""
+        first = self.gh_first(y1, "leaky_relu")
+        growth = self.g.growth
+        g = self.g(y1, first=first[:, :growth])
+        s = self.h(y1, "sigmoid", first=first[:, growth:])
+        return self.clamp * (s * 2 - 1), g
+
+    def __call__(self, x: Tensor, rev: bool, stripe_rows: int) -> tuple[Tensor, Tensor]:
+        """x (B, C, H, W) channels-last -> (y (B, C, H, W) channels-last, logdet (B,))."""
+        k, height = self.split, x.shape[2]
+        x1, x2 = x[:, :k], x[:, k:]
+        out = torch.empty_like(x, memory_format=torch.channels_last)
+        y1, y2 = out[:, :k], out[:, k:]
+        logdet = x.new_zeros(x.shape[0])
+        stripes = list(row_stripes(height, stripe_rows, HALO))
+        if not rev:
+            for a, b, ha, hb in stripes:  # y1 = x1 + F(x2)
+                f = self.f(x2[:, :, ha:hb])
+                torch.add(x1[:, :, a:b], f[:, :, a - ha : b - ha], out=y1[:, :, a:b])
+            for a, b, ha, hb in stripes:  # y2 = x2 * exp(s) + G(y1)
+                s, g = self._scale_and_shift(y1[:, :, ha:hb])
+                s, g = s[:, :, a - ha : b - ha], g[:, :, a - ha : b - ha]
+                y2[:, :, a:b] = x2[:, :, a:b] * torch.exp(s) + g
+                logdet += s.sum((1, 2, 3))
+        else:
+            for a, b, ha, hb in stripes:  # y2 = (x2 - G(x1)) / exp(s)
+                s, g = self._scale_and_shift(x1[:, :, ha:hb])
+                s, g = s[:, :, a - ha : b - ha], g[:, :, a - ha : b - ha]
+                y2[:, :, a:b] = (x2[:, :, a:b] - g) / torch.exp(s)
+                logdet -= s.sum((1, 2, 3))
+            for a, b, ha, hb in stripes:  # y1 = x1 - F(y2)
+                f = self.f(y2[:, :, ha:hb])
+                torch.sub(x1[:, :, a:b], f[:, :, a - ha : b - ha], out=y1[:, :, a:b])
+        return out, logdet
+
+
+class FastIRN(IRN):
+    """An :class:`IRN` with a fast inference ``forward``, sharing ``model``'s modules and weights.
+
+    The state dict (official keys) and the image API are those of ``model``; ``forward(x, rev)``
+    returns the plain path's values within fp32 rounding. See the module docstring.
+    """
+
+    def __init__(self, model: IRN, options: FastOptions | None = None) -> None:
+        torch.nn.Module.__init__(self)
+        self.config = model.config
+        self.operations = model.operations
+        self.options = options or FastOptions()
+        self._prepared: list[PreparedCoupling | HaarDownsampling] | None = None
+        self._prepared_key: tuple[object, ...] | None = None
+
+    def _use_mkldnn(self, x: Tensor) -> bool:
+        usable = x.device.type == "cpu" and x.dtype == torch.float32 and mkldnn_available()
+        if self.options.mkldnn is None:
+            return usable
+        if self.options.mkldnn and not usable:
+            raise RuntimeError("FastOptions(mkldnn=True) needs an fp32 CPU input and a torch build with oneDNN")
+        return self.options.mkldnn
+
+    def prepared(self, packed: bool) -> list[PreparedCoupling | HaarDownsampling]:
+        """The prepared operations, rebuilt when a parameter changed or the backend differs."""
+        params = list(self.parameters())
+        key = (packed, tuple((p.data_ptr(), p._version, p.device, p.dtype) for p in params))
+        if self._prepared is None or self._prepared_key != key:
+            with torch.no_grad():
+                self._prepared = [
+                    PreparedCoupling(op, packed) if isinstance(op, AffineCoupling) else op for op in self.operations
+                ]
+            self._prepared_key = key
+        return self._prepared
+
+    def forward(self, x: Tensor, rev: bool = False) -> tuple[Tensor, Tensor]:
+        needs_grad = torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in self.parameters()))
+        if needs_grad:
+            return super().forward(x, rev)
+        with torch.no_grad():
+            ops = self.prepared(self._use_mkldnn(x))
+            x = x.contiguous(memory_format=torch.channels_last)
+            logdet = x.new_zeros(x.shape[0])
+            for op in reversed(ops) if rev else ops:
+                if isinstance(op, PreparedCoupling):
+                    rows = max(1, self.options.stripe_pixels // (x.shape[0] * x.shape[3]))
+                    x, ld = op(x, rev, rows)
+                else:
+                    x, ld = op(x, rev=rev)
+                    x = x.contiguous(memory_format=torch.channels_last)
+                logdet = logdet + ld
+            return x.contiguous(), logdet
+
+
+def optimize_for_inference(model: IRN, options: FastOptions | None = None) -> FastIRN:
+    """``model`` wrapped as a :class:`FastIRN` (returned as is if it already is one with these options)."""
+    if isinstance(model, FastIRN) and (options is None or options == model.options):
+        return model
+    return FastIRN(model, options)
+
+
+# ----------------------------------------------------------------------------------------- GPU
+Precision = Literal["fp32", "bf16-mixed", "fp16-mixed"]
+Flow = Callable[[Tensor, bool], tuple[Tensor, Tensor]]
+
+
+@dataclass(frozen=True)
+class AcceleratorOptions:
+    """The GPU recipe for :func:`accelerated_flow`.
+
+    ``precision``: ``bf16-mixed`` (autocast to bfloat16; the flow's output and logdet are
+    returned in fp32), ``fp16-mixed`` or ``fp32``. ``channels_last``: NHWC activations and weights.
+    ``compile``: ``torch.compile`` the flow. ``cuda_graphs``: compile with
+    ``mode="reduce-overhead"``, which replays CUDA graphs (CUDA only; implies compile).
+    """
+
+    precision: Precision = "bf16-mixed"
+    channels_last: bool = True
+    compile: bool = True
+    cuda_graphs: bool = False
+
+    def __post_init__(self) -> None:
+        if self.precision not in ("fp32", "bf16-mixed", "fp16-mixed"):
+            raise ValueError(f"precision must be fp32, bf16-mixed or fp16-mixed, got {self.precision!r}")
+
+
+def accelerated_flow(model: IRN, options: AcceleratorOptions | None = None) -> Flow:
+    """``model``'s raw flow ``(x, rev) -> (y, logdet)`` with the GPU recipe applied.
+
+    Works for training (autograd flows through it) and inference. On CPU it runs too, with
+    bf16 autocast on CPU; use ``compile=False`` there in tests. ``cuda_graphs`` needs a CUDA model.
+    """
+    opts = options or AcceleratorOptions()
+    if opts.channels_last:
+        model.to(memory_format=torch.channels_last)
+    dtype = {"fp32": None, "bf16-mixed": torch.bfloat16, "fp16-mixed": torch.float16}[opts.precision]
+
+    def flow(x: Tensor, rev: bool = False) -> tuple[Tensor, Tensor]:
+        if opts.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(device_type=x.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+            y, logdet = model(x, rev)
+        return y.float(), logdet.float()
+
+    if opts.cuda_graphs:
+        device = next(iter(model.buffers())).device
+        if device.type != "cuda":
+            raise ValueError("cuda_graphs needs the model on a CUDA device")
+        return torch.compile(flow, mode="reduce-overhead")  # type: ignore[return-value]
+    if opts.compile:
+        return torch.compile(flow)  # type: ignore[return-value]
+    return flow
