@@ -311,7 +311,7 @@ def markdown_table(
     keys = [k for k in COLUMNS if k in mean]
     head = ["image", "size"] + [COLUMNS[k][0] for k in keys]
     lines = [
-        f"### {name} (×{scale}, {label}, {len(images)} images)",
+        f"### {name} (×{scale}, {label}, {len(images)} image{'' if len(images) == 1 else 's'})",
         "",
         "| " + " | ".join(head) + " |",
         "|" + "|".join(["---"] * 2 + ["---:"] * len(keys)) + "|",
