@@ -331,6 +331,9 @@ class AtomicCheckpointIO(TorchCheckpointIO):
                 torch.save(checkpoint, f)
                 f.flush()
                 os.fsync(f.fileno())
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
@@ -338,8 +341,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 
 class CheckpointEvery(L.Callback):
-    """``last.ckpt`` every N steps (and every M minutes), at the end of training; ``best.ckpt``
-    whenever the monitored validation PSNR improves."""
+    """``last.ckpt`` every N steps (and every M minutes), at the end of training and on SIGTERM
+    or Ctrl+C; ``best.ckpt`` whenever the monitored validation PSNR improves."""
 
     def __init__(self, dirpath: str | Path, every_n_steps: int, every_minutes: float | None, monitor: str) -> None:
         self.dirpath = Path(dirpath)
@@ -379,6 +382,13 @@ class CheckpointEvery(L.Callback):
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._save_last(trainer)
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        """SIGTERM (Lightning stops after the current step) and Ctrl+C: keep the progress."""
+        from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+        if isinstance(exception, (SIGTERMException, KeyboardInterrupt)):
+            self._save_last(trainer)
 
     def state_dict(self) -> dict[str, Any]:
         return {"best": self.best, "monitor": self.monitor}
