@@ -68,7 +68,7 @@ def main() -> None:
 
     # ADMM with a scoring callback whose own time is subtracted, to find the iteration count
     # at which it first reaches the baseline's loss.
-    admm_cfg = hybrid.HybridConfig(sigma=args.sigma, solver="admm", iterations=100, tol=1e-4)
+    admm_cfg = hybrid.HybridConfig(sigma=args.sigma, solver="admm", iterations=200, tol=1e-4)
     trace: list[tuple[int, float, float]] = []  # (iteration, solver seconds, loss)
     spent = {"callback": 0.0}
     start = time.perf_counter()

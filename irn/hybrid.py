@@ -24,7 +24,8 @@ Two solvers:
     (a few safeguarded Newton steps; the box is handled exactly, so no sigmoid is needed);
   - per DCT frequency: ``v = (2 w_far g t + rho (u + y)) / (2 w_far g^2 + rho)``, the
     weighted average of the far target and the current pixels (``t`` = DCT of lin(FAR));
-  - ``y += u - v``; ``rho`` is adapted by residual balancing (Boyd et al. 2011, Sec. 3.4.1).
+  - ``y += u - v``, with over-relaxation (u replaced by 1.6 u + (1 - 1.6) v_prev); ``rho`` is
+    adapted by residual balancing (Boyd et al. 2011, Sec. 3.4.1, 3.4.3), never below w_far.
 
   Each iteration costs one DCT and one inverse DCT (scipy.fft) plus elementwise work.
 """
@@ -48,7 +49,11 @@ from irn.errors import IRNError
 
 Solver = Literal["admm", "gd"]
 SOLVERS: tuple[str, ...] = ("admm", "gd")
+#: ADMM penalty floor, as a multiple of w_far: below it the split can diverge (the per-pixel
+#: step is not convex in linear light), measured on photos and noise for w_far up to 32.
 RHO_MIN_FACTOR = 1.0
+#: ADMM over-relaxation (Boyd et al. 2011, Sec. 3.4.3); 1.6 converges faster at every weight tried.
+RELAXATION = 1.6
 
 
 @dataclass(frozen=True)
@@ -67,7 +72,7 @@ class HybridConfig:
     far_weight: float = 1.0
     gamma: float = 2.2
     solver: Solver = "admm"
-    iterations: int = 100
+    iterations: int = 200
     tol: float = 1e-4
     steps: int = 200
     lr: float = 0.3
@@ -142,7 +147,7 @@ def dct_eigenvalues(n: int, sigma: float) -> np.ndarray:
 
 
 def hybrid_loss(x: Tensor, near: Tensor, far: Tensor, config: HybridConfig) -> tuple[Tensor, Tensor, Tensor]:
-    """(L, near term, far term) for x, NEAR, FAR (3, H, W) in [0, 1] (x clamped), by direct convolution.
+    """(L, near term, far term) for x, NEAR, FAR (3, H, W) in [0, 1], by direct convolution.
 
     Terms are weighted per-pixel means, L = near + far.
     """
@@ -150,7 +155,7 @@ def hybrid_loss(x: Tensor, near: Tensor, far: Tensor, config: HybridConfig) -> t
     near_term = config.near_weight * ((x - near) ** 2).mean()
     far_term = (
         config.far_weight
-        * ((blur(x.clamp(0, 1) ** g, config.sigma) - blur(far.clamp(0, 1) ** g, config.sigma)) ** 2).mean()
+        * ((blur(x.clamp(min=0) ** g, config.sigma) - blur(far.clamp(0, 1) ** g, config.sigma)) ** 2).mean()
     )
     return near_term + far_term, near_term, far_term
 
@@ -263,8 +268,9 @@ def solve_admm(
         u = x ** f32(g)
         # per-frequency step: weighted average of the far target and the pixels
         v_prev = v
-        v = idct((numerator + f32(rho) * dct(u + y)) / (eig2b + f32(rho)))
-        y += u - v
+        u_relaxed = f32(RELAXATION) * u + f32(1 - RELAXATION) * v_prev
+        v = idct((numerator + f32(rho) * dct(u_relaxed + y)) / (eig2b + f32(rho)))
+        y += u_relaxed - v
         primal = float(np.linalg.norm(u - v))
         dual = rho * float(np.linalg.norm(v - v_prev))
         if callback is not None:

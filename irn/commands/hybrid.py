@@ -32,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="admm",
         help="admm: DCT-diagonal ADMM (default, fast); gd: sigmoid-parametrised gradient descent (plain recipe)",
     )
-    parser.add_argument("--iterations", type=int, default=100, help="ADMM iterations at most (100)")
+    parser.add_argument("--iterations", type=int, default=200, help="ADMM iterations at most (200)")
     parser.add_argument("--tol", type=float, default=1e-4, help="ADMM relative residual tolerance (1e-4)")
     parser.add_argument("--steps", type=int, default=200, help="gd: gradient steps (200)")
     parser.add_argument("--lr", type=float, default=0.3, help="gd: step size on the per-pixel gradient (0.3)")
