@@ -18,6 +18,8 @@ import os
 import threading
 import uuid
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
 
@@ -49,7 +51,7 @@ DEFAULT_MAX_PIXELS = 50_000_000
 ALPHA_FORMATS = {"PNG", "WEBP", "TIFF"}
 
 _SIXTEEN_BIT_GREY = ("I;16", "I;16L", "I;16B", "I;16N")
-_PILLOW_LIMIT_LOCK = threading.Lock()
+_PILLOW_LIMIT_LOCK = threading.RLock()
 
 
 class ImageReadError(IRNError):
@@ -163,17 +165,34 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def _open(path: Path, max_pixels: int | None) -> Image.Image:
-    """Image.open with Pillow's decompression-bomb limit set to ours (restored afterwards)."""
+@contextmanager
+def _pillow_limit(max_pixels: int | None) -> Iterator[None]:
+    """Make ``max_pixels`` (None: no limit) Pillow's decompression-bomb limit while decoding.
+
+    When ours is the stricter limit it is checked right after opening, before any pixel is
+    decoded, so Pillow's global stays untouched (only its warning is silenced). Otherwise the
+    global is raised under a lock for the duration and restored afterwards.
+    """
+    current = Image.MAX_IMAGE_PIXELS
+    if max_pixels is not None and current is not None and max_pixels <= current:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            yield
+        return
     with _PILLOW_LIMIT_LOCK:
         saved = Image.MAX_IMAGE_PIXELS
         Image.MAX_IMAGE_PIXELS = max_pixels
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-                return Image.open(path)
+                yield
         finally:
             Image.MAX_IMAGE_PIXELS = saved
+
+
+def _size_without_limit(path: Path) -> tuple[int, int]:
+    with _pillow_limit(None), Image.open(path) as probe:
+        return probe.size
 
 
 def _png_bit_depth(path: Path) -> int | None:
@@ -247,12 +266,20 @@ def read_image_checked(path: str | os.PathLike[str], max_pixels: int | None = DE
         raise ImageReadError(f"{path}: is a folder, not an image file")
     if path.stat().st_size == 0:
         raise ImageReadError(f"{path}: empty file (0 bytes)")
+    with _pillow_limit(max_pixels):
+        rgb, alpha, notes = _decode(path, max_pixels)
+    rgb_t = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1)))
+    alpha_t = torch.from_numpy(np.ascontiguousarray(alpha))[None] if alpha is not None else None
+    return DecodedImage(rgb_t, alpha_t, notes)
+
+
+def _decode(path: Path, max_pixels: int | None) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
+    """The body of :func:`read_image_checked`, under the Pillow limit: (rgb (H, W, 3), alpha (H, W) | None, notes)."""
     try:
-        im = _open(path, max_pixels)
+        im = Image.open(path)
     except Image.DecompressionBombError:
         # Pillow refused before we could look at the size; re-read the size without its check.
-        with _open(path, None) as probe:
-            width, height = probe.size
+        width, height = _size_without_limit(path)
         raise ImageTooLargeError(path, width, height, int(max_pixels or 0)) from None
     except PermissionError:
         raise ImageReadError(f"{path}: cannot read the file (permission denied)") from None
@@ -284,10 +311,7 @@ def read_image_checked(path: str | os.PathLike[str], max_pixels: int | None = DE
             raise ImageReadError(f"{path}: corrupt or truncated image ({_first_line(exc)})") from None
     if orientation != 1:
         notes.append(f"EXIF orientation {orientation} applied")
-    notes += convert_notes
-    rgb_t = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1)))
-    alpha_t = torch.from_numpy(np.ascontiguousarray(alpha))[None] if alpha is not None else None
-    return DecodedImage(rgb_t, alpha_t, notes)
+    return rgb, alpha, notes + convert_notes
 
 
 def read_image(path: str | os.PathLike[str]) -> Tensor:

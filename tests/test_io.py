@@ -190,3 +190,14 @@ def test_to_tensor_rgba_arrays() -> None:
     assert torch.allclose(alpha, torch.full((1, 4, 3), 128 / 255))
     grey, none = io.to_tensor_rgba(arr[:, :, 0].astype(np.uint16) * 257)
     assert none is None and torch.allclose(grey[0], torch.from_numpy(arr[:, :, 0] / 255).float())
+
+
+def test_our_limit_replaces_pillows_both_ways(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # Pillow refuses over 200 pixels, warns over 100
+    path = tmp_path / "wide.png"
+    Image.fromarray(rgb_array(10, 30)).save(path)  # 300 pixels
+    assert read_image_checked(path, max_pixels=1000).rgb.shape == (3, 10, 30)  # a higher limit of ours wins
+    assert read_image(path).shape == (3, 10, 30)  # no limit at all
+    with pytest.raises(ImageTooLargeError, match="30x10 = 300 pixels is over the limit of 50 pixels"):
+        read_image_checked(path, max_pixels=50)
+    assert Image.MAX_IMAGE_PIXELS == 100
