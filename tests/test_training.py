@@ -225,6 +225,31 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path: Path) -> Non
     assert target - 1 in steps
 
 
+def test_sigterm_stops_after_the_step_and_writes_last(tmp_path: Path) -> None:
+    raw = tiny_config(tmp_path, trainer={"max_steps": 100000, "checkpoint_every_n_steps": 1000})
+    cfg_path = write_config(tmp_path, raw)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "irn.cli", "train", "--config", str(cfg_path)],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    metrics = tmp_path / "run" / "csv" / "version_0" / "metrics.csv"
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and proc.poll() is None and not metrics.is_file():
+        time.sleep(0.05)
+    assert proc.poll() is None, proc.stderr.read()[-2000:]
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=120)
+    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    assert last.is_file(), "no checkpoint after SIGTERM (checkpoint_every_n_steps was 1000)"
+    step = torch.load(last, weights_only=True)["global_step"]
+    assert 1 <= step < 1000
+
+
 def test_atomic_checkpoint_keeps_the_old_file_when_a_write_fails(tmp_path: Path) -> None:
     path = tmp_path / "last.ckpt"
     io = AtomicCheckpointIO()
