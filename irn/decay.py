@@ -80,6 +80,7 @@ class Rescaler:
     up: Callable[[Tensor, int], Tensor]
     description: str
     info: dict[str, Any] = field(default_factory=dict)
+    cycle_dependent: bool = False
 
 
 def kernel_rescaler(kernel: str, scale: int, name: str | None = None) -> Rescaler:
@@ -131,7 +132,7 @@ def irn_rescaler(model: IRN, z: ZChoice = "sample", seed: int = 0, name: str = "
     info = {"z": z, "seed": None if z == "zero" else seed, "model_config": model.config.to_dict()}
     info["model_metadata"] = {k: v for k, v in meta.items() if isinstance(v, (str, int, float, bool, type(None)))}
     what = {"zero": "z = 0", "sample": f"z ~ N(0,1), fixed seed {seed}", "resample": f"z ~ N(0,1), seed {seed}+cycle"}
-    return Rescaler(name, model.scale, down, up, f"IRN x{model.scale}, {what[z]}", info)
+    return Rescaler(name, model.scale, down, up, f"IRN x{model.scale}, {what[z]}", info, z == "resample")
 
 
 def make_rescaler(
@@ -191,6 +192,7 @@ class DecayConfig:
     jpeg_on: JpegOn = "both"
     gif_frames: int = 50
     gif_crop: int = 128
+    shortcut: bool = True
 
     def __post_init__(self) -> None:
         if self.cycles < 1:
@@ -229,6 +231,7 @@ class MethodTrace:
     final: Tensor | None = None
     orbit_start: int | None = None
     orbit_period: int | None = None
+    computed_cycles: int = 0
 
     @property
     def fixed_point_cycle(self) -> int | None:
@@ -252,6 +255,7 @@ class MethodTrace:
             "fixed_point_cycle": self.fixed_point_cycle,
             "orbit_start_cycle": self.orbit_start,
             "orbit_period": self.orbit_period,
+            "computed_cycles": self.computed_cycles,
             "final_psnr_vs_original": self.psnr_vs_original[-1],
             "final_ssim_vs_original": self.ssim_vs_original[-1],
             "seconds": round(self.seconds, 3),
@@ -290,6 +294,10 @@ def _centre_crop(x: Tensor, size: int) -> Tensor:
     return x[..., top : top + ch, left : left + cw]
 
 
+#: The most recent cycles kept in memory for the periodicity shortcut (a longer period is computed out).
+SHORTCUT_WINDOW = 64
+
+
 @torch.no_grad()
 def decay_trace(
     image: Tensor,
@@ -302,6 +310,12 @@ def decay_trace(
 
     The image is modcropped to a multiple of the scale and quantised to 8 bits first (cycle 0).
     PSNR/SSIM are on the Y channel (BT.601) with ``scale`` pixels cropped at each border.
+
+    Shortcut (``config.shortcut``): a cycle is a deterministic map on 8-bit images unless the
+    rescaler changes with the cycle (``@resample``), so once x_k repeats an earlier x_j the rest
+    of the sequence repeats with period k - j; the remaining cycles' figures are then copied
+    from the repeating window instead of being recomputed (``computed_cycles`` says how many
+    were run). Periods longer than :data:`SHORTCUT_WINDOW` are computed out.
     """
     from irn.metrics import psnr, ssim
 
@@ -314,7 +328,9 @@ def decay_trace(
     jpeg_hr = config.jpeg_quality is not None and config.jpeg_on in ("hr", "both")
     prev_hr, prev_lr = x0, None
     seen: dict[bytes, int] = {_digest(x0): 0}
+    window: dict[int, tuple[Tensor, Tensor]] = {}  # cycle -> (lr, hr) for the last SHORTCUT_WINDOW cycles
     start = time.perf_counter()
+    cycle = 0
     for cycle in range(1, config.cycles + 1):
         lr = quantize(rescaler.down(prev_hr))
         if jpeg_lr:
@@ -326,26 +342,70 @@ def decay_trace(
         trace.ssim_vs_original.append(float(ssim(hr, x0, border, True).item()))
         trace.psnr_vs_previous.append(_finite_or_none(psnr(hr, prev_hr, border, True).item()))
         trace.ssim_vs_previous.append(float(ssim(hr, prev_hr, border, True).item()))
-        if prev_lr is None:
-            trace.lr_changed_fraction.append(1.0)
-            trace.lr_max_change.append(255)
-        else:
-            diff = ((lr - prev_lr).abs() * 255).round()
-            trace.lr_changed_fraction.append(float((diff > 0).float().mean()))
-            trace.lr_max_change.append(int(diff.max()))
+        _record_lr_change(trace, lr, prev_lr)
         trace.hr_changed_fraction.append(float(((hr - prev_hr).abs() * 255).round().gt(0).float().mean()))
         if cycle in keep:
             trace.frames[cycle] = _centre_crop(hr[0], config.gif_crop).clone()
         prev_hr, prev_lr = hr, lr
+        window[cycle] = (lr, hr)
+        window.pop(cycle - SHORTCUT_WINDOW, None)
+        if progress is not None:
+            progress(cycle)
         key = _digest(hr)
         if key in seen and trace.orbit_start is None:
             trace.orbit_start, trace.orbit_period = seen[key], cycle - seen[key]
+            if config.shortcut and not rescaler.cycle_dependent and trace.orbit_period <= SHORTCUT_WINDOW:
+                prev_hr = _repeat_orbit(trace, window, cycle, config, keep, progress)
+                break
         seen.setdefault(key, cycle)
-        if progress is not None:
-            progress(cycle)
+    trace.computed_cycles = cycle
     trace.seconds = time.perf_counter() - start
     trace.final = prev_hr.cpu()
     return trace
+
+
+def _record_lr_change(trace: MethodTrace, lr: Tensor, prev_lr: Tensor | None) -> None:
+    if prev_lr is None:
+        trace.lr_changed_fraction.append(1.0)
+        trace.lr_max_change.append(255)
+        return
+    diff = ((lr - prev_lr).abs() * 255).round()
+    trace.lr_changed_fraction.append(float((diff > 0).float().mean()))
+    trace.lr_max_change.append(int(diff.max()))
+
+
+def _repeat_orbit(
+    trace: MethodTrace,
+    window: dict[int, tuple[Tensor, Tensor]],
+    last: int,
+    config: DecayConfig,
+    keep: set[int],
+    progress: Callable[[int], None] | None,
+) -> Tensor:
+    """Fill cycles last+1..N from the periodic window x_{j+1..last} (x_c = x_{c'}, c' = c mod period)."""
+    j, p = trace.orbit_start, trace.orbit_period
+    assert j is not None and p is not None
+
+    def source(c: int) -> int:  # the computed cycle in (j, last] whose image equals cycle c's
+        return j + 1 + (c - j - 1) % p
+
+    hr = window[last][1]
+    for c in range(last + 1, config.cycles + 1):
+        src = source(c)
+        i = src - 1
+        trace.psnr_vs_original.append(trace.psnr_vs_original[i])
+        trace.ssim_vs_original.append(trace.ssim_vs_original[i])
+        trace.psnr_vs_previous.append(trace.psnr_vs_previous[i])
+        trace.ssim_vs_previous.append(trace.ssim_vs_previous[i])
+        trace.hr_changed_fraction.append(trace.hr_changed_fraction[i])
+        # lr_c = Q(down(x_{c-1})) = lr_src; lr_{c-1} = lr_{source(c-1)} (x_{c-2} is periodic too)
+        _record_lr_change(trace, window[src][0], window[source(c - 1)][0])
+        hr = window[src][1]
+        if c in keep:
+            trace.frames[c] = _centre_crop(hr[0], config.gif_crop).clone()
+        if progress is not None:
+            progress(c)
+    return hr
 
 
 def summarise(

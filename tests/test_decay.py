@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from irn import IRN, IRNConfig
 from irn.cli import main
 from irn.decay import (
     DecayConfig,
+    Rescaler,
     decay_trace,
     gif_cycles,
     irn_rescaler,
@@ -25,6 +27,15 @@ from irn.decay import (
 from irn.errors import IRNError
 from irn.io import write_image
 from irn.nn.network import quantize
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Iterator[None]:
+    """These images are tiny: one thread avoids thread start-up costs dominating on a busy machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def perturbed_irn(seed: int = 0) -> IRN:
@@ -94,6 +105,33 @@ def test_irn_cycles_reach_a_fixed_point_while_bicubic_keeps_changing() -> None:
     assert all(a > b for a, b in zip(psnr, psnr[1:], strict=False))  # it keeps decaying
     assert all(f > 0.1 for f in bicubic.lr_changed_fraction)
     assert bicubic.ssim_vs_original[-1] < bicubic.ssim_vs_original[0] < 1
+
+
+def _flipping_rescaler() -> Rescaler:
+    """Box down, nearest up, then a left-right flip: the 8-bit sequence has period 2 from cycle 1."""
+    return Rescaler(
+        name="flip",
+        scale=2,
+        down=lambda hr: torch.nn.functional.avg_pool2d(hr, 2),
+        up=lambda lr, cycle: torch.nn.functional.interpolate(lr, scale_factor=2, mode="nearest").flip(-1),
+        description="test map with period 2",
+    )
+
+
+@pytest.mark.parametrize("make", [lambda: irn_rescaler(perturbed_irn(), z="zero"), _flipping_rescaler])
+def test_periodicity_shortcut_gives_the_same_figures(make: Callable[[], Rescaler]) -> None:
+    image = smooth_image(32, 32)
+    fast = decay_trace(image, make(), DecayConfig(cycles=9, gif_frames=10, gif_crop=16))
+    full = decay_trace(image, make(), DecayConfig(cycles=9, gif_frames=10, gif_crop=16, shortcut=False))
+    assert fast.computed_cycles < 9 and full.computed_cycles == 9
+    assert fast.orbit_start == full.orbit_start and fast.orbit_period == full.orbit_period
+    a, b = fast.to_dict(), full.to_dict()
+    for d in (a, b):
+        d.pop("seconds")
+        d.pop("computed_cycles")
+    assert a == b
+    assert all(torch.equal(fast.frames[c], full.frames[c]) for c in full.frames)
+    assert torch.equal(fast.final, full.final)
 
 
 def test_pillow_rescaler_matches_pillow_resize() -> None:

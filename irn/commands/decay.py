@@ -42,6 +42,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--gif-frames", type=int, default=50, help="most frames in the GIF, cycles evenly spread (50)")
     parser.add_argument("--gif-crop", type=int, default=128, help="side of the centre crop shown in the GIF (128)")
+    parser.add_argument(
+        "--no-shortcut",
+        action="store_true",
+        help="compute every cycle even after the sequence starts repeating (by default the repeat is copied)",
+    )
     parser.add_argument("--save-final", action="store_true", help="also write each method's last image as PNG")
     parser.add_argument("--device", default="cpu", help="torch device for IRN models (cpu)")
 
@@ -90,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
         jpeg_on=args.jpeg_on,
         gif_frames=args.gif_frames,
         gif_crop=args.gif_crop,
+        shortcut=not args.no_shortcut,
     )
     models: dict = {}
     specs = _method_specs(args)
@@ -121,7 +127,8 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"{r.name:>24}: cycle {config.cycles} PSNR-Y {final if final is None else round(final, 3)} dB, "
             f"SSIM-Y {trace.ssim_vs_original[-1]:.5f}, fixed point "
-            f"{'at cycle ' + str(fixed) if fixed else 'not reached'} ({trace.seconds:.1f} s)"
+            f"{'at cycle ' + str(fixed) if fixed else 'not reached'} "
+            f"({trace.computed_cycles} cycles computed, {trace.seconds:.1f} s)"
         )
         if args.save_final:
             from irn.io import write_image
