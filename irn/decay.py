@@ -95,7 +95,7 @@ def kernel_rescaler(kernel: str, scale: int, name: str | None = None) -> Rescale
 
 
 def _pil_resize(x: Tensor, size_hw: tuple[int, int], resample: Image.Resampling) -> Tensor:
-    return to_tensor(to_pil(x).resize((size_hw[1], size_hw[0]), resample=resample))[None]
+    return to_tensor(to_pil(x).resize((size_hw[1], size_hw[0]), resample=resample))[None].to(x.device)
 
 
 def pil_rescaler(name: str, scale: int) -> Rescaler:
@@ -180,7 +180,7 @@ def jpeg_roundtrip(x: Tensor, quality: int) -> Tensor:
     to_pil(x).save(buf, format="JPEG", quality=int(quality))
     buf.seek(0)
     with Image.open(buf) as im:
-        return to_tensor(im.convert("RGB"))[None]
+        return to_tensor(im.convert("RGB"))[None].to(x.device)
 
 
 @dataclass(frozen=True)
