@@ -59,6 +59,22 @@ def build_network(config: TrainConfig) -> IRN:
     return IRN(IRNConfig(scale=m.scale, blocks_per_level=tuple(m.blocks_per_level), growth=m.growth, clamp=m.clamp))
 
 
+def init_weights(model: IRN, init: IRN) -> None:
+    """Copy ``init``'s weights into ``model``: the same architecture, or a smaller scale whose
+    Haar levels match ``model``'s first levels (an x2 model starts the first level of an x4);
+    the remaining levels keep their identity initialisation."""
+    a, b = init.config, model.config
+    n = len(a.blocks_per_level)
+    fits = (a.in_channels, a.growth, a.clamp) == (b.in_channels, b.growth, b.clamp) and (
+        a.blocks_per_level == b.blocks_per_level[:n]
+    )
+    if not fits:
+        raise ValueError(f"architecture {a} does not match {b} or its first levels")
+    state = model.state_dict()
+    state.update(init.state_dict())
+    model.load_state_dict(state)
+
+
 def lr_factor(step: int, warmup_steps: int, milestones: list[int], gamma: float) -> float:
     """Learning-rate multiplier at ``step``: linear warm-up, then x gamma at each milestone."""
     warm = min(1.0, (step + 1) / warmup_steps) if warmup_steps > 0 else 1.0
@@ -146,12 +162,10 @@ class IRNLightning(L.LightningModule):
             from irn.zoo import load_checkpoint
 
             init, _ = load_checkpoint(config.model.init_from)
-            if init.config != self.model.config:
-                raise ValueError(
-                    f"model.init_from {config.model.init_from}: architecture {init.config} "
-                    f"differs from {self.model.config}"
-                )
-            self.model.load_state_dict(init.state_dict())
+            try:
+                init_weights(self.model, init)
+            except ValueError as exc:
+                raise ValueError(f"model.init_from {config.model.init_from}: {exc}") from None
         if config.trainer.channels_last:
             self.model.to(memory_format=torch.channels_last)
         self.nonfinite_in_row = 0

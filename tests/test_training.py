@@ -384,3 +384,21 @@ def test_ddp_two_cpu_processes_keep_identical_parameters(tmp_path: Path) -> None
     assert moved > 0
     ckpt = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)
     assert ckpt["global_step"] == 4
+
+
+def test_init_from_a_smaller_scale_fills_the_first_levels(tmp_path: Path) -> None:
+    from irn.nn.network import IRN, IRNConfig
+    from irn.zoo import save
+
+    x2 = IRN(IRNConfig(scale=2, blocks_per_level=(1,), growth=8))
+    for p in x2.parameters():
+        torch.nn.init.normal_(p, std=0.01)
+    save(x2, tmp_path / "x2.pt", {})
+    raw = {"model": {"scale": 4, "blocks_per_level": [1, 1], "growth": 8, "init_from": str(tmp_path / "x2.pt")}}
+    x4 = IRNLightning(config_from_dict(raw)).model
+    for k, v in x2.state_dict().items():
+        torch.testing.assert_close(x4.state_dict()[k], v, rtol=0, atol=0)
+    assert x4.operations[3].F.conv5.weight.abs().sum() == 0  # the second level is still identity
+    bad = {"model": {"scale": 4, "blocks_per_level": [2, 1], "growth": 8, "init_from": str(tmp_path / "x2.pt")}}
+    with pytest.raises(ValueError, match="does not match"):
+        IRNLightning(config_from_dict(bad))
