@@ -60,7 +60,9 @@ def read_curve(run_dir: Path) -> list[dict[str, float]]:
     return rows
 
 
-def plot(rows: list[dict[str, float]], bicubic: float, path: Path, title: str) -> None:
+def plot(
+    rows: list[dict[str, float]], bicubic: float, path: Path, title: str, ylabel: str = "Set5 x2 PSNR-Y (dB)"
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -72,7 +74,7 @@ def plot(rows: list[dict[str, float]], bicubic: float, path: Path, title: str) -
     ax.plot(minutes, [r["psnr_y_sample"] for r in rows], "s-", label="IRN, sampled z")
     ax.axhline(bicubic, color="grey", ls="--", label=f"Bicubic & Bicubic {bicubic:.2f} dB")
     ax.set_xlabel("training wall time (minutes)")
-    ax.set_ylabel("Set5 x2 PSNR-Y (dB)")
+    ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.set_ylim(max(0.0, min([bicubic - 8] + [r["psnr_y_sample"] for r in rows])), None)
     ax.grid(alpha=0.3)
