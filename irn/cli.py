@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "data": "data",
     "train": "train",
     "export": "export",
+    "craft": "craft",
 }
 
 
