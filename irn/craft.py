@@ -169,7 +169,7 @@ def library_resize(image: np.ndarray, resizer: str, size: Size, model: Any = Non
         cv2 = _cv2()
         flag = {"cv2-nearest": cv2.INTER_NEAREST, "cv2-linear": cv2.INTER_LINEAR, "cv2-area": cv2.INTER_AREA}
         return cv2.resize(image, (w, h), interpolation=flag[resizer])
-    t = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float() / 255
+    t = torch.from_numpy(np.array(image, dtype=np.float32)).permute(2, 0, 1)[None] / 255
     with torch.no_grad():
         if resizer in _TORCH_MODES:
             mode, aa = _TORCH_MODES[resizer]
