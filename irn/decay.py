@@ -71,7 +71,9 @@ Z_CHOICES: tuple[str, ...] = ("zero", "sample", "resample")
 class Rescaler:
     """A named pair of maps. ``down``: (1, 3, H, W) -> (1, 3, H/s, W/s); ``up(lr, cycle)``: back.
 
-    Values in [0, 1]; outputs need not be quantised (the cycle quantises them).
+    Inputs in [0, 1]; outputs need not be clamped or quantised: the cycle rounds them to 8 bits
+    and records the fraction of HR values that the clamp to [0, 1] moved (``hr_clipped_fraction``).
+    ``cycle_dependent``: ``up`` depends on the cycle number (no periodicity shortcut).
     """
 
     name: str
@@ -123,10 +125,11 @@ def irn_rescaler(model: IRN, z: ZChoice = "sample", seed: int = 0, name: str = "
         return model.encode(hr)[0]
 
     @torch.no_grad()
-    def up(lr: Tensor, cycle: int) -> Tensor:
+    def up(lr: Tensor, cycle: int) -> Tensor:  # not clamped: the cycle's 8-bit rounding clamps (and counts it)
         if z == "zero":
-            return model.upscale(lr, z="zero")
-        return model.upscale(lr, z="sample", seed=seed + cycle if z == "resample" else seed)
+            return model.decode(lr, model.sample_latent(lr, "zero"))
+        latent = model.sample_latent(lr, "sample", seed=seed + cycle if z == "resample" else seed)
+        return model.decode(lr, latent)
 
     meta = dict(getattr(model, "metadata", {}) or {})
     info = {"z": z, "seed": None if z == "zero" else seed, "model_config": model.config.to_dict()}
@@ -226,6 +229,7 @@ class MethodTrace:
     lr_changed_fraction: list[float] = field(default_factory=list)
     lr_max_change: list[int] = field(default_factory=list)
     hr_changed_fraction: list[float] = field(default_factory=list)
+    hr_clipped_fraction: list[float] = field(default_factory=list)
     seconds: float = 0.0
     frames: dict[int, Tensor] = field(default_factory=dict)
     final: Tensor | None = None
@@ -252,6 +256,7 @@ class MethodTrace:
             "lr_changed_fraction": self.lr_changed_fraction,
             "lr_max_change": self.lr_max_change,
             "hr_changed_fraction": self.hr_changed_fraction,
+            "hr_clipped_fraction": self.hr_clipped_fraction,
             "fixed_point_cycle": self.fixed_point_cycle,
             "orbit_start_cycle": self.orbit_start,
             "orbit_period": self.orbit_period,
@@ -335,7 +340,9 @@ def decay_trace(
         lr = quantize(rescaler.down(prev_hr))
         if jpeg_lr:
             lr = jpeg_roundtrip(lr, config.jpeg_quality)  # type: ignore[arg-type]
-        hr = quantize(rescaler.up(lr, cycle))[..., : x0.shape[-2], : x0.shape[-1]]
+        raw = rescaler.up(lr, cycle)[..., : x0.shape[-2], : x0.shape[-1]]
+        trace.hr_clipped_fraction.append(float(((raw < -0.5 / 255) | (raw > 1 + 0.5 / 255)).float().mean()))
+        hr = quantize(raw)
         if jpeg_hr:
             hr = jpeg_roundtrip(hr, config.jpeg_quality)  # type: ignore[arg-type]
         trace.psnr_vs_original.append(_finite_or_none(psnr(hr, x0, border, True).item()))
@@ -398,6 +405,7 @@ def _repeat_orbit(
         trace.psnr_vs_previous.append(trace.psnr_vs_previous[i])
         trace.ssim_vs_previous.append(trace.ssim_vs_previous[i])
         trace.hr_changed_fraction.append(trace.hr_changed_fraction[i])
+        trace.hr_clipped_fraction.append(trace.hr_clipped_fraction[i])
         # lr_c = Q(down(x_{c-1})) = lr_src; lr_{c-1} = lr_{source(c-1)} (x_{c-2} is periodic too)
         _record_lr_change(trace, window[src][0], window[source(c - 1)][0])
         hr = window[src][1]

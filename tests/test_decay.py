@@ -97,6 +97,7 @@ def test_irn_cycles_reach_a_fixed_point_while_bicubic_keeps_changing() -> None:
     assert trace.psnr_vs_previous[k - 1] is None  # identical images
     assert trace.psnr_vs_original[k - 1 :] == [trace.psnr_vs_original[k - 1]] * (config.cycles - k + 1)
     assert trace.orbit_period == 1
+    assert trace.hr_clipped_fraction == [0.0] * config.cycles  # only 8-bit rounding perturbs the cycle
 
     bicubic = decay_trace(texture_image(), kernel_rescaler("cubic", 2, "bicubic"), config)
     assert bicubic.fixed_point_cycle is None
