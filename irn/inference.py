@@ -88,17 +88,18 @@ class PreparedConv:
     """
 
     def __init__(self, weight: Tensor, bias: Tensor | None, packed: bool) -> None:
-        self.weight = weight.detach().contiguous(memory_format=torch.channels_last)
         self.bias = None if bias is None else bias.detach().contiguous()
-        self.packed: Tensor | None = None
-        if packed:
-            self.packed = torch.ops.mkldnn._reorder_convolution_weight(self.weight, [1, 1], [1, 1], [1, 1], 1)
+        self.packed = packed
+        if packed:  # oneDNN's blocked layout; the dense copy is not kept
+            self.weight = torch.ops.mkldnn._reorder_convolution_weight(weight.detach(), [1, 1], [1, 1], [1, 1], 1)
+        else:
+            self.weight = weight.detach().contiguous(memory_format=torch.channels_last)
 
     def __call__(self, x: Tensor, activation: Activation = "none") -> Tensor:
-        if self.packed is not None:
+        if self.packed:
             scalars: list[float] = [LEAKY_SLOPE] if activation == "leaky_relu" else []
             return torch.ops.mkldnn._convolution_pointwise(
-                x, self.packed, self.bias, [1, 1], [1, 1], [1, 1], 1, activation, scalars, ""
+                x, self.weight, self.bias, [1, 1], [1, 1], [1, 1], 1, activation, scalars, ""
             )
         y = F.conv2d(x, self.weight.to(x.dtype), None if self.bias is None else self.bias.to(x.dtype), padding=1)
         if activation == "leaky_relu":
