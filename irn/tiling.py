@@ -1,0 +1,207 @@
+"""Rescale images of any size in bounded memory: the network runs on overlapping tiles.
+
+Tiles are laid out on the LR grid: a tile's core is ``tile x tile`` LR pixels (``s * tile`` HR
+pixels, so every cut lies on a multiple of the scale and the Haar grids of tile and image agree),
+and the network sees the core widened by ``overlap`` LR pixels of real image on every side that
+has a neighbour (crop-centre: each output pixel is taken from the one tile whose core holds it,
+at least ``overlap`` LR pixels from that tile's cut edges; no blending). Where the widened tile
+reaches the image border, the network's own zero padding applies, exactly as for the whole
+image. An output pixel depends on a neighbourhood of the input that in principle spans the
+whole receptive field (8 coupling blocks x 10 stacked 3x3 convolutions per Haar level), but a
+trained model's dependence decays fast; :data:`DEFAULT_OVERLAP` is what the measurement in
+``benchmarks/run.py --tiling`` showed to keep tiled results within PSNR >= 60 dB of untiled ones.
+
+The image is reflect-padded to a multiple of the scale first, exactly as :meth:`IRN.encode` does.
+
+Latent z for ``upscale(z="sample")``: it is drawn for the whole LR at once with the same call as
+:meth:`IRN.sample_latent` (one ``torch.randn`` of shape (B, 3(s^2-1), h, w) from a generator
+seeded with ``seed``) and every tile decodes its slice, so the tiled result does not depend on
+the tile size and agrees with the untiled one. The cost: z is held in memory once, about the size
+of the HR output in fp32 ((s^2 - 1)/s^2 of it). Memory of a tiled run is therefore the input,
+the output and z (a few bytes per HR pixel) plus one tile's working set, which ``tile`` bounds.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Literal
+
+from torch import Tensor
+
+from irn.nn.network import IRN, ZMode, quantize
+
+#: context on each side of a tile, in LR pixels (see the module docstring)
+DEFAULT_OVERLAP = 32
+#: default core side of a tile, in LR pixels
+DEFAULT_TILE = 256
+
+
+@dataclass(frozen=True)
+class Tiling:
+    """``tile``: core side in LR pixels; ``overlap``: context added on each side, in LR pixels."""
+
+    tile: int = DEFAULT_TILE
+    overlap: int = DEFAULT_OVERLAP
+
+    def __post_init__(self) -> None:
+        if self.tile < 1:
+            raise ValueError(f"tile must be at least 1 LR pixel, got {self.tile}")
+        if self.overlap < 0:
+            raise ValueError(f"overlap must not be negative, got {self.overlap}")
+
+
+def spans(length: int, tile: int, overlap: int) -> Iterator[tuple[int, int, int, int]]:
+    """Cut ``range(length)`` into cores of ``tile``: yields (start, stop, context_start, context_stop)."""
+    for start in range(0, length, tile):
+        stop = min(length, start + tile)
+        yield start, stop, max(0, start - overlap), min(length, stop + overlap)
+
+
+def tiles(height: int, width: int, tiling: Tiling) -> Iterator[tuple[slice, slice, slice, slice]]:
+    """LR-grid tiles of an (height x width) LR image: (core rows, core cols, context rows, context cols)."""
+    for a, b, ca, cb in spans(height, tiling.tile, tiling.overlap):
+        for c, d, cc, cd in spans(width, tiling.tile, tiling.overlap):
+            yield slice(a, b), slice(c, d), slice(ca, cb), slice(cc, cd)
+
+
+def _inner(core: slice, context: slice, factor: int = 1) -> slice:
+    """Where ``core`` lies inside ``context``, both scaled by ``factor``."""
+    return slice(factor * (core.start - context.start), factor * (core.stop - context.start))
+
+
+def tiled_encode(model: IRN, hr: Tensor, tiling: Tiling, keep_latent: bool = True) -> tuple[Tensor, Tensor | None]:
+    """:meth:`IRN.encode` tile by tile: hr (B, 3, H, W) -> (lr (B, 3, h, w), z (B, 3(s^2-1), h, w) or None).
+
+    With ``keep_latent=False`` z is discarded tile by tile and None is returned (what
+    downscaling needs), so only the LR is held.
+    """
+    s = model.scale
+    padded = model._pad(hr)
+    b, _, height, width = padded.shape
+    h, w = height // s, width // s
+    c = model.config.in_channels
+    lr = hr.new_empty((b, c, h, w))
+    z = hr.new_empty((b, model.latent_channels, h, w)) if keep_latent else None
+    for rows, cols, crow, ccol in tiles(h, w, tiling):
+        hr_tile = padded[:, :, s * crow.start : s * crow.stop, s * ccol.start : s * ccol.stop]
+        lr_tile, z_tile = model.encode(hr_tile)
+        inner = (slice(None), slice(None), _inner(rows, crow), _inner(cols, ccol))
+        lr[:, :, rows, cols] = lr_tile[inner]
+        if z is not None:
+            z[:, :, rows, cols] = z_tile[inner]
+    return lr, z
+
+
+def tiled_downscale(model: IRN, hr: Tensor, tiling: Tiling) -> Tensor:
+    """:meth:`IRN.downscale` tile by tile: hr (B, 3, H, W) in [0, 1] -> quantised lr (B, 3, ceil(H/s), ceil(W/s))."""
+    lr, _ = tiled_encode(model, hr, tiling, keep_latent=False)
+    return quantize(lr)
+
+
+def tiled_decode(model: IRN, lr: Tensor, z: Tensor, tiling: Tiling, size: tuple[int, int] | None = None) -> Tensor:
+    """:meth:`IRN.decode` tile by tile: (lr (B, 3, h, w), z) -> hr (B, 3, s h, s w), cropped to ``size``."""
+    if lr.shape[0] != z.shape[0] or lr.shape[-2:] != z.shape[-2:] or z.shape[1] != model.latent_channels:
+        raise ValueError(
+            f"lr {tuple(lr.shape)} and z {tuple(z.shape)} do not fit: z needs "
+            f"{model.latent_channels} channels and the same batch and size as lr"
+        )
+    s = model.scale
+    b, c, h, w = lr.shape
+    out_h, out_w = (s * h, s * w) if size is None else size
+    hr = lr.new_empty((b, c, out_h, out_w))
+    for rows, cols, crow, ccol in tiles(h, w, tiling):
+        if s * rows.start >= out_h or s * cols.start >= out_w:
+            continue
+        hr_tile = model.decode(lr[:, :, crow, ccol], z[:, :, crow, ccol])
+        rr, cc = slice(s * rows.start, min(out_h, s * rows.stop)), slice(s * cols.start, min(out_w, s * cols.stop))
+        ir, ic = _inner(rows, crow, s), _inner(cols, ccol, s)
+        hr[:, :, rr, cc] = hr_tile[:, :, ir, ic][..., : rr.stop - rr.start, : cc.stop - cc.start]
+    return hr
+
+
+def tiled_upscale(
+    model: IRN,
+    lr: Tensor,
+    tiling: Tiling,
+    *,
+    z: ZMode | Tensor = "sample",
+    temperature: float = 1.0,
+    seed: int | None = None,
+    size: tuple[int, int] | None = None,
+) -> Tensor:
+    """:meth:`IRN.upscale` tile by tile (same arguments): lr (B, 3, h, w) -> hr (B, 3, s h, s w) in [0, 1].
+
+    The latent is :meth:`IRN.sample_latent` of the whole LR (the same draw as untiled), sliced per tile.
+    """
+    if lr.dim() != 4 or lr.shape[1] != model.config.in_channels:
+        raise ValueError(f"expected an LR batch (B, {model.config.in_channels}, h, w), got shape {tuple(lr.shape)}")
+    if isinstance(z, str) and z == "zero":
+        latent = lr.new_zeros(1).expand(lr.shape[0], model.latent_channels, *lr.shape[-2:])
+    else:
+        latent = model.sample_latent(lr, z, temperature, seed)
+    return tiled_decode(model, lr, latent, tiling, size).clamp_(0, 1)
+
+
+# ------------------------------------------------------------------------------ memory estimate
+#: bytes per HR pixel held by the fast path (irn.inference.FastIRN) beyond its stripe buffers: the
+#: flow tensor (3 floats per HR pixel) in about four live copies (input, output, their halves, the
+#: padded image) -- calibrated with ``benchmarks/run.py`` peak-RSS runs, rounded up.
+FAST_BYTES_PER_HR_PIXEL = 64
+#: the same for the plain path, whose dense blocks hold 137-169 channels at the working resolution
+PLAIN_BYTES_PER_HR_PIXEL = 320
+#: the fast path's stripe working set (features of one stripe, oneDNN scratch), bytes
+FAST_STRIPE_BYTES = 200 * 2**20
+
+
+def estimate_memory(model: IRN, hr_height: int, hr_width: int) -> int:
+    """Estimated peak bytes of one down or up pass over an HR-sized image, untiled, beyond the process baseline.
+
+    Uses the fast-path figures when ``model`` is an :class:`irn.inference.FastIRN`, else the
+    plain path's. Rough (within about 30 %, see the README performance section), meant for
+    choosing tiles.
+    """
+    from irn.inference import FastIRN
+
+    s = model.scale
+    pixels = math.ceil(hr_height / s) * s * math.ceil(hr_width / s) * s
+    if isinstance(model, FastIRN):
+        return FAST_BYTES_PER_HR_PIXEL * pixels + FAST_STRIPE_BYTES
+    return PLAIN_BYTES_PER_HR_PIXEL * pixels
+
+
+def image_buffer_bytes(model: IRN, hr_height: int, hr_width: int, op: Literal["down", "up"]) -> int:
+    """Bytes of the whole-image fp32 tensors a tiled run keeps: ``down`` the HR input and the LR,
+    ``up`` the LR, the latent z and the HR output."""
+    s = model.scale
+    lr_pixels = math.ceil(hr_height / s) * math.ceil(hr_width / s)
+    plane = 4 * model.config.in_channels  # bytes per pixel of one fp32 image
+    if op == "down":
+        return plane * (hr_height * hr_width + lr_pixels)
+    return plane * (lr_pixels + hr_height * hr_width) + 4 * model.latent_channels * lr_pixels
+
+
+def tiling_for_budget(
+    model: IRN, hr_height: int, hr_width: int, budget_bytes: int, overlap: int, op: Literal["down", "up"] = "up"
+) -> Tiling | None:
+    """None when the untiled ``op`` fits ``budget_bytes``, else the largest square tiling that does.
+
+    A tiling's cost is one tile's :func:`estimate_memory` plus :func:`image_buffer_bytes`.
+    Raises ValueError when even a small tile does not fit.
+    """
+    if estimate_memory(model, hr_height, hr_width) <= budget_bytes:
+        return None
+    s = model.scale
+    whole = image_buffer_bytes(model, hr_height, hr_width, op)
+    tile = max(math.ceil(hr_height / s), math.ceil(hr_width / s))
+    minimum = max(16, overlap)
+    while tile >= minimum:
+        side = s * (tile + 2 * overlap)
+        if whole + estimate_memory(model, side, side) <= budget_bytes:
+            return Tiling(tile=tile, overlap=overlap)
+        tile = tile * 3 // 4
+    raise ValueError(
+        f"a {hr_width}x{hr_height} image does not fit in {budget_bytes / 2**20:.0f} MiB even in "
+        f"{s * minimum}-pixel tiles (the whole-image buffers alone take {whole / 2**20:.0f} MiB)"
+    )

@@ -1,0 +1,110 @@
+"""Tiled rescaling (irn.tiling) against the whole-image path, and `irn rescale --tile/--max-memory`."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from test_performance import random_irn
+
+from irn.inference import FastIRN
+from irn.tiling import (
+    Tiling,
+    estimate_memory,
+    image_buffer_bytes,
+    spans,
+    tiled_downscale,
+    tiled_encode,
+    tiled_upscale,
+    tiles,
+    tiling_for_budget,
+)
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    mse = (a.double() - b.double()).pow(2).mean().item()
+    return math.inf if mse == 0 else 10 * math.log10(1 / mse)
+
+
+def test_spans_cover_every_pixel_once() -> None:
+    got = list(spans(37, 10, 4))
+    assert [(a, b) for a, b, _, _ in got] == [(0, 10), (10, 20), (20, 30), (30, 37)]
+    assert [(ca, cb) for _, _, ca, cb in got] == [(0, 14), (6, 24), (16, 34), (26, 37)]
+    cores = list(tiles(7, 12, Tiling(tile=5, overlap=2)))
+    assert len(cores) == 2 * 3
+    covered = torch.zeros(7, 12, dtype=torch.int64)
+    for rows, cols, _, _ in cores:
+        covered[rows, cols] += 1
+    assert covered.eq(1).all()
+    with pytest.raises(ValueError, match="tile"):
+        Tiling(tile=0)
+    with pytest.raises(ValueError, match="overlap"):
+        Tiling(overlap=-1)
+
+
+@pytest.mark.parametrize("scale", [2, 4])
+def test_tiled_equals_untiled_with_enough_overlap(scale: int) -> None:
+    """One coupling block per level: an LR pixel depends on inputs at most 10 (x2) / 15 (x4) LR
+    pixels away, so an overlap of 16 makes tiles agree with the whole image up to fp32 rounding."""
+    model = random_irn(scale, blocks=1, growth=16)
+    hr = torch.rand(1, 3, 54, 42)  # not a multiple of the scale: padded, then cropped back
+    tiling = Tiling(tile=6, overlap=16)  # 6-pixel LR cores, cut on multiples of the scale in HR
+    with torch.no_grad():
+        lr = model.downscale(hr)
+        lr_tiled = tiled_downscale(model, hr, tiling)
+        lr_full, z_full = model.encode(hr)
+        lr_enc, z_enc = tiled_encode(model, hr, tiling)
+        up = model.upscale(lr, seed=3, size=(54, 42))
+        up_tiled = tiled_upscale(model, lr, tiling, seed=3, size=(54, 42))
+        up0 = model.upscale(lr, z="zero")
+        up0_tiled = tiled_upscale(model, lr, tiling, z="zero")
+    assert lr_tiled.shape == lr.shape == (1, 3, math.ceil(54 / scale), math.ceil(42 / scale))
+    assert up_tiled.shape == (1, 3, 54, 42) and up0_tiled.shape == up0.shape
+    assert psnr(lr_tiled, lr) >= 60
+    assert z_enc is not None and (z_enc - z_full).abs().max() < 1e-4 and (lr_enc - lr_full).abs().max() < 1e-4
+    assert psnr(up_tiled, up) >= 60
+    assert psnr(up0_tiled, up0) >= 60
+
+
+def test_tiles_without_overlap_do_not_agree() -> None:
+    """The overlap is what makes tiling work: cut tiles without context show their seams."""
+    model = random_irn(2, blocks=1, growth=16)
+    hr = torch.rand(1, 3, 48, 48)
+    with torch.no_grad():
+        lr = model.downscale(hr)
+        up = model.upscale(lr, z="zero")
+        assert psnr(tiled_downscale(model, hr, Tiling(tile=8, overlap=0)), lr) < 60
+        assert psnr(tiled_upscale(model, lr, Tiling(tile=8, overlap=0), z="zero"), up) < 60
+
+
+def test_tiles_through_the_fast_path_with_a_given_latent() -> None:
+    model = random_irn(2, blocks=1, growth=16)
+    fast = FastIRN(model)
+    lr = torch.rand(2, 3, 20, 18)
+    z = torch.randn(2, model.latent_channels, 20, 18)
+    with torch.no_grad():
+        up = model.upscale(lr, z=z)
+        up_tiled = tiled_upscale(fast, lr, Tiling(tile=7, overlap=12), z=z)
+    assert psnr(up_tiled, up) >= 60
+    with pytest.raises(ValueError, match="z must have shape"):
+        tiled_upscale(model, lr, Tiling(), z=z[:1])
+
+
+def test_budget_picks_tiles_only_when_needed() -> None:
+    plain = random_irn(4, blocks=1)
+    fast = FastIRN(plain)
+    assert tiling_for_budget(fast, 512, 512, 4 * 2**30, overlap=32) is None
+    budget = 3 * 2**30
+    assert estimate_memory(fast, 6000, 8000) > budget
+    for op in ("down", "up"):
+        chosen = tiling_for_budget(fast, 6000, 8000, budget, overlap=32, op=op)
+        assert chosen is not None and chosen.overlap == 32 and chosen.tile >= 64
+        side = 4 * (chosen.tile + 2 * chosen.overlap)
+        assert estimate_memory(fast, side, side) + image_buffer_bytes(fast, 6000, 8000, op) <= budget
+    # up holds the latent and the HR output besides the LR; down only the HR input and the LR
+    assert image_buffer_bytes(fast, 6000, 8000, "up") > image_buffer_bytes(fast, 6000, 8000, "down")
+    with pytest.raises(ValueError, match="does not fit"):
+        tiling_for_budget(fast, 6000, 8000, 600 * 2**20, overlap=32, op="up")
+    # the plain path needs far more per pixel than the fast one
+    assert estimate_memory(plain, 1000, 1000) > estimate_memory(fast, 1000, 1000)
