@@ -7,8 +7,8 @@ quantisation of a stored PNG (optionally a JPEG round trip instead, see ``jpeg_q
 For an IRN with a fixed latent z the flow is a bijection (paper, Eq. 1-2):
 ``encode(decode(lr, z)) = (lr, z)``, so ``down(up(lr)) = lr`` before quantisation and the
 sequence should stop changing after the first cycle -- unless the 8-bit rounding of the HR
-image (and the clamp to [0, 1]) moves the LR across a rounding boundary. :func:`run_decay`
-measures exactly that, next to the steady decay of bicubic/Lanczos rescaling.
+image (and the clamp to [0, 1]) moves the LR across a rounding boundary. :func:`decay_trace`
+measures exactly that, next to what bicubic/Lanczos rescaling does over the same cycles.
 
 Method names (:func:`make_rescaler`):
 
@@ -116,7 +116,8 @@ def pil_rescaler(name: str, scale: int) -> Rescaler:
 
 
 def irn_rescaler(model: IRN, z: ZChoice = "sample", seed: int = 0, name: str = "irn") -> Rescaler:
-    """An IRN's :meth:`~irn.IRN.downscale` / :meth:`~irn.IRN.upscale` with the latent chosen by ``z``."""
+    """An IRN: ``down`` = the LR half of :meth:`~irn.IRN.encode`, ``up`` = :meth:`~irn.IRN.decode`
+    with the latent chosen by ``z`` (both unrounded and unclamped; the cycle rounds and clamps)."""
     if z not in Z_CHOICES:
         raise IRNError(f"unknown z mode {z!r}; choose from {', '.join(Z_CHOICES)}")
 
