@@ -375,28 +375,32 @@ def solve_boxed(
     low: float = 0.0,
     high: float = 255.0,
     tol: float = 0.05,
-    eps_ratio: float = 1e-3,
-    max_newton: int = 20,
+    stall: float = 0.02,
+    eps_ratio: float = 0.1,
+    max_newton: int = 30,
     max_cg: int = 50,
 ) -> tuple[np.ndarray, SolveInfo]:
     """argmin ||x - A||^2 subject to D x = B and low <= x <= high (projection onto the intersection).
 
-    cover A (H, W, C), target B (h, w, C), float64 on the 0..255 scale. Semismooth Newton on
-    the dual g(lam) = 1/2 ||x(lam) - A||^2 + <lam, B - D x(lam)> - eps/2 ||lam||^2 with
-    x(lam) = clip(A + D^T lam). The small eps (``eps_ratio`` times D D^T's mean diagonal; it
-    leaves a residual of about ``eps_ratio`` times each LR pixel's change) is the dual of a
-    quadratic penalty: a target that the box cannot reach (an antialiasing kernel cannot make
-    a sharper edge than itself) becomes a least-squares compromise instead of a divergence.
-    Each Newton step solves (D S D^T + eps) dlam = grad g by CG, preconditioned with
-    c^-1/2 (Dh Dh^T)^-1 (x) (Dw Dw^T)^-1 c^-1/2 (c: share of each LR pixel's kernel energy on
-    unclipped pixels, plus eps), then backtracks on g (Armijo). Stops when the root mean
-    square of grad g is below ``tol`` grey levels (8-bit rounding adds 0.29 anyway).
+    cover A (H, W, C), target B (h, w, C), float64 on the 0..255 scale. Regularised semismooth
+    Newton on the dual g(lam) = 1/2 ||x(lam) - A||^2 + <lam, B - D x(lam)>, with
+    x(lam) = clip(A + D^T lam) and the KKT conditions x = clip(A + D^T lam), D x = B. Each step
+    maximises g(lam) - eps/2 ||lam - lam_k||^2 around the current lam_k (a proximal point step:
+    the method of multipliers in the primal), i.e. solves (D S D^T + eps) dlam = B - D x(lam_k)
+    by conjugate gradients (S: the unclipped pixels), preconditioned with
+    c^-1/2 (Dh Dh^T)^-1 (x) (Dw Dw^T)^-1 c^-1/2 (c: each LR pixel's share of kernel energy on
+    unclipped pixels, plus eps), then backtracks (Armijo). eps = ``eps_ratio`` times the mean
+    diagonal of D D^T keeps every step well conditioned without biasing the limit. A target the
+    box cannot reach (an antialiasing kernel cannot make an edge sharper than itself) has no
+    solution; the steps then keep reducing |D x - B| at a bounded pace and stop when the root
+    mean square of D x - B improves by less than ``stall`` (relative) in a step. Stops when that
+    root mean square is below ``tol`` grey levels (8-bit rounding adds 0.29 anyway).
     Returns float64 x (H, W, C) and :class:`SolveInfo`.
     """
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=1, user_api="blas"):  # small dense products; threads only contend
-        return _solve_boxed(cover, target, op, low, high, tol, eps_ratio, max_newton, max_cg)
+        return _solve_boxed(cover, target, op, low, high, tol, stall, eps_ratio, max_newton, max_cg)
 
 
 def _solve_boxed(
@@ -406,6 +410,7 @@ def _solve_boxed(
     low: float,
     high: float,
     tol: float,
+    stall: float,
     eps_ratio: float,
     max_newton: int,
     max_cg: int,
@@ -417,20 +422,23 @@ def _solve_boxed(
     def evaluate(lam: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
         y = cover + op.adjoint(lam)
         x = np.clip(y, low, high)
-        grad = target - op.apply(x) - eps * lam
+        residual = target - op.apply(x)
         change = x - cover
-        dual = 0.5 * float(np.sum(change * change)) + float(np.sum(lam * grad)) + 0.5 * eps * float(np.sum(lam * lam))
-        return y, x, grad, dual
+        dual = 0.5 * float(np.sum(change * change)) + float(np.sum(lam * residual))
+        return y, x, residual, dual
 
-    lam = op.gram_inverse(target - op.apply(cover))
-    y, x, grad, dual = evaluate(lam)
+    def rms(v: np.ndarray) -> float:
+        return math.sqrt(float(np.mean(v * v)))
+
+    lam = op.gram_inverse(target - op.apply(cover))  # A + D^T lam is the least-change x*
+    y, x, residual, dual = evaluate(lam)
     for it in range(1, max_newton + 1):
-        if math.sqrt(float(np.mean(grad * grad))) < tol:
+        before = rms(residual)
+        if before < tol:
             break
         info.newton_iterations = it
         free = ((y > low) & (y < high)).astype(np.float64)
-        coverage = op.apply_squared(free) / energy
-        scale = 1.0 / np.sqrt(coverage + eps / energy)
+        scale = 1.0 / np.sqrt((op.apply_squared(free) + eps) / energy)
 
         def apply_j(v: np.ndarray, free: np.ndarray = free) -> np.ndarray:
             return op.apply(free * op.adjoint(v)) + eps * v
@@ -438,19 +446,21 @@ def _solve_boxed(
         def precondition(v: np.ndarray, scale: np.ndarray = scale) -> np.ndarray:
             return scale * op.gram_inverse(scale * v)
 
-        step, k = _pcg(apply_j, precondition, grad, rtol=1e-2, maxiter=max_cg)
+        step, k = _pcg(apply_j, precondition, residual, rtol=1e-2, maxiter=max_cg)
         info.cg_iterations += k
-        slope = float(np.sum(grad * step))
+        slope = float(np.sum(residual * step))
         t = 1.0
-        while t >= 1e-4:
-            y_t, x_t, grad_t, dual_t = evaluate(lam + t * step)
-            if dual_t >= dual + 1e-4 * t * slope:
+        while t >= 1e-4:  # ascent of the proximal objective (it equals g at lam_k)
+            y_t, x_t, residual_t, dual_t = evaluate(lam + t * step)
+            if dual_t - 0.5 * eps * t * t * float(np.sum(step * step)) >= dual + 1e-4 * t * slope:
                 break
             t *= 0.5
         else:
             break  # no ascent along the step: as good as this precision allows
-        lam, y, x, grad, dual = lam + t * step, y_t, x_t, grad_t, dual_t
-    info.max_residual = float(np.abs(target - op.apply(x)).max())
+        lam, y, x, residual, dual = lam + t * step, y_t, x_t, residual_t, dual_t
+        if rms(residual) > (1 - stall) * before:
+            break
+    info.max_residual = float(np.abs(residual).max())
     info.clipped_fraction = float(np.mean((y < low) | (y > high)))
     return x, info
 
@@ -518,7 +528,7 @@ def craft(
     a, b = _float(a8), _float(b8)
     with threadpool_limits(limits=1, user_api="blas"):
         bound = psnr(least_change(a, b, op), a)
-        x, info = _solve_boxed(a, b, op, 0.0, 255.0, tol, 1e-3, 20, 50)
+        x, info = _solve_boxed(a, b, op, 0.0, 255.0, tol, 0.02, 0.1, 30, 50)
         x8 = _to_uint8(x)
         predicted = psnr(op.apply(_float(x8)), b)
     return CraftResult(
@@ -615,7 +625,7 @@ def craft_irn(
     with threadpool_limits(limits=1, user_api="blas"):
         bound_box = psnr(least_change(a, goal - nonlinear, op), a)
         for _ in range(rounds):
-            x, _info = _solve_boxed(a, goal - nonlinear, op, 0.0, 255.0, 0.05, 1e-3, 20, 50)
+            x, _info = _solve_boxed(a, goal - nonlinear, op, 0.0, 255.0, 0.05, 0.02, 0.1, 30, 50)
             lr_x = _irn_lr(model, x)
             nonlinear = lr_x - op.apply(x)
             history.append({"psnr_cover": psnr(x, a), "psnr_target": psnr(lr_x, b)})
