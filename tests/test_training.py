@@ -321,6 +321,8 @@ def test_bad_overrides_and_missing_resume(tmp_path: Path, capsys: pytest.Capture
         main(["train", "--config", str(cfg_path), "--trainer.nope=1"])
     assert exc.value.code == 2
     assert "unrecognized arguments: --trainer.nope=1" in capsys.readouterr().err
+    cfg = load_config(cfg_path, ["--optim.lr=5e-4", "--loss.lambda_fit=16"])  # YAML 1.1 reads 5e-4 as text
+    assert cfg.optim.lr == 5e-4 and cfg.loss.lambda_fit == 16.0
     with pytest.raises(ConfigError, match="no such config file"):
         load_config(tmp_path / "missing.yaml")
 
