@@ -63,25 +63,16 @@ def read_curve(run_dir: Path) -> list[dict[str, float]]:
 def plot(
     rows: list[dict[str, float]], bicubic: float, path: Path, title: str, ylabel: str = "Set5 x2 PSNR-Y (dB)"
 ) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    """PSNR-Y (z = 0, sampled z) against training minutes, with the bicubic line (irn.plotting)."""
+    from irn.plotting import line_plot
 
     minutes = [r["train_seconds"] / 60 for r in rows]
-    fig, ax = plt.subplots(figsize=(7, 4.2))
-    ax.plot(minutes, [r["psnr_y_z0"] for r in rows], "o-", label="IRN, z = 0")
-    ax.plot(minutes, [r["psnr_y_sample"] for r in rows], "s-", label="IRN, sampled z")
-    ax.axhline(bicubic, color="grey", ls="--", label=f"Bicubic & Bicubic {bicubic:.2f} dB")
-    ax.set_xlabel("training wall time (minutes)")
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    ax.set_ylim(max(0.0, min([bicubic - 8] + [r["psnr_y_sample"] for r in rows])), None)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    series = {
+        "IRN, z = 0": (minutes, [r["psnr_y_z0"] for r in rows]),
+        "IRN, sampled z": (minutes, [r["psnr_y_sample"] for r in rows]),
+        f"Bicubic & Bicubic {bicubic:.2f} dB": ([minutes[0], minutes[-1]], [bicubic, bicubic]),
+    }
+    line_plot(series, path, title=title, xlabel="training wall time (minutes)", ylabel=ylabel)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -124,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    plot(rows, bicubic, out / "curve.png", f"configs/quick.yaml on CPU ({run_dir.name})")
+    plot(rows, bicubic, out / "curve.png", f"{run_dir.name}: Set5 x2 validation during CPU training")
     final = rows[-1]
     summary = {
         "run_dir": str(run_dir),
