@@ -22,8 +22,9 @@ Two solvers:
 
   - per pixel: ``min_x w_near (x - NEAR)^2 + rho/2 (x^gamma - (v - y))^2`` over x in [0, 1]
     (a few safeguarded Newton steps; the box is handled exactly, so no sigmoid is needed);
-  - per DCT frequency: ``v = (2 w_far g t + rho (u + y)) / (2 w_far g^2 + rho)``, the
-    weighted average of the far target and the current pixels (``t`` = DCT of lin(FAR));
+  - per DCT frequency: ``v = (2 w_far g^2 f + rho (u + y)) / (2 w_far g^2 + rho)``, the
+    weighted average of FAR and the current pixels (``f`` = DCT of lin(FAR), ``g`` the blur's
+    eigenvalue at that frequency);
   - ``y += u - v``, with over-relaxation (u replaced by 1.6 u + (1 - 1.6) v_prev); ``rho`` is
     adapted by residual balancing (Boyd et al. 2011, Sec. 3.4.1, 3.4.3), never below w_far.
 
