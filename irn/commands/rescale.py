@@ -93,9 +93,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     latent = argparse.ArgumentParser(add_help=False)
     latent.add_argument(
         "--z",
-        choices=("sample", "zero"),
-        default="sample",
-        help="latent for upscaling: a Gaussian sample (the paper) or zeros, its mode (default sample)",
+        choices=("auto", "sample", "zero"),
+        default="auto",
+        help="latent for upscaling: a Gaussian sample (the paper) or zeros, its mode; auto (default) uses "
+        "the model's recommended_z metadata (shipped models name it in checkpoints/README.md), else sample",
     )
     latent.add_argument(
         "--seed", type=int, default=0, help="seed of the latent sample, the same for every image (default 0)"
@@ -466,6 +467,14 @@ def write_json(path: Path, payload: dict[str, Any]) -> None:
         raise
 
 
+def _latent_mode(requested: str, metadata: dict[str, object]) -> str:
+    """``auto`` -> the checkpoint's ``recommended_z`` ("sample" or "zero"), else "sample"."""
+    if requested != "auto":
+        return requested
+    recommended = metadata.get("recommended_z")
+    return recommended if recommended in ("sample", "zero") else "sample"
+
+
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -498,7 +507,7 @@ def run(args: argparse.Namespace) -> int:
         max_pixels=args.max_pixels,
         lr_suffix=lr_suffix,
         quality=quality,
-        z=getattr(args, "z", "sample"),
+        z=_latent_mode(getattr(args, "z", "auto"), getattr(model, "metadata", {})),
         seed=getattr(args, "seed", 0),
         temperature=getattr(args, "temperature", 1.0),
     )
