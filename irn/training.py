@@ -116,7 +116,9 @@ def export_checkpoint(src: str | Path, dst: str | Path) -> dict[str, Any]:
     """Write the network of training checkpoint ``src`` to ``dst`` with :func:`irn.save`.
 
     Metadata: steps, train_seconds, hardware, config (the whole training config), data
-    (training folder), best validation figure, source checkpoint, export time (UTC).
+    (training folder), best validation figure, recommended_z (the latent ``irn rescale --z auto``
+    uses: "zero" when the reconstruction term was trained with z = 0 only), source checkpoint,
+    export time (UTC).
     """
     from irn.zoo import save
 
@@ -141,6 +143,8 @@ def export_checkpoint(src: str | Path, dst: str | Path) -> dict[str, Any]:
         "data": config.data.train_dir,
         "config": config.to_dict(),
         "best_validation": best,
+        # a model whose reconstruction term never saw sampled z decodes well only with z = 0
+        "recommended_z": "zero" if config.loss.rec_sample_fraction == 0 else "sample",
         "source_checkpoint": str(Path(src).name),
         "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
