@@ -34,6 +34,9 @@ it runs on CPU too (compile off) so that it is tested without a GPU.
 
 from __future__ import annotations
 
+import ctypes
+import math
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Literal
@@ -51,6 +54,8 @@ from irn.nn.subnets import DenseBlock
 HALO = 5
 LEAKY_SLOPE = 0.2
 Activation = Literal["none", "leaky_relu", "sigmoid"]
+#: glibc's mallopt parameter number for the mmap threshold
+M_MMAP_THRESHOLD = -3
 
 
 def mkldnn_available() -> bool:
@@ -80,9 +85,10 @@ class FastOptions:
 
 
 class PreparedConv:
-    """A 3x3 convolution (stride 1, zero padding 1) prepared for inference.
+    """A 3x3 convolution (stride 1) prepared for inference: zero padding 1 on the columns and
+    none on the rows (the caller supplies the rows above and below).
 
-    ``__call__(x)``: (B, Cin, h, w) channels-last -> (B, Cout, h, w) channels-last, with the
+    ``__call__(x)``: (B, Cin, r, w) channels-last -> (B, Cout, r - 2, w) channels-last, with the
     activation applied. With ``packed`` the weight is held in oneDNN's blocked layout and
     the activation is fused into the convolution.
     """
@@ -91,7 +97,7 @@ class PreparedConv:
         self.bias = None if bias is None else bias.detach().contiguous()
         self.packed = packed
         if packed:  # oneDNN's blocked layout; the dense copy is not kept
-            self.weight = torch.ops.mkldnn._reorder_convolution_weight(weight.detach(), [1, 1], [1, 1], [1, 1], 1)
+            self.weight = torch.ops.mkldnn._reorder_convolution_weight(weight.detach(), [0, 1], [1, 1], [1, 1], 1)
         else:
             self.weight = weight.detach().contiguous(memory_format=torch.channels_last)
 
@@ -99,9 +105,10 @@ class PreparedConv:
         if self.packed:
             scalars: list[float] = [LEAKY_SLOPE] if activation == "leaky_relu" else []
             return torch.ops.mkldnn._convolution_pointwise(
-                x, self.weight, self.bias, [1, 1], [1, 1], [1, 1], 1, activation, scalars, ""
+                x, self.weight, self.bias, [0, 1], [1, 1], [1, 1], 1, activation, scalars, ""
             )
-        y = F.conv2d(x, self.weight.to(x.dtype), None if self.bias is None else self.bias.to(x.dtype), padding=1)
+        bias = None if self.bias is None else self.bias.to(x.dtype)
+        y = F.conv2d(x, self.weight.to(x.dtype), bias, padding=(0, 1))
         if activation == "leaky_relu":
             return F.leaky_relu(y, LEAKY_SLOPE, inplace=True)
         if activation == "sigmoid":
@@ -109,11 +116,28 @@ class PreparedConv:
         return y
 
 
-class PreparedDenseBlock:
-    """:class:`~irn.nn.subnets.DenseBlock` for inference: features written into one buffer.
+def zero_outside(feature: Tensor, inside: tuple[int, int], rows: tuple[int, int]) -> None:
+    """Zero the rows of ``feature`` (B, C, R, W) in ``range(*rows)`` that lie outside ``range(*inside)``.
 
-    ``__call__(x, first=None)``: (B, Cin, h, w) -> (B, Cout, h, w), both channels-last; ``first``
-    is conv1's activated output when it was computed elsewhere (the fused G/H first conv).
+    The whole network zero-pads every convolution's input at the image border; in a stripe
+    window that reaches past the border, those rows must read as zeros for every layer.
+    """
+    lo, hi = rows
+    if inside[0] > lo:
+        feature[:, :, lo : min(hi, inside[0])] = 0
+    if inside[1] < hi:
+        feature[:, :, max(lo, inside[1]) : hi] = 0
+
+
+class PreparedDenseBlock:
+    """:class:`~irn.nn.subnets.DenseBlock` for inference on a stripe window, features in one buffer.
+
+    ``__call__(window, inside)``: window (B, Cin, R, W) channels-last, ``HALO`` rows above and
+    below the R - 2 HALO output rows, of which rows ``range(*inside)`` lie in the image (the rest
+    are zeros) -> (B, Cout, R - 2 HALO, W). Convolution k computes only the rows that later
+    layers need (R - 2k of them), so the halo costs 4 extra rows per stripe on average, not 10.
+    ``first`` is conv1's activated output (R - 2 rows) when it was computed elsewhere (the fused
+    G/H first convolution).
     """
 
     def __init__(self, block: DenseBlock, packed: bool) -> None:
@@ -124,17 +148,22 @@ class PreparedDenseBlock:
         self.in_channels = block.conv1.in_channels
         self.growth = block.conv1.out_channels
 
-    def __call__(self, x: Tensor, activation: Activation = "none", first: Tensor | None = None) -> Tensor:
-        b, _, h, w = x.shape
-        c = self.in_channels
-        buf = torch.empty((b, c + 4 * self.growth, h, w), dtype=x.dtype, device=x.device).contiguous(
-            memory_format=torch.channels_last
-        )
-        buf[:, :c] = x
-        for i, conv in enumerate(self.convs):
-            buf[:, c : c + self.growth] = first if (i == 0 and first is not None) else conv(buf[:, :c], "leaky_relu")
-            c += self.growth
-        return self.last(buf, activation)
+    def __call__(
+        self, window: Tensor, inside: tuple[int, int], activation: Activation = "none", first: Tensor | None = None
+    ) -> Tensor:
+        b, _, r, w = window.shape
+        c, g = self.in_channels, self.growth
+        buf = torch.empty((b, c + 4 * g, r, w), dtype=window.dtype, device=window.device)
+        buf = buf.contiguous(memory_format=torch.channels_last)
+        buf[:, :c] = window
+        for k, conv in enumerate(self.convs, start=1):
+            feature = buf[:, c : c + g, k : r - k]
+            feature.copy_(
+                first if (k == 1 and first is not None) else conv(buf[:, :c, k - 1 : r - k + 1], "leaky_relu")
+            )
+            zero_outside(feature, (inside[0] - k, inside[1] - k), (0, r - 2 * k))
+            c += g
+        return self.last(buf[:, :, HALO - 1 : r - HALO + 1], activation)
 
 
 def row_stripes(height: int, rows: int, halo: int) -> Iterator[tuple[int, int, int, int]]:
@@ -142,6 +171,20 @@ def row_stripes(height: int, rows: int, halo: int) -> Iterator[tuple[int, int, i
     for start in range(0, height, rows):
         stop = min(height, start + rows)
         yield start, stop, max(0, start - halo), min(height, stop + halo)
+
+
+def stripe_window(x: Tensor, start: int, stop: int) -> tuple[Tensor, tuple[int, int]]:
+    """Rows ``start - HALO .. stop + HALO`` of x (B, C, H, W), zeros past the image, channels-last,
+    and the range of window rows that lie in the image."""
+    height = x.shape[2]
+    lo, hi = max(0, start - HALO), min(height, stop + HALO)
+    inside = (lo - (start - HALO), hi - (start - HALO))
+    if inside == (0, stop - start + 2 * HALO):
+        return x[:, :, lo:hi].contiguous(memory_format=torch.channels_last), inside
+    window = x.new_zeros((x.shape[0], x.shape[1], stop - start + 2 * HALO, x.shape[3]))
+    window = window.contiguous(memory_format=torch.channels_last)
+    window[:, :, inside[0] : inside[1]] = x[:, :, lo:hi]
+    return window, inside
 
 
 class PreparedCoupling:
@@ -158,13 +201,18 @@ class PreparedCoupling:
         bias = torch.cat((block.G.conv1.bias, block.H.conv1.bias), 0)
         self.gh_first = PreparedConv(weight, bias, packed)
 
-    def _scale_and_shift(self, y1: Tensor) -> tuple[Tensor, Tensor]:
-        """y1 stripe -> (s, G(y1)) with s = clamp * (2 sigmoid(H(y1)) - 1)."""
-        first = self.gh_first(y1, "leaky_relu")
+    def _scale_and_shift(self, y1: Tensor, start: int, stop: int) -> tuple[Tensor, Tensor]:
+        """Rows start..stop of (s, G(y1)) with s = clamp * (2 sigmoid(H(y1)) - 1)."""
+        window, inside = stripe_window(y1, start, stop)
+        first = self.gh_first(window, "leaky_relu")
         growth = self.g.growth
-        g = self.g(y1, first=first[:, :growth])
-        s = self.h(y1, "sigmoid", first=first[:, growth:])
-        return self.clamp * (s * 2 - 1), g
+        g = self.g(window, inside, first=first[:, :growth])
+        s = self.h(window, inside, "sigmoid", first=first[:, growth:])
+        return s.mul_(2).sub_(1).mul_(self.clamp), g
+
+    def _f(self, x: Tensor, start: int, stop: int) -> Tensor:
+        window, inside = stripe_window(x, start, stop)
+        return self.f(window, inside)
 
     def __call__(self, x: Tensor, rev: bool, stripe_rows: int) -> tuple[Tensor, Tensor]:
         """x (B, C, H, W) channels-last -> (y (B, C, H, W) channels-last, logdet (B,))."""
@@ -173,26 +221,73 @@ class PreparedCoupling:
         out = torch.empty_like(x, memory_format=torch.channels_last)
         y1, y2 = out[:, :k], out[:, k:]
         logdet = x.new_zeros(x.shape[0])
-        stripes = list(row_stripes(height, stripe_rows, HALO))
+        stripes = [(a, min(height, a + stripe_rows)) for a in range(0, height, stripe_rows)]
         if not rev:
-            for a, b, ha, hb in stripes:  # y1 = x1 + F(x2)
-                f = self.f(x2[:, :, ha:hb])
-                torch.add(x1[:, :, a:b], f[:, :, a - ha : b - ha], out=y1[:, :, a:b])
-            for a, b, ha, hb in stripes:  # y2 = x2 * exp(s) + G(y1)
-                s, g = self._scale_and_shift(y1[:, :, ha:hb])
-                s, g = s[:, :, a - ha : b - ha], g[:, :, a - ha : b - ha]
-                y2[:, :, a:b] = x2[:, :, a:b] * torch.exp(s) + g
+            for a, b in stripes:  # y1 = x1 + F(x2)
+                torch.add(x1[:, :, a:b], self._f(x2, a, b), out=y1[:, :, a:b])
+            for a, b in stripes:  # y2 = x2 * exp(s) + G(y1)
+                s, g = self._scale_and_shift(y1, a, b)
+                torch.add(x2[:, :, a:b] * torch.exp(s), g, out=y2[:, :, a:b])
                 logdet += s.sum((1, 2, 3))
         else:
-            for a, b, ha, hb in stripes:  # y2 = (x2 - G(x1)) / exp(s)
-                s, g = self._scale_and_shift(x1[:, :, ha:hb])
-                s, g = s[:, :, a - ha : b - ha], g[:, :, a - ha : b - ha]
-                y2[:, :, a:b] = (x2[:, :, a:b] - g) / torch.exp(s)
+            for a, b in stripes:  # y2 = (x2 - G(x1)) / exp(s)
+                s, g = self._scale_and_shift(x1, a, b)
+                torch.div(x2[:, :, a:b] - g, torch.exp(s), out=y2[:, :, a:b])
                 logdet -= s.sum((1, 2, 3))
-            for a, b, ha, hb in stripes:  # y1 = x1 - F(y2)
-                f = self.f(y2[:, :, ha:hb])
-                torch.sub(x1[:, :, a:b], f[:, :, a - ha : b - ha], out=y1[:, :, a:b])
+            for a, b in stripes:  # y1 = x1 - F(y2)
+                torch.sub(x1[:, :, a:b], self._f(y2, a, b), out=y1[:, :, a:b])
         return out, logdet
+
+
+class PreparedHaar:
+    """:class:`~irn.nn.haar.HaarDownsampling` computed band by band into a channels-last output.
+
+    Forward, per 2x2 block [[a, b], [c, d]] of every channel (the official filters, Sec. 3.2):
+    bands (a+b+c+d)/4, (a-b+c-d)/4, (a+b-c-d)/4, (a-b-c+d)/4, band k of channel c at output
+    channel k*C + c. Inverse: a = y0+y1+y2+y3, b = y0-y1+y2-y3, c = y0+y1-y2-y3, d = y0-y1-y2+y3.
+    Only the output and one band-sized temporary are allocated (the plain module's grouped
+    convolution and channel shuffle make several full-size copies).
+    """
+
+    def __init__(self, haar: HaarDownsampling) -> None:
+        self.haar = haar  # for its checks and its log-determinant
+        self.channels = haar.channels
+
+    def __call__(self, x: Tensor, rev: bool) -> tuple[Tensor, Tensor]:
+        b, c, h, w = x.shape
+        if not rev:
+            if c != self.channels or h % 2 or w % 2:
+                return self._checked(x, rev)
+            tl, tr, bl, br = x[:, :, 0::2, 0::2], x[:, :, 0::2, 1::2], x[:, :, 1::2, 0::2], x[:, :, 1::2, 1::2]
+            out = torch.empty((b, 4 * c, h // 2, w // 2), dtype=x.dtype, device=x.device)
+            out = out.contiguous(memory_format=torch.channels_last)
+            top_sum, top_diff = tl + tr, tl - tr
+            bottom_sum, bottom_diff = bl + br, bl - br
+            torch.add(top_sum, bottom_sum, out=out[:, :c]).mul_(0.25)
+            torch.add(top_diff, bottom_diff, out=out[:, c : 2 * c]).mul_(0.25)
+            torch.sub(top_sum, bottom_sum, out=out[:, 2 * c : 3 * c]).mul_(0.25)
+            torch.sub(top_diff, bottom_diff, out=out[:, 3 * c :]).mul_(0.25)
+            logdet = c * h * w / 4 * math.log(1 / 16)
+        else:
+            if c != 4 * self.channels:
+                return self._checked(x, rev)
+            k = c // 4
+            y0, y1, y2, y3 = x[:, :k], x[:, k : 2 * k], x[:, 2 * k : 3 * k], x[:, 3 * k :]
+            out = torch.empty((b, k, 2 * h, 2 * w), dtype=x.dtype, device=x.device)
+            out = out.contiguous(memory_format=torch.channels_last)
+            low_sum, low_diff = y0 + y2, y0 - y2
+            high_sum, high_diff = y1 + y3, y1 - y3
+            torch.add(low_sum, high_sum, out=out[:, :, 0::2, 0::2])
+            torch.sub(low_sum, high_sum, out=out[:, :, 0::2, 1::2])
+            torch.add(low_diff, high_diff, out=out[:, :, 1::2, 0::2])
+            torch.sub(low_diff, high_diff, out=out[:, :, 1::2, 1::2])
+            logdet = k * h * w * math.log(16)
+        return out, x.new_full((b,), logdet)
+
+    def _checked(self, x: Tensor, rev: bool) -> tuple[Tensor, Tensor]:
+        """Shapes the band formulas do not take: the module raises its own error."""
+        y, logdet = self.haar(x, rev=rev)
+        return y.contiguous(memory_format=torch.channels_last), logdet
 
 
 class FastIRN(IRN):
@@ -207,7 +302,7 @@ class FastIRN(IRN):
         self.config = model.config
         self.operations = model.operations
         self.options = options or FastOptions()
-        self._prepared: list[PreparedCoupling | HaarDownsampling] | None = None
+        self._prepared: list[PreparedCoupling | PreparedHaar] | None = None
         self._prepared_key: tuple[object, ...] | None = None
 
     def _use_mkldnn(self, x: Tensor) -> bool:
@@ -218,35 +313,56 @@ class FastIRN(IRN):
             raise RuntimeError("FastOptions(mkldnn=True) needs an fp32 CPU input and a torch build with oneDNN")
         return self.options.mkldnn
 
-    def prepared(self, packed: bool) -> list[PreparedCoupling | HaarDownsampling]:
+    def prepared(self, packed: bool) -> list[PreparedCoupling | PreparedHaar]:
         """The prepared operations, rebuilt when a parameter changed or the backend differs."""
         params = list(self.parameters())
         key = (packed, tuple((p.data_ptr(), p._version, p.device, p.dtype) for p in params))
         if self._prepared is None or self._prepared_key != key:
             with torch.no_grad():
                 self._prepared = [
-                    PreparedCoupling(op, packed) if isinstance(op, AffineCoupling) else op for op in self.operations
+                    PreparedCoupling(op, packed) if isinstance(op, AffineCoupling) else PreparedHaar(op)
+                    for op in self.operations
                 ]
             self._prepared_key = key
         return self._prepared
 
+    def _needs_autograd(self, *inputs: Tensor) -> bool:
+        """Gradients are on and something would receive one: the plain path must run."""
+        if not torch.is_grad_enabled():
+            return False
+        return any(t.requires_grad for t in inputs) or any(p.requires_grad for p in self.parameters())
+
     def forward(self, x: Tensor, rev: bool = False) -> tuple[Tensor, Tensor]:
-        needs_grad = torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in self.parameters()))
-        if needs_grad:
+        if self._needs_autograd(x):
             return super().forward(x, rev)
         with torch.no_grad():
             ops = self.prepared(self._use_mkldnn(x))
-            x = x.contiguous(memory_format=torch.channels_last)
             logdet = x.new_zeros(x.shape[0])
             for op in reversed(ops) if rev else ops:
                 if isinstance(op, PreparedCoupling):
                     rows = max(1, self.options.stripe_pixels // (x.shape[0] * x.shape[3]))
-                    x, ld = op(x, rev, rows)
+                    x, ld = op(x.contiguous(memory_format=torch.channels_last), rev, rows)
                 else:
-                    x, ld = op(x, rev=rev)
-                    x = x.contiguous(memory_format=torch.channels_last)
+                    x, ld = op(x, rev)
                 logdet = logdet + ld
             return x.contiguous(), logdet
+
+    def decode(self, lr: Tensor, z: Tensor, size: tuple[int, int] | None = None) -> Tensor:
+        """:meth:`IRN.decode`, with the flow input assembled channels-last in one copy."""
+        if self._needs_autograd(lr, z):
+            return super().decode(lr, z, size)
+        if lr.shape[0] != z.shape[0] or lr.shape[-2:] != z.shape[-2:] or z.shape[1] != self.latent_channels:
+            return super().decode(lr, z, size)  # raises the shape error
+        c = self.config.in_channels
+        flow_in = torch.empty((lr.shape[0], c + z.shape[1], *lr.shape[-2:]), dtype=lr.dtype, device=lr.device)
+        flow_in = flow_in.contiguous(memory_format=torch.channels_last)
+        flow_in[:, :c] = lr
+        flow_in[:, c:] = z
+        hr, _ = self(flow_in, rev=True)
+        hr = hr[:, :c]
+        if size is not None:
+            hr = hr[..., : size[0], : size[1]]
+        return hr
 
 
 def optimize_for_inference(model: IRN, options: FastOptions | None = None) -> FastIRN:
@@ -254,6 +370,23 @@ def optimize_for_inference(model: IRN, options: FastOptions | None = None) -> Fa
     if isinstance(model, FastIRN) and (options is None or options == model.options):
         return model
     return FastIRN(model, options)
+
+
+def return_freed_memory_promptly(threshold_bytes: int = 1 << 20) -> bool:
+    """Make glibc's malloc serve blocks of ``threshold_bytes`` or more with their own mmap.
+
+    By default glibc raises that threshold as large blocks are freed, after which freed image-sized
+    buffers stay in the heap, fragmented, and the process's resident memory grows well past what
+    is live (about 150 MB more for a 2040x1356 x4 image). With a fixed threshold they go back to
+    the system on free. Process-wide; a no-op returning False where glibc is not the allocator.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        return bool(libc.mallopt(M_MMAP_THRESHOLD, int(threshold_bytes)))
+    except (OSError, AttributeError):
+        return False
 
 
 # ----------------------------------------------------------------------------------------- GPU

@@ -24,6 +24,7 @@ the output and z (a few bytes per HR pixel) plus one tile's working set, which `
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
@@ -205,3 +206,36 @@ def tiling_for_budget(
         f"a {hr_width}x{hr_height} image does not fit in {budget_bytes / 2**20:.0f} MiB even in "
         f"{s * minimum}-pixel tiles (the whole-image buffers alone take {whole / 2**20:.0f} MiB)"
     )
+
+
+def default_memory_budget() -> int:
+    """Half of the machine's physical memory, in bytes (4 GiB where it cannot be read)."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2
+    except (ValueError, OSError, AttributeError):
+        return 4 * 2**30
+
+
+def plan_tiling(
+    model: IRN,
+    hr_height: int,
+    hr_width: int,
+    op: Literal["down", "up"],
+    tile_pixels: int | None = None,
+    max_memory: int | None = None,
+    overlap: int = DEFAULT_OVERLAP,
+) -> Tiling | None:
+    """The tiling for one image of HR size (hr_height, hr_width), or None for the whole image.
+
+    ``tile_pixels`` forces tiles of that HR side (rounded down to a multiple of the scale).
+    Otherwise tiles are used only when :func:`estimate_memory` exceeds ``max_memory`` (default
+    :func:`default_memory_budget`); when even small tiles exceed it, the smallest are used.
+    """
+    s = model.scale
+    if tile_pixels is not None:
+        return Tiling(tile=max(1, tile_pixels // s), overlap=overlap)
+    budget = default_memory_budget() if max_memory is None else max_memory
+    try:
+        return tiling_for_budget(model, hr_height, hr_width, budget, overlap, op)
+    except ValueError:
+        return Tiling(tile=max(16, overlap), overlap=overlap)

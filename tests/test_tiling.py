@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 from test_performance import random_irn
 
+import irn
+from irn.cli import main
 from irn.inference import FastIRN
 from irn.tiling import (
     Tiling,
@@ -108,3 +113,42 @@ def test_budget_picks_tiles_only_when_needed() -> None:
         tiling_for_budget(fast, 6000, 8000, 600 * 2**20, overlap=32, op="up")
     # the plain path needs far more per pixel than the fast one
     assert estimate_memory(plain, 1000, 1000) > estimate_memory(fast, 1000, 1000)
+
+
+# ---------------------------------------------------------------------------- irn rescale
+@pytest.fixture(scope="module")
+def tiny_x2(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    model = random_irn(2, blocks=1, growth=8)
+    return irn.save(model, tmp_path_factory.mktemp("model") / "tiny_x2.pt", {"note": "random, for tests"})
+
+
+def test_rescale_tile_and_max_memory_match_whole_image(
+    tmp_path: Path, tiny_x2: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--tile 32` (16-pixel LR cores, 32-pixel LR overlap) on a 128x112 image: 4 x 4 tiles, whose
+    contexts (up to 48 LR pixels) do not span the 64x56 LR image."""
+    src = tmp_path / "photo.png"
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, (112, 128, 3), dtype=np.uint8)).save(src)
+    outputs = {}
+    for name, extra in (("whole", []), ("tiled", ["--tile", "32"]), ("budget", ["--max-memory", "1K"])):
+        out = tmp_path / name
+        code = main(["rescale", "roundtrip", str(src), "--model", str(tiny_x2), "-o", str(out), *extra])
+        err = capsys.readouterr().err
+        assert code == 0, err
+        assert ("tiles of" in err) == (name != "whole")
+        outputs[name] = {
+            kind: torch.from_numpy(np.asarray(Image.open(out / f"photo_x2_{kind}.png"), dtype=np.float32) / 255)
+            for kind in ("lr", "rt")
+        }
+    for name in ("tiled", "budget"):
+        for kind in ("lr", "rt"):
+            assert psnr(outputs[name][kind], outputs["whole"][kind]) >= 60
+
+
+def test_rescale_rejects_bad_tile_and_memory_values(capsys: pytest.CaptureFixture[str]) -> None:
+    for bad in (["--tile", "8"], ["--tile", "big"], ["--max-memory", "lots"], ["--max-memory", "0"]):
+        with pytest.raises(SystemExit) as exc:
+            main(["rescale", "down", "x.png", *bad])
+        assert exc.value.code == 2
+        assert bad[0] in capsys.readouterr().err

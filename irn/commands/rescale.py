@@ -59,6 +59,32 @@ def _pixel_count(text: str) -> int:
     return value
 
 
+def _pixel_side(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a tile side in pixels, got {text!r}") from None
+    if value < 16:
+        raise argparse.ArgumentTypeError(f"must be at least 16 pixels, got {text!r}")
+    return value
+
+
+def _byte_count(text: str) -> int:
+    """``2G``, ``512M``, ``1.5G`` or ``2000000000`` -> bytes (K, M, G are powers of 1024)."""
+    t = text.strip().upper().removesuffix("B")
+    factor = 1
+    for suffix, f in (("K", 2**10), ("M", 2**20), ("G", 2**30)):
+        if t.endswith(suffix):
+            factor, t = f, t[:-1]
+    try:
+        value = int(float(t) * factor)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a size such as 2G or 512M, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text!r}")
+    return value
+
+
 def _positive_float(text: str) -> float:
     try:
         value = float(text)
@@ -89,6 +115,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     common.add_argument("--skip-existing", action="store_true", help="skip inputs whose outputs all exist already")
     common.add_argument("--json", metavar="PATH", help="write a JSON summary of the run to PATH")
+    common.add_argument(
+        "--tile",
+        type=_pixel_side,
+        default=None,
+        metavar="SIZE",
+        help="run the model on overlapping tiles of SIZE x SIZE HR pixels (bounded memory; default: only "
+        "when --max-memory requires it)",
+    )
+    common.add_argument(
+        "--max-memory",
+        type=_byte_count,
+        default=None,
+        metavar="BYTES",
+        help="tile an image automatically when its estimated working memory exceeds BYTES, e.g. 2G or "
+        "512M (default: half the machine's RAM)",
+    )
 
     latent = argparse.ArgumentParser(add_help=False)
     latent.add_argument(
@@ -321,21 +363,35 @@ def _run_model(
     z: Literal["sample", "zero"] = "sample",
     temperature: float = 1.0,
     seed: int | None = None,
+    tile: int | None = None,
+    max_memory: int | None = None,
+    notes: list[str] | None = None,
 ) -> Tensor:
     """The one place the model runs on an image.
 
     ``op="down"``: x (1, 3, H, W) in [0, 1] -> LR (1, 3, ceil(H/s), ceil(W/s)) on 8-bit levels.
     ``op="up"``: x (1, 3, h, w) -> HR (1, 3, s h, s w) in [0, 1], cropped to ``size`` if given.
     Inputs and outputs are CPU tensors; the work happens on ``device`` under inference mode.
+    With ``tile`` (HR pixels), or when the image's estimated memory exceeds ``max_memory`` bytes,
+    the model runs on overlapping tiles (:mod:`irn.tiling`); a line saying so goes to ``notes``.
     """
     import torch
 
+    from irn.tiling import plan_tiling, tiled_downscale, tiled_upscale
+
+    s = model.scale
+    hr_h, hr_w = x.shape[-2:] if op == "down" else (size or (s * x.shape[-2], s * x.shape[-1]))
+    tiling = plan_tiling(model, hr_h, hr_w, op, tile_pixels=tile, max_memory=max_memory)
+    if tiling is not None and notes is not None:
+        notes.append(f"{op}: tiles of {s * tiling.tile} px with {s * tiling.overlap} px overlap")
     with torch.inference_mode():
         x = x.to(device)
         if op == "down":
-            y = model.downscale(x)
-        else:
+            y = model.downscale(x) if tiling is None else tiled_downscale(model, x, tiling)
+        elif tiling is None:
             y = model.upscale(x, z=z, temperature=temperature, seed=seed, size=size)
+        else:
+            y = tiled_upscale(model, x, tiling, z=z, temperature=temperature, seed=seed, size=size)
         return y.float().cpu()
 
 
@@ -361,6 +417,8 @@ class Options:
     z: Literal["sample", "zero"] = "sample"
     seed: int | None = 0
     temperature: float = 1.0
+    tile: int | None = None
+    max_memory: int | None = None
 
 
 def _save(x: Tensor, path: Path, alpha: Tensor | None, opts: Options, notes: list[str]) -> None:
@@ -398,16 +456,17 @@ def _process(model: IRN, job: Job, opts: Options, rec: Record) -> None:
     rec.size = [h, w]
     x = rgb[None]
     up_kwargs: dict[str, Any] = {"z": opts.z, "temperature": opts.temperature, "seed": opts.seed}
+    tiling_kwargs: dict[str, Any] = {"tile": opts.tile, "max_memory": opts.max_memory, "notes": rec.notes}
 
     if opts.action == "up":
-        hr = _run_model(model, x, "up", device=opts.device, **up_kwargs)[0]
+        hr = _run_model(model, x, "up", device=opts.device, **up_kwargs, **tiling_kwargs)[0]
         hr_alpha = resize_alpha(alpha, s) if alpha is not None else None
         _save(hr, job.outputs["hr"], hr_alpha, opts, rec.notes)
         rec.lr_size, rec.hr_size = [h, w], list(hr.shape[-2:])
         rec.outputs["hr"] = str(job.outputs["hr"])
         return
 
-    lr = _run_model(model, x, "down", device=opts.device)[0]
+    lr = _run_model(model, x, "down", device=opts.device, **tiling_kwargs)[0]
     lr_alpha = None
     if alpha is not None:
         from irn.nn.network import quantize
@@ -421,7 +480,7 @@ def _process(model: IRN, job: Job, opts: Options, rec: Record) -> None:
 
     if opts.lr_suffix != ".png":
         lr = read_image(job.outputs["lr"])  # upscale what the lossy file actually holds
-    hr = _run_model(model, lr[None], "up", device=opts.device, size=(h, w), **up_kwargs)[0]
+    hr = _run_model(model, lr[None], "up", device=opts.device, size=(h, w), **up_kwargs, **tiling_kwargs)[0]
     hr_alpha = resize_alpha(lr_alpha, s, size=(h, w)) if lr_alpha is not None else None
     _save(hr, job.outputs["hr"], hr_alpha, opts, rec.notes)
     rec.outputs["hr"] = str(job.outputs["hr"])
@@ -495,6 +554,11 @@ def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     checkpoint = resolve(args.model)
     model = irn.load(checkpoint, device=device)
+    if device == "cpu":
+        from irn.inference import optimize_for_inference, return_freed_memory_promptly
+
+        model = optimize_for_inference(model)  # the same outputs as the plain model, faster (irn.inference)
+        return_freed_memory_promptly()
     scale = model.scale
 
     lr_suffix = LR_FORMATS[getattr(args, "format", "png")]
@@ -510,6 +574,8 @@ def run(args: argparse.Namespace) -> int:
         z=_latent_mode(getattr(args, "z", "auto"), getattr(model, "metadata", {})),
         seed=getattr(args, "seed", 0),
         temperature=getattr(args, "temperature", 1.0),
+        tile=args.tile,
+        max_memory=args.max_memory,
     )
 
     records: list[Record] = [Record(input=p, status="failed", error=f"{p}: {why}") for p, why in missing]
