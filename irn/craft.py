@@ -591,7 +591,9 @@ def craft_irn(
     model: Any,
     *,
     weight: float = 100.0,
-    rounds: int = 3,
+    rounds: int = 1,
+    gauss_newton: int = 3,
+    cg_steps: int = 5,
     steps: int = 0,
     step_size: float = 0.5,
     size: Size | None = None,
@@ -599,14 +601,25 @@ def craft_irn(
 ) -> CraftResult:
     """x close to COVER whose IRN downscale (``model.downscale``) shows TARGET.
 
-    Minimises mse(x, A) + weight * mse(LR(x), B) (0..255 units, x in [0, 255]); weight = inf asks
-    for LR(x) = B. The LR branch of the IRN is the Haar low-pass (an s x s box average, Eq. 1
-    of the paper) followed by the coupling blocks, so LR(x) = D x + n(x) with D the box. Each
-    of ``rounds`` rounds re-estimates n at the current x (one forward pass, no gradient) and
-    solves the box-constrained linear problem for D x = goal - n with
-    goal = LR(A) + w/(1+w) (B - LR(A)) (the weighted optimum when n is constant). Then
-    ``steps`` Adam steps (step size in grey levels) on the true loss, through the model.
-    Returns the 8-bit x; ``details`` has the per-round predicted PSNRs.
+    Minimises mse(x, A) + weight * mse(LR(x), B) (0..255 units, x in [0, 255]; weight = inf:
+    LR(x) = B), LR being the model's unquantised LR branch. Three stages:
+
+    1. ``rounds`` box rounds (one forward pass each, no gradient). The LR branch starts with the
+       Haar low-pass (an s x s box average, Eq. 1 of the paper) and then the coupling blocks, so
+       LR(x) = D x + n(x) with D the box. A round solves the box-constrained linear problem
+       D x = goal - n(x_k), goal = LR(A) + w/(1+w) (B - LR(A)) (the weighted optimum were n
+       constant), with :func:`solve_boxed`. Enough when the couplings are weak; a trained model
+       responds to the box step far from linearly, so the best round is kept, not the last.
+    2. ``gauss_newton`` Gauss-Newton steps with the model's true Jacobian J at x_k: the weighted
+       least-change step x = clip(x_k + S (A - x_k + J^T mu)) with
+       (J S J^T + I/rho) mu = B - LR(x_k) - J S (A - x_k) (S: the free pixels),
+       rho = weight s^2, solved by ``cg_steps`` conjugate-gradient steps (J^T by backpropagation
+       through one retained graph, J by a forward finite difference), with backtracking on the
+       objective; pixels pinned at 0 or 255 are held fixed (an active set) so that the other
+       pixels make up for them.
+    3. ``steps`` projected Adam steps (step size in grey levels) on the objective, through the model.
+
+    Returns the 8-bit x; ``details`` has the objective's two PSNRs after each stage.
     """
     from threadpoolctl import threadpool_limits
 
@@ -617,20 +630,33 @@ def craft_irn(
     a, b = _float(a8), _float(b8)
     op = box_operator(a8.shape[:2], int(model.scale))
     alpha = 1.0 if math.isinf(weight) else weight / (1.0 + weight)
+
+    def objective(x: np.ndarray, lr: np.ndarray) -> float:
+        target_term = float(np.mean((lr - b) ** 2))
+        if math.isinf(weight):
+            return target_term
+        return float(np.mean((x - a) ** 2)) + weight * target_term
+
     lr_a = _irn_lr(model, a)
     goal = lr_a + alpha * (b - lr_a)
-    x = a
+    x, best = a, objective(a, lr_a)
     nonlinear = lr_a - op.apply(a)
-    history = []
+    history: list[dict[str, Any]] = []
     with threadpool_limits(limits=1, user_api="blas"):
-        bound_box = psnr(least_change(a, goal - nonlinear, op), a)
         for _ in range(rounds):
-            x, _info = _solve_boxed(a, goal - nonlinear, op, 0.0, 255.0, 0.05, 0.02, 0.1, 30, 50)
-            lr_x = _irn_lr(model, x)
-            nonlinear = lr_x - op.apply(x)
-            history.append({"psnr_cover": psnr(x, a), "psnr_target": psnr(lr_x, b)})
+            candidate, _info = _solve_boxed(a, goal - nonlinear, op, 0.0, 255.0, 0.05, 0.02, 0.1, 30, 50)
+            lr_c = _irn_lr(model, candidate)
+            nonlinear = lr_c - op.apply(candidate)
+            history.append({"stage": "box", "psnr_cover": psnr(candidate, a), "psnr_target": psnr(lr_c, b)})
+            if objective(candidate, lr_c) < best:
+                x, best = candidate, objective(candidate, lr_c)
+    free = ((x > 0) & (x < 255)) | (x == a)  # pixels at a bound that the cover did not have stay put
+    for _ in range(gauss_newton):
+        x, lr_x, free = _irn_gauss_newton_step(model, x, free, a, b, weight, cg_steps, objective)
+        history.append({"stage": "gauss-newton", "psnr_cover": psnr(x, a), "psnr_target": psnr(lr_x, b)})
     if steps > 0 and not math.isinf(weight):
         x = _irn_adam(model, x, a, b, weight, steps, step_size)
+        history.append({"stage": "adam", "psnr_cover": psnr(x, a), "psnr_target": psnr(_irn_lr(model, x), b)})
     x8 = _to_uint8(x)
     predicted = psnr(_irn_lr(model, _float(x8)), b)
     return CraftResult(
@@ -640,8 +666,81 @@ def craft_irn(
         psnr_bound=None,
         predicted_psnr_target=predicted,
         seconds=time.perf_counter() - start,
-        details={"weight": weight, "rounds": history, "steps": steps, "psnr_bound_box_model": bound_box},
+        details={"weight": weight, "stages": history},
     )
+
+
+def _irn_gauss_newton_step(
+    model: Any,
+    x: np.ndarray,
+    free: np.ndarray,
+    a: np.ndarray,
+    b: np.ndarray,
+    weight: float,
+    cg_steps: int,
+    objective: Callable[[np.ndarray, np.ndarray], float],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One Gauss-Newton step of :func:`craft_irn` (arrays (H, W, 3) / (h, w, 3) on 0..255).
+
+    Only the ``free`` pixels move (S): x' = x + S (A - x + J^T mu) with
+    (J S J^T + I/rho) mu = B - LR(x) - J S (A - x); pixels the step pushes past 0 or 255 are
+    clipped and leave the free set. Returns (x', LR(x'), free').
+    """
+    device = _model_device(model)
+    scale = int(model.scale)
+    inv_rho = 0.0 if math.isinf(weight) else 1.0 / (weight * scale * scale)
+
+    def chw(v: np.ndarray) -> Tensor:
+        return torch.from_numpy(np.ascontiguousarray(v.transpose(2, 0, 1)))[None].float().to(device)
+
+    def hwc(t: Tensor) -> np.ndarray:
+        return t.detach()[0].double().cpu().numpy().transpose(1, 2, 0) * 255
+
+    x_t, a_t, b_t = chw(x) / 255, chw(a) / 255, chw(b) / 255
+    mask = chw(free.astype(np.float64))
+    with torch.enable_grad():
+        x_var = x_t.clone().requires_grad_(True)
+        lr_t, _ = model.encode(x_var)
+
+        def jt(mu: Tensor) -> Tensor:  # S J^T mu, through the retained graph
+            return mask * torch.autograd.grad(lr_t, x_var, grad_outputs=mu, retain_graph=True)[0]
+
+        lr0 = lr_t.detach()
+
+        def jv(v: Tensor) -> Tensor:  # J v by a forward difference of about a quarter grey level
+            h = 1e-3 / max(float(v.abs().max()), 1e-12)
+            with torch.no_grad():
+                return (model.encode(x_t + h * v)[0] - lr0) / h
+
+        toward_cover = mask * (a_t - x_t)
+        rhs = b_t - lr0 - jv(toward_cover)
+        mu = torch.zeros_like(rhs)
+        r = rhs.clone()
+        p = r.clone()
+        rr = float((r * r).sum())
+        for _ in range(cg_steps):
+            q = jv(jt(p)) + inv_rho * p
+            pq = float((p * q).sum())
+            if pq <= 0 or rr == 0:
+                break
+            step = rr / pq
+            mu += step * p
+            r -= step * q
+            rr_new = float((r * r).sum())
+            p = r + (rr_new / rr) * p
+            rr = rr_new
+        proposal = x_t + toward_cover + jt(mu)
+    outside = hwc((proposal < 0) | (proposal > 1)) > 0
+    proposal = proposal.clamp(0, 1)
+    current = objective(x, hwc(lr0))
+    for t in (1.0, 0.5, 0.25):
+        cand = x_t + t * (proposal - x_t)
+        cand_np = hwc(cand)
+        with torch.no_grad():
+            cand_lr = hwc(model.encode(cand)[0])
+        if objective(cand_np, cand_lr) < current:
+            return cand_np, cand_lr, free & ~outside if t == 1.0 else free
+    return x, hwc(lr0), free
 
 
 def _irn_adam(

@@ -46,7 +46,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="weight of the TARGET term in mse(x, COVER) + weight * mse(., TARGET); inf: hit TARGET "
         "(default: 100 for the downscale, 10 for --reverse)",
     )
-    irn_group.add_argument("--rounds", type=int, default=3, help="irn: box-preconditioned fixed-point rounds (3)")
+    irn_group.add_argument("--rounds", type=int, default=1, help="irn: box rounds (forward passes only) (1)")
+    irn_group.add_argument(
+        "--gauss-newton", type=int, default=3, help="irn: Gauss-Newton steps with the model's Jacobian (3)"
+    )
+    irn_group.add_argument("--cg-steps", type=int, default=5, help="irn: conjugate-gradient steps per Gauss-Newton (5)")
     irn_group.add_argument(
         "--steps", type=int, default=None, help="Adam steps through the model (irn: 0, --reverse: 100)"
     )
@@ -145,8 +149,11 @@ def run(args: argparse.Namespace) -> int:
         raise IRNError(f"--weight must be positive, got {args.weight}")
     if args.steps is not None and args.steps < 0:
         raise IRNError(f"--steps must be >= 0, got {args.steps}")
-    if args.rounds < 1:
-        raise IRNError(f"--rounds must be >= 1, got {args.rounds}")
+    for flag, value in (("--rounds", args.rounds), ("--gauss-newton", args.gauss_newton)):
+        if value < 0:
+            raise IRNError(f"{flag} must be >= 0, got {value}")
+    if args.cg_steps < 1:
+        raise IRNError(f"--cg-steps must be >= 1, got {args.cg_steps}")
     curve = _weights(args.curve) if args.curve else None
     if args.reverse:
         return _run_reverse(args, out)
@@ -164,10 +171,16 @@ def run(args: argparse.Namespace) -> int:
         model, fast = _load_model(args.resizer, args.device)
         weight = 100.0 if args.weight is None else args.weight
         steps = 0 if args.steps is None else args.steps
-        kwargs = {"rounds": args.rounds, "steps": steps, "size": size}
+        kwargs = {
+            "rounds": args.rounds,
+            "gauss_newton": args.gauss_newton,
+            "cg_steps": args.cg_steps,
+            "steps": steps,
+            "size": size,
+        }
         result = C.craft_irn(cover, target, fast, weight=weight, resizer=args.resizer, **kwargs)
         doc["library"] = "IRN (model.downscale)"
-        doc.update(weight=weight, rounds=args.rounds, steps=steps, rounds_predicted=result.details["rounds"])
+        doc.update({k: v for k, v in kwargs.items() if k != "size"}, weight=weight, stages=result.details["stages"])
         if curve:
             doc["curve"] = C.irn_tradeoff(cover, target, fast, curve, **kwargs)
     else:
