@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         "sample_minus_z0": round(final["psnr_y_sample"] - final["psnr_y_z0"], 3),
         "best_psnr_y_z0": round(max(r["psnr_y_z0"] for r in rows), 3),
         "cpu_share_of_wall": round(cpu / wall, 2) if wall else None,
-        "threads": torch.get_num_threads(),
+        "threads": torch.get_num_threads() if wall else None,
     }
     print(json.dumps(summary, indent=1))
     return 0
