@@ -301,6 +301,7 @@ class FastIRN(IRN):
         torch.nn.Module.__init__(self)
         self.config = model.config
         self.operations = model.operations
+        self.metadata = dict(getattr(model, "metadata", {}) or {})  # what irn.load attached
         self.options = options or FastOptions()
         self._prepared: list[PreparedCoupling | PreparedHaar] | None = None
         self._prepared_key: tuple[object, ...] | None = None

@@ -554,6 +554,7 @@ def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     checkpoint = resolve(args.model)
     model = irn.load(checkpoint, device=device)
+    latent = _latent_mode(getattr(args, "z", "auto"), model.metadata)
     if device == "cpu":
         from irn.inference import optimize_for_inference, return_freed_memory_promptly
 
@@ -571,7 +572,7 @@ def run(args: argparse.Namespace) -> int:
         max_pixels=args.max_pixels,
         lr_suffix=lr_suffix,
         quality=quality,
-        z=_latent_mode(getattr(args, "z", "auto"), getattr(model, "metadata", {})),
+        z=latent,
         seed=getattr(args, "seed", 0),
         temperature=getattr(args, "temperature", 1.0),
         tile=args.tile,
