@@ -368,3 +368,29 @@ def test_chart_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert first.std() > 50  # real content, not a flat image
     code, _, err = run_cli(["chart", "-o", str(tmp_path / "c3.png"), "--size", "64"], capsys)
     assert code == 2 and "at least 128x128" in err
+
+
+def test_z_auto_follows_the_checkpoint_recommendation(
+    tmp_path: Path, model_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--z auto (the default) decodes with the latent the checkpoint's metadata recommends."""
+    model, _ = irn.zoo.load_checkpoint(model_path)
+    zero_path = irn.save(model, tmp_path / "zero.pt", {"recommended_z": "zero"})
+    src = save_rgb(tmp_path / "in" / "a.png", 12, 12, seed=3)
+    results = {}
+    for name, path, extra in (
+        ("auto-zero", zero_path, []),
+        ("explicit-zero", model_path, ["--z", "zero"]),
+        ("auto-none", model_path, []),
+    ):
+        summary = tmp_path / f"{name}.json"
+        out = tmp_path / name
+        code, _, stderr = run_cli(
+            ["rescale", "roundtrip", str(src), "--model", str(path), "-o", str(out), "--json", str(summary), *extra],
+            capsys,
+        )
+        assert code == 0, stderr
+        data = json.loads(summary.read_text())
+        results[name] = (data["z"], np.asarray(Image.open(out / "a_x2_rt.png")))
+    assert results["auto-zero"][0] == "zero" and results["auto-none"][0] == "sample"
+    np.testing.assert_array_equal(results["auto-zero"][1], results["explicit-zero"][1])
