@@ -172,16 +172,14 @@ def _tiny_irn(seed: int = 0) -> IRN:
 def test_irn_downscale_craft_reaches_the_target() -> None:
     model = _tiny_irn()
     cover, target = _scene(32, 4, "cover"), _scene(16, 5, "target")
-    box_only = C.craft_irn(cover, target, model, weight=math.inf, rounds=1, gauss_newton=0)
     result = C.craft_irn(cover, target, model, weight=math.inf, rounds=1, gauss_newton=3)
     stages = result.details["stages"]
     assert [s["stage"] for s in stages] == ["box", "gauss-newton", "gauss-newton", "gauss-newton"]
     assert stages[-1]["psnr_target"] > stages[0]["psnr_target"] + 3  # the true Jacobian corrects the couplings
     check = C.verify(C.png_roundtrip(result.image), cover, target, "irn:", model=model)
-    box_check = C.verify(C.png_roundtrip(box_only.image), cover, target, "irn:", model=model)
-    assert check.psnr_target >= 40 and check.psnr_target > box_check.psnr_target
+    assert check.psnr_target >= 40
     # a smaller weight trades target fidelity for cover fidelity
-    soft = C.craft_irn(cover, target, model, weight=1.0, rounds=1, gauss_newton=3)
+    soft = C.craft_irn(cover, target, model, weight=1.0, rounds=1, gauss_newton=1)
     soft_check = C.verify(C.png_roundtrip(soft.image), cover, target, "irn:", model=model)
     assert soft_check.psnr_cover > check.psnr_cover + 1
     assert soft_check.psnr_target < check.psnr_target
@@ -198,14 +196,14 @@ def test_irn_adam_steps_lower_the_objective() -> None:
         return float(np.mean((x - cover) ** 2) + weight * np.mean((lr - target) ** 2))
 
     before = C.craft_irn(cover, target, model, weight=weight, rounds=1, gauss_newton=0, steps=0)
-    after = C.craft_irn(cover, target, model, weight=weight, rounds=1, gauss_newton=0, steps=15)
+    after = C.craft_irn(cover, target, model, weight=weight, rounds=1, gauss_newton=0, steps=8)
     assert objective(after) < objective(before)
 
 
 def test_reverse_craft_improves_on_its_start() -> None:
     model = _tiny_irn(2)
     cover, target = _scene(16, 8, "cover"), _scene(32, 9, "target")
-    result = C.craft_reverse(cover, target, model, weight=10.0, steps=30)
+    result = C.craft_reverse(cover, target, model, weight=10.0, steps=15)
     assert result.image.shape == (16, 16, 3) and result.upscaled.shape == (32, 32, 3)
 
     def loss(pc: float, pt: float) -> float:
@@ -276,7 +274,10 @@ def test_cli_irn_and_reverse(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     ckpt = irn.save(_tiny_irn(3), tmp_path / "tiny.pt", {"note": "test"})
     cover = _save(_scene(32, 16, "cover"), tmp_path / "cover.png")
     target = _save(_scene(16, 17, "target"), tmp_path / "target.png")
-    code = main(["craft", str(cover), str(target), "-o", str(tmp_path / "x.png"), "--resizer", f"irn:{ckpt}"])
+    code = main([
+        "craft", str(cover), str(target), "-o", str(tmp_path / "x.png"), "--resizer", f"irn:{ckpt}",
+        "--gauss-newton", "1",
+    ])  # fmt: skip
     assert code == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["psnr_target"] > 30 and doc["psnr_bound"] is None
