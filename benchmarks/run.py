@@ -1,0 +1,557 @@
+"""Speed and memory of irn (issue 7), printed as one table, each optimisation against its baseline.
+
+    .venv/bin/python benchmarks/run.py                      # everything (hours on a shared 2-core CPU)
+    .venv/bin/python benchmarks/run.py --only inference     # sections: inference, whole, training, data, tiling
+    .venv/bin/python benchmarks/run.py --quick              # small sizes, one repeat: a smoke run
+
+Sections:
+
+* ``inference`` -- down+up (``downscale`` then ``upscale(seed=0)``) in this process on 512x512,
+  x2 and x4: the plain eager fp32 :class:`irn.IRN` (the baseline) and
+  :class:`irn.inference.FastIRN`, interleaved run by run, medians, megapixels (HR) per second and
+  the ratio to the baseline. Agreement: the largest absolute difference of ``encode`` (LR and z)
+  and of ``decode`` given the same (quantised LR, z), which must be <= 1e-4 in fp32. On a GPU the
+  same for the bf16-mixed/channels-last/compiled flow (:func:`irn.inference.accelerated_flow`),
+  whose agreement is reported, not required.
+* ``whole`` -- one down+up per fresh process (``python benchmarks/run.py --child ...``): its
+  time and its peak resident memory (``ru_maxrss``: everything the process ever held, torch's
+  libraries included), 512x512 and 2040x1356, x2 and x4, plain and fast, alternating.
+* ``training`` -- the training objective (:meth:`irn.training.IRNLightning.losses`, paper Eq. 5-9)
+  forward + backward + Adam step, 144x144 patches: batch 4 on CPU (x2, x4), plain eager fp32 against
+  channels-last; batch 16 on a GPU (fp32 eager against bf16-mixed + channels-last + compile).
+* ``data`` -- training patches per second from a folder of 2040x1356 PNGs written to /tmp, by
+  :class:`irn.data.PatchDataset` through a DataLoader, with and without the decoded-image cache.
+* ``tiling`` -- PSNR of tiled against whole-image down and up for growing overlaps (the measurement
+  behind :data:`irn.tiling.DEFAULT_OVERLAP`); needs trained weights (``--x2``/``--x4`` checkpoints or
+  the shipped models), else runs on random weights and says so.
+
+Weights: the shipped/trained checkpoints when given or found, else seeded random ones; speed
+does not depend on the values. The machine is printed with the table; on a shared machine the
+absolute times move with the load, the interleaved ratios much less.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+SECTIONS = ("inference", "whole", "training", "data", "tiling")
+NOT_MEASURED = "not measured (no GPU)"
+TOLERANCE = 1e-4
+
+
+@dataclass
+class Row:
+    """One line of the table."""
+
+    section: str
+    case: str
+    variant: str
+    device: str
+    value: str
+    ratio: str = ""
+    agreement: str = ""
+    note: str = ""
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+# ------------------------------------------------------------------------------------ helpers
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return (
+        f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"{gpu}; load average {load:.1f} at start"
+    )
+
+
+def load_model(scale: int, checkpoint: str | None) -> Any:
+    """A trained model if ``checkpoint`` is given or the shipped one exists, else seeded random weights."""
+    import irn
+    from irn.nn import IRN, IRNConfig
+
+    for candidate in ([checkpoint] if checkpoint else []) + [f"x{scale}"]:
+        try:
+            model = irn.load(candidate)
+            if model.scale == scale:
+                return model.cpu().eval(), str(candidate)
+        except irn.IRNError:
+            continue
+    model = IRN(IRNConfig(scale=scale)).eval()
+    gen = torch.Generator().manual_seed(scale)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen) * 0.02)
+            p.requires_grad_(False)
+    return model, "random weights (seeded)"
+
+
+def interleaved(variants: dict[str, Callable[[], object]], repeats: int) -> dict[str, list[float]]:
+    """Seconds per call of every variant, run round-robin ``repeats`` times after one warm-up call each."""
+    for fn in variants.values():
+        fn()
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    for _ in range(repeats):
+        for name, fn in variants.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
+def fmt_ratio(baseline: float, value: float) -> str:
+    return f"{baseline / value:.2f}x"
+
+
+def max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a.float() - b.float()).abs().max())
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    mse = float((a.double() - b.double()).pow(2).mean())
+    return math.inf if mse == 0 else 10 * math.log10(1 / mse)
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+# ------------------------------------------------------------------------------- (a) inference
+def agreement(plain: Any, other: Any, hr: torch.Tensor) -> tuple[float, float]:
+    """(max |encode difference| over LR and z, max |decode difference| given the same quantised LR and z)."""
+    from irn.nn.network import quantize
+
+    with torch.inference_mode():
+        lr_p, z_p = plain.encode(hr)
+        lr_o, z_o = other.encode(hr)
+        enc = max(max_diff(lr_p, lr_o), max_diff(z_p, z_o))
+        lr_q = quantize(lr_p)
+        z = torch.randn(z_p.shape, generator=torch.Generator().manual_seed(0)).to(z_p)
+        dec = max_diff(plain.decode(lr_q, z), other.decode(lr_q, z))
+    return enc, dec
+
+
+def bench_inference(args: argparse.Namespace) -> list[Row]:
+    from irn.inference import FastIRN
+
+    rows = []
+    side = 128 if args.quick else 512
+    for scale in (2, 4):
+        plain, source = load_model(scale, getattr(args, f"x{scale}"))
+        fast = FastIRN(plain)
+        hr = torch.rand(1, 3, side, side, generator=torch.Generator().manual_seed(1))
+
+        def down_up(model: Any, hr: torch.Tensor = hr) -> Callable[[], object]:
+            def run() -> object:
+                with torch.inference_mode():
+                    return model.upscale(model.downscale(hr), seed=0)
+
+            return run
+
+        times = interleaved({"plain": down_up(plain), "fast": down_up(fast)}, args.repeats)
+        enc, dec = agreement(plain, fast, hr)
+        base = statistics.median(times["plain"])
+        mp = side * side / 1e6
+        case = f"x{scale} {side}x{side} down+up"
+        for name, label in (("plain", "plain eager fp32 (baseline)"), ("fast", "FastIRN (irn.inference)")):
+            t = statistics.median(times[name])
+            ok = (
+                ""
+                if name == "plain"
+                else f"enc {enc:.1e}, dec {dec:.1e} " + ("ok" if max(enc, dec) <= TOLERANCE else "FAIL")
+            )
+            rows.append(
+                Row(
+                    "inference",
+                    case,
+                    label,
+                    "cpu",
+                    f"{mp / t:.3f} MP/s ({t:.2f} s)",
+                    fmt_ratio(base, t),
+                    ok,
+                    f"runs {', '.join(f'{x:.2f}' for x in times[name])} s; {source}",
+                    {"seconds": times[name]},
+                )
+            )
+        if torch.cuda.is_available():
+            rows += gpu_inference(plain, hr, scale, case, args)
+        else:
+            rows.append(Row("inference", case, "GPU: bf16-mixed + channels-last + compile", "cuda", NOT_MEASURED))
+    return rows
+
+
+def gpu_inference(plain: Any, hr: torch.Tensor, scale: int, case: str, args: argparse.Namespace) -> list[Row]:
+    import copy
+
+    from irn.inference import AcceleratorOptions, accelerated_flow
+    from irn.nn.network import quantize
+
+    device = torch.device("cuda")
+    model = copy.deepcopy(plain).to(device)
+    x = hr.to(device)
+    variants: dict[str, Callable[[], object]] = {}
+    flows = {
+        "fp32 eager": lambda x, rev: model(x, rev),
+        "bf16-mixed + channels-last + compile": accelerated_flow(
+            copy.deepcopy(model), AcceleratorOptions(precision="bf16-mixed", compile=True)
+        ),
+    }
+    c = plain.config.in_channels
+
+    def down_up(flow: Callable[..., Any]) -> Callable[[], object]:
+        def run() -> object:
+            with torch.inference_mode():
+                out, _ = flow(x, False)
+                lr = quantize(out[:, :c])
+                z = torch.randn(out[:, c:].shape, device=device)
+                hr_out, _ = flow(torch.cat((lr, z), 1), True)
+                sync(device)
+                return hr_out
+
+        return run
+
+    for name, flow in flows.items():
+        variants[name] = down_up(flow)
+    times = interleaved(variants, args.repeats)
+    base = statistics.median(times["fp32 eager"])
+    with torch.inference_mode():
+        ref, _ = flows["fp32 eager"](x, False)
+        got, _ = flows["bf16-mixed + channels-last + compile"](x, False)
+    rows = []
+    mp = hr.shape[-1] * hr.shape[-2] / 1e6
+    for name in variants:
+        t = statistics.median(times[name])
+        note = "" if name == "fp32 eager" else f"forward PSNR vs fp32 {psnr(ref.clamp(0, 1), got.clamp(0, 1)):.1f} dB"
+        rows.append(Row("inference", case, f"GPU: {name}", "cuda", f"{mp / t:.1f} MP/s", fmt_ratio(base, t), note))
+    return rows
+
+
+# --------------------------------------------------------------------------- whole process runs
+def child(args: argparse.Namespace) -> None:
+    """One down+up in this fresh process; prints a JSON line with times and peak RSS."""
+    start = time.perf_counter()
+    from irn.inference import FastIRN, return_freed_memory_promptly
+
+    if args.child_variant == "fast":
+        return_freed_memory_promptly()
+    plain, source = load_model(args.child_scale, getattr(args, f"x{args.child_scale}"))
+    model = FastIRN(plain) if args.child_variant == "fast" else plain
+    h, w = args.child_size
+    hr = torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(1))
+    t0 = time.perf_counter()
+    with torch.inference_mode():
+        lr = model.downscale(hr)
+        model.upscale(lr, seed=0)
+    t1 = time.perf_counter()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    print(json.dumps({"down_up_s": t1 - t0, "process_s": t1 - start, "peak_bytes": peak, "weights": source}))
+
+
+def bench_whole(args: argparse.Namespace) -> list[Row]:
+    sizes = [(128, 128)] if args.quick else [(512, 512), (1356, 2040)]
+    rows = []
+    for h, w in sizes:
+        for scale in (2, 4):
+            results: dict[str, list[dict[str, Any]]] = {"plain": [], "fast": []}
+            for _ in range(args.whole_repeats):
+                for variant in ("plain", "fast"):
+                    cmd = [
+                        sys.executable,
+                        str(Path(__file__).resolve()),
+                        "--child",
+                        variant,
+                        str(scale),
+                        str(h),
+                        str(w),
+                    ]
+                    for s in (2, 4):
+                        if getattr(args, f"x{s}"):
+                            cmd += [f"--x{s}", getattr(args, f"x{s}")]
+                    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+                    results[variant].append(json.loads(out.stdout.strip().splitlines()[-1]))
+            base = statistics.median(r["down_up_s"] for r in results["plain"])
+            for variant, label in (("plain", "plain eager fp32 (baseline)"), ("fast", "FastIRN (irn.inference)")):
+                rs = results[variant]
+                t = statistics.median(r["down_up_s"] for r in rs)
+                total = statistics.median(r["process_s"] for r in rs)
+                peak = statistics.median(r["peak_bytes"] for r in rs)
+                rows.append(
+                    Row(
+                        "whole",
+                        f"x{scale} {w}x{h} one process",
+                        label,
+                        "cpu",
+                        f"{h * w / 1e6 / t:.3f} MP/s, down+up {t:.1f} s, process {total:.1f} s, "
+                        f"peak RSS {peak / 2**30:.2f} GiB",
+                        fmt_ratio(base, t),
+                        "",
+                        f"{len(rs)} runs: "
+                        + ", ".join(f"{r['down_up_s']:.1f}s/{r['peak_bytes'] / 2**30:.2f}GiB" for r in rs),
+                        {"runs": rs},
+                    )
+                )
+    return rows
+
+
+# -------------------------------------------------------------------------------- (b) training
+class FlowModule(torch.nn.Module):
+    """Presents an accelerated flow as the ``model`` of :class:`irn.training.IRNLightning`."""
+
+    def __init__(self, model: torch.nn.Module, flow: Callable[..., Any]) -> None:
+        super().__init__()
+        self.inner = model
+        self.flow = flow
+
+    def forward(self, x: torch.Tensor, rev: bool = False) -> Any:
+        return self.flow(x, rev)
+
+
+def training_step_fn(
+    scale: int, batch: int, patch: int, device: torch.device, variant: str
+) -> tuple[Callable[[], float], Any]:
+    """One step of the paper's objective: forward + backward + Adam. Returns (step, the LightningModule)."""
+    from irn.config import TrainConfig
+    from irn.inference import AcceleratorOptions, accelerated_flow
+    from irn.training import IRNLightning
+
+    config = TrainConfig()
+    config.model.scale = scale
+    config.data.batch_size = batch
+    config.data.patch_size = patch
+    config.trainer.channels_last = variant == "channels-last"
+    lit = IRNLightning(config).to(device)
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():  # non-trivial weights everywhere (fresh last convolutions are zero)
+        for p in lit.model.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen) * 0.02)  # p may be channels-last: draw contiguous
+    params = list(lit.model.parameters())
+    if variant.startswith("bf16"):
+        lit.model = FlowModule(lit.model, accelerated_flow(lit.model, AcceleratorOptions(compile=True)))
+    optimizer = torch.optim.Adam(params, lr=2e-4)
+    hr = torch.rand(batch, 3, patch, patch, generator=torch.Generator().manual_seed(2)).to(device)
+    if variant == "channels-last":
+        hr = hr.contiguous(memory_format=torch.channels_last)
+
+    def step() -> float:
+        optimizer.zero_grad(set_to_none=True)
+        loss = lit.losses(hr, step=1000, generator=torch.Generator(device=device).manual_seed(3))["loss"]
+        loss.backward()
+        optimizer.step()
+        sync(device)
+        return float(loss)
+
+    return step, lit
+
+
+def bench_training(args: argparse.Namespace) -> list[Row]:
+    rows = []
+    batch, patch = (2, 48) if args.quick else (4, 144)
+    cpu = torch.device("cpu")
+    for scale in (2, 4):
+        steps = {v: training_step_fn(scale, batch, patch, cpu, v) for v in ("plain", "channels-last")}
+        # agreement: the first step's loss from identical weights and data
+        first = {v: fn() for v, (fn, _) in steps.items()}
+        times = interleaved({v: fn for v, (fn, _) in steps.items()}, args.repeats)
+        base = statistics.median(times["plain"])
+        case = f"x{scale} batch {batch} {patch}x{patch} step"
+        for v, label in (
+            ("plain", "plain eager fp32 (baseline)"),
+            ("channels-last", "channels-last (trainer.channels_last)"),
+        ):
+            t = statistics.median(times[v])
+            rel = abs(first[v] - first["plain"]) / abs(first["plain"])
+            rows.append(
+                Row(
+                    "training",
+                    case,
+                    label,
+                    "cpu",
+                    f"{batch / t:.2f} patches/s ({t:.2f} s/step)",
+                    fmt_ratio(base, t),
+                    "" if v == "plain" else f"first loss rel. diff {rel:.1e}",
+                    f"runs {', '.join(f'{x:.2f}' for x in times[v])} s",
+                    {"seconds": times[v]},
+                )
+            )
+        gpu_case = f"x{scale} batch 16 144x144 step"
+        if torch.cuda.is_available():
+            gpu = torch.device("cuda")
+            g = {v: training_step_fn(scale, 16, 144, gpu, v)[0] for v in ("plain", "bf16-mixed+cl+compile")}
+            gt = interleaved(g, max(args.repeats, 10))
+            gbase = statistics.median(gt["plain"])
+            for v in g:
+                t = statistics.median(gt[v])
+                rows.append(Row("training", gpu_case, f"GPU: {v}", "cuda", f"{1 / t:.1f} it/s", fmt_ratio(gbase, t)))
+        else:
+            rows.append(Row("training", gpu_case, "GPU: bf16-mixed + channels-last + compile", "cuda", NOT_MEASURED))
+    return rows
+
+
+# ---------------------------------------------------------------------------- (c) data loading
+def write_pngs(folder: Path, count: int, size: tuple[int, int]) -> None:
+    """``count`` smooth-noise RGB PNGs of ``size`` (H, W) (compressible like a photo, not like noise)."""
+    import numpy as np
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    h, w = size
+    for k in range(count):
+        path = folder / f"img{k:02d}.png"
+        if path.exists():
+            continue
+        coarse = torch.from_numpy(rng.random((1, 3, h // 16 + 1, w // 16 + 1), dtype=np.float32))
+        img = torch.nn.functional.interpolate(coarse, size=(h, w), mode="bilinear", align_corners=False)[0]
+        img = img + torch.from_numpy(rng.normal(0, 0.03, (3, h, w)).astype(np.float32))
+        arr = (img.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
+        Image.fromarray(arr).save(path)
+
+
+def bench_data(args: argparse.Namespace) -> list[Row]:
+    from torch.utils.data import DataLoader
+
+    from irn.data import PatchDataset, StepBatchSampler
+
+    folder = Path(args.data_dir)
+    count, size = (2, (256, 384)) if args.quick else (8, (1356, 2040))
+    write_pngs(folder, count, size)
+    batches = 3 if args.quick else 12
+    rows = []
+    for cache in (False, True):
+        for workers in (0, 2):
+            t0 = time.perf_counter()
+            dataset = PatchDataset(folder, 144, seed=0, augment=True, cache=cache)
+            setup = time.perf_counter() - t0
+            loader = DataLoader(dataset, batch_sampler=StepBatchSampler(16, 0, batches + 1), num_workers=workers)
+            it = iter(loader)
+            next(it)  # workers started, first batch
+            t1 = time.perf_counter()
+            n = sum(b.shape[0] for b in it)
+            dt = time.perf_counter() - t1
+            rows.append(
+                Row(
+                    "data",
+                    f"{count} PNGs {size[1]}x{size[0]}, batch 16, 144x144",
+                    f"cache={cache}, workers={workers}",
+                    "cpu",
+                    f"{n / dt:.0f} patches/s",
+                    note=f"cache fill {setup:.1f} s" if cache else "",
+                )
+            )
+    return rows
+
+
+# ------------------------------------------------------------------------------ (d) tiling overlap
+def bench_tiling(args: argparse.Namespace) -> list[Row]:
+    from irn.inference import FastIRN
+    from irn.io import read_image
+    from irn.tiling import Tiling, tiled_downscale, tiled_upscale
+
+    image = REPO.parent / "shared" / "datasets" / "Set14" / "HR" / "baboon.png"
+    hr = read_image(image)[None] if image.exists() else torch.rand(1, 3, 480, 500)
+    if args.quick:
+        hr = hr[..., :96, :96]
+    rows = []
+    for scale in (2, 4):
+        plain, source = load_model(scale, getattr(args, f"x{scale}"))
+        model = FastIRN(plain)
+        tile = 16 if args.quick else 48
+        with torch.inference_mode():
+            lr = model.downscale(hr)
+            up = model.upscale(lr, z="zero", size=tuple(hr.shape[-2:]))
+            for overlap in (0, 2, 4, 8, 16, 32) if not args.quick else (0, 8):
+                t = Tiling(tile=tile, overlap=overlap)
+                lr_t = tiled_downscale(model, hr, t)
+                up_t = tiled_upscale(model, lr, t, z="zero", size=tuple(hr.shape[-2:]))
+                rows.append(
+                    Row(
+                        "tiling",
+                        f"x{scale} {image.name if image.exists() else 'random'} tile {tile} LR px",
+                        f"overlap {overlap} LR px",
+                        "cpu",
+                        f"down PSNR {psnr(lr_t, lr):.1f} dB, up PSNR {psnr(up_t, up):.1f} dB",
+                        note=source,
+                    )
+                )
+    return rows
+
+
+# ------------------------------------------------------------------------------------ the table
+def print_table(rows: list[Row]) -> None:
+    header = ("section", "case", "variant", "device", "result", "vs baseline", "agreement", "note")
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+    for r in rows:
+        print(
+            f"| {r.section} | {r.case} | {r.variant} | {r.device} | {r.value} | {r.ratio} | {r.agreement} | {r.note} |"
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", nargs="+", choices=SECTIONS, default=list(SECTIONS), help="sections to run")
+    parser.add_argument("--quick", action="store_true", help="small sizes, one repeat (a smoke run)")
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved repeats per variant (median)")
+    parser.add_argument("--whole-repeats", type=int, default=3, help="fresh processes per variant and case")
+    parser.add_argument("--x2", help="x2 checkpoint (default: shipped x2, else random weights)")
+    parser.add_argument("--x4", help="x4 checkpoint (default: shipped x4, else random weights)")
+    parser.add_argument("--data-dir", default="/tmp/irn_bench_pngs", help="where the data section writes PNGs")
+    parser.add_argument("--json", help="also write the rows as JSON here")
+    parser.add_argument("--child", nargs=4, metavar=("VARIANT", "SCALE", "H", "W"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        args.child_variant, args.child_scale = args.child[0], int(args.child[1])
+        args.child_size = (int(args.child[2]), int(args.child[3]))
+        child(args)
+        return 0
+    if args.quick:
+        args.repeats, args.whole_repeats = 1, 1
+    print(f"machine: {machine()}", flush=True)
+    rows: list[Row] = []
+    benches = {
+        "inference": bench_inference,
+        "whole": bench_whole,
+        "training": bench_training,
+        "data": bench_data,
+        "tiling": bench_tiling,
+    }
+    for name in SECTIONS:
+        if name in args.only:
+            t0 = time.perf_counter()
+            new = benches[name](args)
+            rows += new
+            print(f"[{name}: {time.perf_counter() - t0:.0f} s]", file=sys.stderr, flush=True)
+            for r in new:
+                print(f"  {r.case} | {r.variant} | {r.value} | {r.ratio} | {r.agreement}", file=sys.stderr, flush=True)
+    print_table(rows)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"machine": machine(), "rows": [asdict(r) for r in rows]}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
