@@ -116,27 +116,64 @@ class PreparedConv:
         return y
 
 
-def zero_outside(feature: Tensor, inside: tuple[int, int], rows: tuple[int, int]) -> None:
-    """Zero the rows of ``feature`` (B, C, R, W) in ``range(*rows)`` that lie outside ``range(*inside)``.
+def pixels(x: Tensor) -> Tensor:
+    """A channels-last (B, C, H, W) tensor viewed as (B, H*W, C) (no copy)."""
+    b, c, h, w = x.shape
+    return x.permute(0, 2, 3, 1).reshape(b, h * w, c)
 
-    The whole network zero-pads every convolution's input at the image border; in a stripe
-    window that reaches past the border, those rows must read as zeros for every layer.
+
+def image(p: Tensor, height: int, width: int) -> Tensor:
+    """(B, H*W, C) contiguous viewed as a channels-last (B, C, H, W) tensor (no copy)."""
+    return p.view(p.shape[0], height, width, p.shape[2]).permute(0, 3, 1, 2)
+
+
+class Workspace:
+    """The two buffers a stripe of a dense block works in, allocated once per coupling call.
+
+    ``features`` (B, rows*W, Cin + 4*growth): the dense features of the stripe window, pixel-major
+    (channels-last memory); ``gather`` receives each convolution's input channels contiguously
+    (a channel slice of ``features`` is strided, and convolutions would copy it far more slowly).
     """
-    lo, hi = rows
-    if inside[0] > lo:
-        feature[:, :, lo : min(hi, inside[0])] = 0
-    if inside[1] < hi:
-        feature[:, :, max(lo, inside[1]) : hi] = 0
+
+    def __init__(self, batch: int, pixels: int, channels: int, like: Tensor) -> None:
+        self.features_flat = torch.empty(batch * pixels * channels, dtype=like.dtype, device=like.device)
+        self.gather_flat = torch.empty(batch * pixels * channels, dtype=like.dtype, device=like.device)
+        self.batch = batch
+
+    def features(self, pixels: int, channels: int) -> Tensor:
+        return self.features_flat[: self.batch * pixels * channels].view(self.batch, pixels, channels)
+
+    def gathered(self, source: Tensor) -> Tensor:
+        """A contiguous copy of ``source`` (B, n, c) in the gather buffer."""
+        b, n, c = source.shape
+        out = self.gather_flat[: b * n * c].view(b, n, c)
+        out.copy_(source)
+        return out
+
+
+def fill_window(dst: Tensor, src: Tensor, width: int, start: int, stop: int, height: int) -> tuple[int, int]:
+    """Copy image rows ``start - HALO .. stop + HALO`` of src (B, H*W, C) into dst (B, R*W, C), zeros
+    past the image border; returns the range of window rows that lie in the image."""
+    lo, hi = max(0, start - HALO), min(height, stop + HALO)
+    inside = (lo - (start - HALO), hi - (start - HALO))
+    rows = dst.shape[1] // width
+    dst[:, inside[0] * width : inside[1] * width] = src[:, lo * width : hi * width]
+    if inside[0] > 0:
+        dst[:, : inside[0] * width] = 0
+    if inside[1] < rows:
+        dst[:, inside[1] * width :] = 0
+    return inside
 
 
 class PreparedDenseBlock:
-    """:class:`~irn.nn.subnets.DenseBlock` for inference on a stripe window, features in one buffer.
+    """:class:`~irn.nn.subnets.DenseBlock` for inference on one stripe, features in one buffer.
 
-    ``__call__(window, inside)``: window (B, Cin, R, W) channels-last, ``HALO`` rows above and
-    below the R - 2 HALO output rows, of which rows ``range(*inside)`` lie in the image (the rest
-    are zeros) -> (B, Cout, R - 2 HALO, W). Convolution k computes only the rows that later
-    layers need (R - 2k of them), so the halo costs 4 extra rows per stripe on average, not 10.
-    ``first`` is conv1's activated output (R - 2 rows) when it was computed elsewhere (the fused
+    ``__call__(src, ...)``: src (B, H*W, Cin), the whole input pixel-major; returns the block's
+    output on image rows ``start .. stop`` as (B, (stop-start)*W, Cout). The window holds ``HALO``
+    rows above and below the stripe (zeros past the image border, as the network's padding).
+    Convolution k computes only the rows later layers need (R - 2k of R window rows, zero padding
+    on the columns only), so the halo costs 4 extra rows per stripe on average, not 10.
+    ``first`` (B, (R-2)*W, growth) is conv1's activated output when computed elsewhere (the fused
     G/H first convolution).
     """
 
@@ -147,23 +184,39 @@ class PreparedDenseBlock:
         self.last = PreparedConv(block.conv5.weight, block.conv5.bias, packed)
         self.in_channels = block.conv1.in_channels
         self.growth = block.conv1.out_channels
+        self.channels = self.in_channels + 4 * self.growth
 
     def __call__(
-        self, window: Tensor, inside: tuple[int, int], activation: Activation = "none", first: Tensor | None = None
+        self,
+        src: Tensor,
+        size: tuple[int, int],
+        start: int,
+        stop: int,
+        work: Workspace,
+        activation: Activation = "none",
+        first: Tensor | None = None,
     ) -> Tensor:
-        b, _, r, w = window.shape
+        height, w = size
+        r = stop - start + 2 * HALO
         c, g = self.in_channels, self.growth
-        buf = torch.empty((b, c + 4 * g, r, w), dtype=window.dtype, device=window.device)
-        buf = buf.contiguous(memory_format=torch.channels_last)
-        buf[:, :c] = window
+        buf = work.features(r * w, self.channels)
+        inside = fill_window(buf[:, :, :c], src, w, start, stop, height)
         for k, conv in enumerate(self.convs, start=1):
-            feature = buf[:, c : c + g, k : r - k]
-            feature.copy_(
-                first if (k == 1 and first is not None) else conv(buf[:, :c, k - 1 : r - k + 1], "leaky_relu")
-            )
-            zero_outside(feature, (inside[0] - k, inside[1] - k), (0, r - 2 * k))
+            if k == 1 and first is not None:
+                feature = first
+            else:
+                inp = work.gathered(buf[:, (k - 1) * w : (r - k + 1) * w, :c])
+                feature = pixels(conv(image(inp, r - 2 * k + 2, w), "leaky_relu"))
+            dst = buf[:, k * w : (r - k) * w, c : c + g]
+            dst.copy_(feature)
+            lo, hi = inside[0] - k, inside[1] - k  # rows of dst inside the image
+            if lo > 0:
+                dst[:, : lo * w] = 0
+            if hi < r - 2 * k:
+                dst[:, hi * w :] = 0
             c += g
-        return self.last(buf[:, :, HALO - 1 : r - HALO + 1], activation)
+        # conv5 reads every channel of rows HALO-1 .. R-HALO+1: a contiguous block of the buffer
+        return pixels(self.last(image(buf[:, (HALO - 1) * w : (r - HALO + 1) * w], r - 2 * HALO + 2, w), activation))
 
 
 def row_stripes(height: int, rows: int, halo: int) -> Iterator[tuple[int, int, int, int]]:
@@ -171,20 +224,6 @@ def row_stripes(height: int, rows: int, halo: int) -> Iterator[tuple[int, int, i
     for start in range(0, height, rows):
         stop = min(height, start + rows)
         yield start, stop, max(0, start - halo), min(height, stop + halo)
-
-
-def stripe_window(x: Tensor, start: int, stop: int) -> tuple[Tensor, tuple[int, int]]:
-    """Rows ``start - HALO .. stop + HALO`` of x (B, C, H, W), zeros past the image, channels-last,
-    and the range of window rows that lie in the image."""
-    height = x.shape[2]
-    lo, hi = max(0, start - HALO), min(height, stop + HALO)
-    inside = (lo - (start - HALO), hi - (start - HALO))
-    if inside == (0, stop - start + 2 * HALO):
-        return x[:, :, lo:hi].contiguous(memory_format=torch.channels_last), inside
-    window = x.new_zeros((x.shape[0], x.shape[1], stop - start + 2 * HALO, x.shape[3]))
-    window = window.contiguous(memory_format=torch.channels_last)
-    window[:, :, inside[0] : inside[1]] = x[:, :, lo:hi]
-    return window, inside
 
 
 class PreparedCoupling:
@@ -201,41 +240,46 @@ class PreparedCoupling:
         bias = torch.cat((block.G.conv1.bias, block.H.conv1.bias), 0)
         self.gh_first = PreparedConv(weight, bias, packed)
 
-    def _scale_and_shift(self, y1: Tensor, start: int, stop: int) -> tuple[Tensor, Tensor]:
-        """Rows start..stop of (s, G(y1)) with s = clamp * (2 sigmoid(H(y1)) - 1)."""
-        window, inside = stripe_window(y1, start, stop)
-        first = self.gh_first(window, "leaky_relu")
+    def _scale_and_shift(
+        self, y1: Tensor, size: tuple[int, int], start: int, stop: int, work: Workspace
+    ) -> tuple[Tensor, Tensor]:
+        """Rows start..stop of (s, G(y1)) with s = clamp * (2 sigmoid(H(y1)) - 1), pixel-major."""
+        w = size[1]
+        r = stop - start + 2 * HALO
+        window = work.gather_flat[: y1.shape[0] * r * w * self.split].view(y1.shape[0], r * w, self.split)
+        fill_window(window, y1, w, start, stop, size[0])
+        first = pixels(self.gh_first(image(window, r, w), "leaky_relu"))
         growth = self.g.growth
-        g = self.g(window, inside, first=first[:, :growth])
-        s = self.h(window, inside, "sigmoid", first=first[:, growth:])
+        g = self.g(y1, size, start, stop, work, first=first[:, :, :growth])
+        s = self.h(y1, size, start, stop, work, "sigmoid", first=first[:, :, growth:])
         return s.mul_(2).sub_(1).mul_(self.clamp), g
-
-    def _f(self, x: Tensor, start: int, stop: int) -> Tensor:
-        window, inside = stripe_window(x, start, stop)
-        return self.f(window, inside)
 
     def __call__(self, x: Tensor, rev: bool, stripe_rows: int) -> tuple[Tensor, Tensor]:
         """x (B, C, H, W) channels-last -> (y (B, C, H, W) channels-last, logdet (B,))."""
-        k, height = self.split, x.shape[2]
-        x1, x2 = x[:, :k], x[:, k:]
+        k = self.split
+        b, _, height, w = x.shape
+        size = (height, w)
         out = torch.empty_like(x, memory_format=torch.channels_last)
-        y1, y2 = out[:, :k], out[:, k:]
-        logdet = x.new_zeros(x.shape[0])
+        xp, outp = pixels(x), pixels(out)
+        x1, x2, y1, y2 = xp[:, :, :k], xp[:, :, k:], outp[:, :, :k], outp[:, :, k:]
+        logdet = x.new_zeros(b)
         stripes = [(a, min(height, a + stripe_rows)) for a in range(0, height, stripe_rows)]
+        rows = min(height, stripe_rows) + 2 * HALO
+        work = Workspace(b, rows * w, max(self.f.channels, self.g.channels, self.h.channels), x)
         if not rev:
-            for a, b in stripes:  # y1 = x1 + F(x2)
-                torch.add(x1[:, :, a:b], self._f(x2, a, b), out=y1[:, :, a:b])
-            for a, b in stripes:  # y2 = x2 * exp(s) + G(y1)
-                s, g = self._scale_and_shift(y1, a, b)
-                torch.add(x2[:, :, a:b] * torch.exp(s), g, out=y2[:, :, a:b])
-                logdet += s.sum((1, 2, 3))
+            for a, e in stripes:  # y1 = x1 + F(x2)
+                torch.add(x1[:, a * w : e * w], self.f(x2, size, a, e, work), out=y1[:, a * w : e * w])
+            for a, e in stripes:  # y2 = x2 * exp(s) + G(y1)
+                s, g = self._scale_and_shift(y1, size, a, e, work)
+                torch.add(x2[:, a * w : e * w] * torch.exp(s), g, out=y2[:, a * w : e * w])
+                logdet += s.sum((1, 2))
         else:
-            for a, b in stripes:  # y2 = (x2 - G(x1)) / exp(s)
-                s, g = self._scale_and_shift(x1, a, b)
-                torch.div(x2[:, :, a:b] - g, torch.exp(s), out=y2[:, :, a:b])
-                logdet -= s.sum((1, 2, 3))
-            for a, b in stripes:  # y1 = x1 - F(y2)
-                torch.sub(x1[:, :, a:b], self._f(y2, a, b), out=y1[:, :, a:b])
+            for a, e in stripes:  # y2 = (x2 - G(x1)) / exp(s)
+                s, g = self._scale_and_shift(x1, size, a, e, work)
+                torch.div(x2[:, a * w : e * w] - g, torch.exp(s), out=y2[:, a * w : e * w])
+                logdet -= s.sum((1, 2))
+            for a, e in stripes:  # y1 = x1 - F(y2)
+                torch.sub(x1[:, a * w : e * w], self.f(y2, size, a, e, work), out=y1[:, a * w : e * w])
         return out, logdet
 
 
