@@ -36,6 +36,10 @@ class ModelConfig:
     blocks_per_level: list[int] = field(default_factory=list)
     growth: int = 32
     clamp: float = 1.0
+    #: starting log-scale s of every coupling block (Eq. 2), in (-clamp, clamp); 0 = the official
+    #: identity start. s near clamp damps the latent z on the way back (each block divides the z
+    #: branch by exp(s)), so sampled-z decoding is close to z = 0 decoding from the first step.
+    init_log_scale: float = 0.0
     #: optional irn.save / official checkpoint whose weights start the run (fine-tuning)
     init_from: str | None = None
 
@@ -317,6 +321,11 @@ def check_paths(cfg: TrainConfig) -> None:
             raise ConfigError(f"{key}: folder {folder!r} does not exist (relative paths resolve against {Path.cwd()})")
         if not any(p.suffix.lower() in IMAGE_SUFFIXES for p in path.rglob("*") if p.is_file()):
             raise ConfigError(f"{key}: folder {folder!r} holds no images")
+    if not abs(cfg.model.init_log_scale) < cfg.model.clamp:
+        raise ConfigError(
+            f"model.init_log_scale must be in (-clamp, clamp) = (-{cfg.model.clamp}, {cfg.model.clamp}), "
+            f"got {cfg.model.init_log_scale}"
+        )
     if cfg.model.init_from is not None and not Path(cfg.model.init_from).is_file():
         raise ConfigError(f"model.init_from: no such file {cfg.model.init_from!r}")
 

@@ -29,6 +29,7 @@ from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from torch import Tensor
 
 from irn.config import TrainConfig, config_from_dict
+from irn.nn.coupling import AffineCoupling
 from irn.nn.network import IRN, IRNConfig, quantize
 from irn.resize import imresize
 
@@ -162,6 +163,10 @@ class IRNLightning(L.LightningModule):
         self.config = config
         self.save_hyperparameters({"config": config.to_dict()})
         self.model = build_network(config)
+        if config.model.init_log_scale:
+            for op in self.model.operations:
+                if isinstance(op, AffineCoupling):
+                    op.set_log_scale(config.model.init_log_scale)
         if config.model.init_from:
             from irn.zoo import load_checkpoint
 

@@ -172,6 +172,22 @@ def test_fresh_coupling_is_identity() -> None:
     assert torch.equal(y, x) and torch.equal(logdet, torch.zeros(2))
 
 
+def test_set_log_scale_scales_the_latent_branch_and_stays_invertible() -> None:
+    block = AffineCoupling(12, 3)
+    block.set_log_scale(0.9)
+    x = torch.rand(2, 12, 3, 3, dtype=torch.float64)
+    block.double()
+    y, logdet = block(x)
+    torch.testing.assert_close(y[:, :3], x[:, :3])
+    torch.testing.assert_close(y[:, 3:], x[:, 3:] * torch.exp(torch.tensor(0.9, dtype=torch.float64)))
+    torch.testing.assert_close(logdet, torch.full((2,), 0.9 * 9 * 3 * 3, dtype=torch.float64))
+    back, back_logdet = block(y, rev=True)
+    torch.testing.assert_close(back, x)
+    torch.testing.assert_close(back_logdet, -logdet)
+    with pytest.raises(ValueError, match="log-scale must be in"):
+        block.set_log_scale(1.0)
+
+
 @pytest.mark.parametrize(("scale", "count"), [(2, 1_667_952), (4, 4_355_136)])
 def test_parameter_counts_match_the_paper(scale: int, count: int) -> None:
     assert IRN(IRNConfig(scale=scale)).num_parameters() == count

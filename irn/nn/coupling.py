@@ -11,6 +11,8 @@ log|det J| = sum(s) per sample. The inverse undoes the two steps in reverse orde
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor, nn
 
@@ -30,6 +32,16 @@ class AffineCoupling(nn.Module):
         self.F = DenseBlock(channels - split, split, growth)
         self.G = DenseBlock(split, channels - split, growth)
         self.H = DenseBlock(split, channels - split, growth)
+
+    def set_log_scale(self, value: float) -> None:
+        """Make s = ``value`` (in (-clamp, clamp)) wherever H's output is 0: H's last bias becomes
+        logit((value / clamp + 1) / 2). A fresh block (H's last weights zero) then has s = value
+        everywhere: its forward pass multiplies x2 by exp(value) and its inverse divides by it."""
+        if not abs(value) < self.clamp:
+            raise ValueError(f"log-scale must be in (-{self.clamp}, {self.clamp}), got {value}")
+        p = (value / self.clamp + 1) / 2
+        with torch.no_grad():
+            self.H.conv5.bias.fill_(math.log(p / (1 - p)))
 
     def log_scale(self, y1: Tensor) -> Tensor:
         return self.clamp * (torch.sigmoid(self.H(y1)) * 2 - 1)
