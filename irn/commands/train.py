@@ -42,7 +42,8 @@ def overrides_from_args(args: argparse.Namespace) -> list[str]:
 
 def resolve_config(args: argparse.Namespace) -> tuple[TrainConfig, Path | None]:
     """The config of this run and the checkpoint to resume from (None: a fresh run)."""
-    import torch
+    from irn.training import read_training_checkpoint
+    from irn.zoo import CheckpointError
 
     overrides = overrides_from_args(args)
     resume: Path | None = None
@@ -54,11 +55,10 @@ def resolve_config(args: argparse.Namespace) -> tuple[TrainConfig, Path | None]:
         resume = Path(args.resume)
         if not resume.is_file():
             raise ConfigError(f"--resume {resume}: no such checkpoint")
-        ckpt = torch.load(resume, map_location="cpu", weights_only=False)
         try:
-            raw = ckpt["hyper_parameters"]["config"]
-        except (KeyError, TypeError):
-            raise ConfigError(f"--resume {resume}: not an irn training checkpoint (no config inside)") from None
+            raw = read_training_checkpoint(resume)["hyper_parameters"]["config"]
+        except CheckpointError as exc:
+            raise ConfigError(f"--resume {exc}") from None
         cfg = config_from_dict(raw, overrides)
     if args.resume is not None and resume is None:
         resume = checkpoint_dir(cfg) / "last.ckpt" if args.resume == "last" else Path(args.resume)
@@ -151,7 +151,9 @@ def train(cfg: TrainConfig, resume: Path | None = None, callbacks: Sequence[Any]
     data = IRNDataModule(cfg.data, cfg.model.scale, seed=t.seed, max_steps=t.max_steps)
     saver = CheckpointEvery(checkpoint_dir(cfg), t.checkpoint_every_n_steps, t.checkpoint_every_minutes, t.monitor)
     trainer = build_trainer(cfg, [saver, *callbacks])
-    trainer.fit(module, datamodule=data, ckpt_path=str(resume) if resume is not None else None)
+    trainer.fit(
+        module, datamodule=data, ckpt_path=str(resume) if resume is not None else None, weights_only=True
+    )
     if module.stopped_for_nonfinite:
         raise IRNError(
             f"training stopped: {module.nonfinite_in_row} non-finite losses in a row at step {trainer.global_step} "
