@@ -36,10 +36,12 @@ class ModelConfig:
     blocks_per_level: list[int] = field(default_factory=list)
     growth: int = 32
     clamp: float = 1.0
-    #: starting log-scale s of every coupling block (Eq. 2), in (-clamp, clamp); 0 = the official
-    #: identity start. s near clamp damps the latent z on the way back (each block divides the z
-    #: branch by exp(s)), so sampled-z decoding is close to z = 0 decoding from the first step.
-    init_log_scale: float = 0.0
+    #: starting log-scale s of the coupling blocks (Eq. 2), in (-clamp, clamp): one value for every
+    #: block, or one per Haar level ([0.0, 0.9] for x4); 0 = the official identity start. s near
+    #: clamp damps the latent z on the way back (each block divides the z branch by exp(s)), so
+    #: sampled-z decoding is close to z = 0 decoding from the first step. Levels filled by
+    #: init_from keep their trained weights.
+    init_log_scale: float | list[float] = 0.0
     #: optional irn.save / official checkpoint whose weights start the run (fine-tuning)
     init_from: str | None = None
 
@@ -321,7 +323,14 @@ def check_paths(cfg: TrainConfig) -> None:
             raise ConfigError(f"{key}: folder {folder!r} does not exist (relative paths resolve against {Path.cwd()})")
         if not any(p.suffix.lower() in IMAGE_SUFFIXES for p in path.rglob("*") if p.is_file()):
             raise ConfigError(f"{key}: folder {folder!r} holds no images")
-    if not abs(cfg.model.init_log_scale) < cfg.model.clamp:
+    scales = cfg.model.init_log_scale if isinstance(cfg.model.init_log_scale, list) else [cfg.model.init_log_scale]
+    levels = {2: 1, 4: 2, 8: 3}.get(cfg.model.scale)
+    if isinstance(cfg.model.init_log_scale, list) and levels is not None and len(scales) != levels:
+        raise ConfigError(
+            f"model.init_log_scale needs one value or {levels} (one per Haar level) for scale {cfg.model.scale}, "
+            f"got {len(scales)}"
+        )
+    if not all(abs(v) < cfg.model.clamp for v in scales):
         raise ConfigError(
             f"model.init_log_scale must be in (-clamp, clamp) = (-{cfg.model.clamp}, {cfg.model.clamp}), "
             f"got {cfg.model.init_log_scale}"

@@ -60,6 +60,18 @@ def build_network(config: TrainConfig) -> IRN:
     return IRN(IRNConfig(scale=m.scale, blocks_per_level=tuple(m.blocks_per_level), growth=m.growth, clamp=m.clamp))
 
 
+def set_initial_log_scales(model: IRN, values: float | list[float]) -> None:
+    """Start the coupling blocks at log-scale s = ``values`` (one for all, or one per Haar level);
+    see :meth:`irn.nn.coupling.AffineCoupling.set_log_scale`. 0 keeps the official start."""
+    per_level = values if isinstance(values, list) else [values] * len(model.config.blocks_per_level)
+    level = -1
+    for op in model.operations:
+        if not isinstance(op, AffineCoupling):
+            level += 1  # a Haar step starts the next level
+        elif per_level[level]:
+            op.set_log_scale(per_level[level])
+
+
 def init_weights(model: IRN, init: IRN) -> None:
     """Copy ``init``'s weights into ``model``: the same architecture, or a smaller scale whose
     Haar levels match ``model``'s first levels (an x2 model starts the first level of an x4);
@@ -163,10 +175,7 @@ class IRNLightning(L.LightningModule):
         self.config = config
         self.save_hyperparameters({"config": config.to_dict()})
         self.model = build_network(config)
-        if config.model.init_log_scale:
-            for op in self.model.operations:
-                if isinstance(op, AffineCoupling):
-                    op.set_log_scale(config.model.init_log_scale)
+        set_initial_log_scales(self.model, config.model.init_log_scale)
         if config.model.init_from:
             from irn.zoo import load_checkpoint
 

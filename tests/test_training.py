@@ -298,6 +298,7 @@ def test_nonfinite_losses_are_skipped_then_the_run_stops_with_a_usable_checkpoin
         (lambda r: r["optim"].update(lr="fast"), "optim.lr: expected a number, got 'fast'"),
         (lambda r: r["model"].update(blocks_per_level=[1, 1]), "needs 1 entries for scale 2"),
         (lambda r: r["model"].update(init_log_scale=1.0), "model.init_log_scale must be in (-clamp, clamp)"),
+        (lambda r: r["model"].update(init_log_scale=[0.0, 0.9]), "needs one value or 1 (one per Haar level)"),
     ],
 )
 def test_bad_configs_fail_with_one_line_before_anything_starts(
@@ -355,6 +356,28 @@ def test_init_log_scale_makes_the_fresh_decoder_nearly_ignore_z(tmp_path: Path) 
         lr = net.downscale(hr)
         spread[s0] = float((net.upscale(lr, z="sample", seed=1) - net.upscale(lr, z="zero")).abs().max())
     assert spread[0.0] > 0.5 and spread[0.9] < 0.01, spread
+
+
+def test_init_log_scale_per_level_and_init_from_keeps_trained_levels(tmp_path: Path) -> None:
+    raw = tiny_config(tmp_path)
+    raw["model"].update(scale=4, blocks_per_level=[1, 2], init_log_scale=[0.0, 0.5])
+    raw["data"]["patch_size"] = 16
+    net = IRNLightning(config_from_dict(raw)).model
+    couplings = [op for op in net.operations if hasattr(op, "H")]
+    biases = [float(op.H.conv5.bias.abs().max()) for op in couplings]
+    assert biases[0] == 0.0 and all(b == pytest.approx(math.log(0.75 / 0.25)) for b in biases[1:]), biases
+    # an x2 model fills level 1 (its trained weights win over the start value), level 2 starts at s = 0.5
+    x2_raw = tiny_config(tmp_path)
+    x2_raw["model"].update(blocks_per_level=[1], init_log_scale=0.3)
+    x2 = IRNLightning(config_from_dict(x2_raw)).model
+    from irn.zoo import save
+
+    save(x2, tmp_path / "x2.pt")
+    raw["model"].update(init_from=str(tmp_path / "x2.pt"), init_log_scale=0.5)
+    net = IRNLightning(config_from_dict(raw)).model
+    couplings = [op for op in net.operations if hasattr(op, "H")]
+    torch.testing.assert_close(couplings[0].H.conv5.bias, x2.operations[1].H.conv5.bias)
+    assert float(couplings[1].H.conv5.bias[0]) == pytest.approx(math.log(0.75 / 0.25))
 
 
 # ---------------------------------------------------------------------- distributed
