@@ -393,7 +393,7 @@ class CheckpointEvery(L.Callback):
         return self.dirpath / "best.ckpt"
 
     def _save_last(self, trainer: L.Trainer) -> None:
-        trainer.save_checkpoint(self.last_path)
+        trainer.save_checkpoint(self.last_path, weights_only=False)  # full state: optimizer, loops, RNG
         self._last_saved = time.monotonic()
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
@@ -410,7 +410,7 @@ class CheckpointEvery(L.Callback):
         value = float(trainer.callback_metrics[self.monitor])
         if value > self.best:
             self.best = value
-            trainer.save_checkpoint(self.best_path)
+            trainer.save_checkpoint(self.best_path, weights_only=False)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._save_last(trainer)
