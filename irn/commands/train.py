@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import json
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -137,6 +138,10 @@ def train(cfg: TrainConfig, resume: Path | None = None, callbacks: Sequence[Any]
     from irn.data import IRNDataModule
     from irn.training import CheckpointEvery, IRNLightning
 
+    # Batches are a pure function of the global step (irn.data.StepBatchSampler), so a run resumed
+    # mid-epoch sees the same data as an uninterrupted one: Lightning's generic warning is wrong here.
+    warnings.filterwarnings("ignore", message=".*your dataloader is not resumable.*")
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated.*")
     t = cfg.trainer
     if t.threads:
         torch.set_num_threads(t.threads)
