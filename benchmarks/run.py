@@ -142,13 +142,18 @@ def sync(device: torch.device) -> None:
 
 # ------------------------------------------------------------------------------- (a) inference
 def agreement(plain: Any, other: Any, hr: torch.Tensor) -> tuple[float, float]:
-    """(max |encode difference| over LR and z, max |decode difference| given the same quantised LR and z)."""
+    """(encode difference, max |decode difference| given the same quantised LR and sampled z).
+
+    The encode difference is the larger of max |LR difference| (LR in [0, 1]) and the z difference
+    relative to max(1, max |z|): a trained model's forward z can reach hundreds (each coupling block
+    multiplies the latent branch by exp(s)), where fp32 itself resolves only ~1e-5 absolute."""
     from irn.nn.network import quantize
 
     with torch.inference_mode():
         lr_p, z_p = plain.encode(hr)
         lr_o, z_o = other.encode(hr)
-        enc = max(max_diff(lr_p, lr_o), max_diff(z_p, z_o))
+        z_scale = max(1.0, float(z_p.abs().max()))
+        enc = max(max_diff(lr_p, lr_o), max_diff(z_p, z_o) / z_scale)
         lr_q = quantize(lr_p)
         z = torch.randn(z_p.shape, generator=torch.Generator().manual_seed(0)).to(z_p)
         dec = max_diff(plain.decode(lr_q, z), other.decode(lr_q, z))
