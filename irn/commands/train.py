@@ -142,6 +142,8 @@ def train(cfg: TrainConfig, resume: Path | None = None, callbacks: Sequence[Any]
     # mid-epoch sees the same data as an uninterrupted one: Lightning's generic warning is wrong here.
     warnings.filterwarnings("ignore", message=".*your dataloader is not resumable.*")
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated.*")
+    # a non-finite loss skips the step on purpose (returns None; counted and reported by IRNLightning)
+    warnings.filterwarnings("ignore", message=".*`training_step` returned `None`.*")
     t = cfg.trainer
     if t.threads:
         torch.set_num_threads(t.threads)
