@@ -116,7 +116,7 @@ def upscale_image(
     model: IRN,
     image: ImageLike,
     *,
-    z: ZMode | Tensor = "sample",
+    z: ZMode | Tensor = "auto",
     temperature: float = 1.0,
     seed: int | None = None,
     size: tuple[int, int] | None = None,
@@ -124,7 +124,8 @@ def upscale_image(
     """LR image (h x w) -> HR image of s h x s w (cropped to ``size`` = (H, W) if given).
 
     ``z="sample"`` draws the latent from N(0, temperature^2) (reproducible with ``seed``),
-    ``z="zero"`` uses zeros, a tensor (B, 3(s^2-1), h, w) is used as given.
+    ``z="zero"`` uses zeros, a tensor (B, 3(s^2-1), h, w) is used as given; ``"auto"`` (default)
+    follows ``model.recommended_z()``.
     """
     return _apply(model, image, "up", z, temperature, seed, size)
 
@@ -133,7 +134,7 @@ def roundtrip_image(
     model: IRN,
     image: ImageLike,
     *,
-    z: ZMode | Tensor = "sample",
+    z: ZMode | Tensor = "auto",
     temperature: float = 1.0,
     seed: int | None = None,
 ) -> ImageLike:

@@ -127,7 +127,7 @@ def tiled_upscale(
     lr: Tensor,
     tiling: Tiling,
     *,
-    z: ZMode | Tensor = "sample",
+    z: ZMode | Tensor = "auto",
     temperature: float = 1.0,
     seed: int | None = None,
     size: tuple[int, int] | None = None,

@@ -211,3 +211,17 @@ def test_config_validation() -> None:
     with pytest.raises(ValueError, match="unknown IRN config keys"):
         IRNConfig.from_dict({"scale": 2, "depth": 3})
     assert IRNConfig.from_dict(IRNConfig(scale=8).to_dict()) == IRNConfig(scale=8)
+
+
+def test_upscale_default_latent_follows_the_files_recommendation() -> None:
+    model = IRN(IRNConfig(scale=2, blocks_per_level=(1,)))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0, 0.05)
+    lr = torch.rand(1, 3, 6, 5)
+    torch.testing.assert_close(model.upscale(lr, seed=3), model.upscale(lr, z="sample", seed=3))
+    assert model.recommended_z() == "sample"
+    model.metadata = {"recommended_z": "zero"}
+    assert model.recommended_z() == "zero"
+    torch.testing.assert_close(model.upscale(lr, seed=3), model.upscale(lr, z="zero"))
+    assert not torch.equal(model.upscale(lr, seed=3), model.upscale(lr, z="sample", seed=3))

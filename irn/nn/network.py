@@ -24,7 +24,7 @@ from torch import Tensor, nn
 from irn.nn.coupling import AffineCoupling
 from irn.nn.haar import HaarDownsampling
 
-ZMode = Literal["sample", "zero"]
+ZMode = Literal["sample", "zero", "auto"]
 
 
 @dataclass(frozen=True)
@@ -160,11 +160,14 @@ class IRN(nn.Module):
     def sample_latent(
         self,
         lr: Tensor,
-        z: ZMode | Tensor = "sample",
+        z: ZMode | Tensor = "auto",
         temperature: float = 1.0,
         seed: int | None = None,
     ) -> Tensor:
-        """The latent used by :meth:`upscale`: N(0, temperature^2) draws, zeros, or ``z`` itself."""
+        """The latent used by :meth:`upscale`: N(0, temperature^2) draws, zeros, or ``z`` itself;
+        ``"auto"`` is :meth:`recommended_z`."""
+        if isinstance(z, str) and z == "auto":
+            z = self.recommended_z()
         shape = (lr.shape[0], self.latent_channels, *lr.shape[-2:])
         if isinstance(z, Tensor):
             if tuple(z.shape) != shape:
@@ -177,13 +180,19 @@ class IRN(nn.Module):
             if seed is not None:
                 gen = torch.Generator(device=lr.device).manual_seed(seed)
             return torch.randn(shape, generator=gen, device=lr.device, dtype=lr.dtype) * temperature
-        raise ValueError(f"z must be 'sample', 'zero' or a tensor, got {z!r}")
+        raise ValueError(f"z must be 'sample', 'zero', 'auto' or a tensor, got {z!r}")
+
+    def recommended_z(self) -> Literal["sample", "zero"]:
+        """The latent this model decodes best with: ``metadata["recommended_z"]`` of a loaded file
+        (``irn export`` writes "zero" for a model trained with z = 0 only), else "sample" (the paper)."""
+        value = (getattr(self, "metadata", None) or {}).get("recommended_z")
+        return "zero" if value == "zero" else "sample"
 
     def upscale(
         self,
         lr: Tensor,
         *,
-        z: ZMode | Tensor = "sample",
+        z: ZMode | Tensor = "auto",
         temperature: float = 1.0,
         seed: int | None = None,
         size: tuple[int, int] | None = None,
@@ -191,7 +200,8 @@ class IRN(nn.Module):
         """lr (B, 3, h, w) in [0, 1] -> hr (B, 3, s h, s w) clamped to [0, 1], cropped to ``size``.
 
         ``z="sample"`` draws the latent from N(0, temperature^2) (reproducible with ``seed``),
-        ``z="zero"`` uses its mode, a tensor is used as given.
+        ``z="zero"`` uses its mode, a tensor is used as given; ``"auto"`` (default) is
+        :meth:`recommended_z`: "sample" unless the loaded file recommends "zero".
         """
         if lr.dim() != 4 or lr.shape[1] != self.config.in_channels:
             raise ValueError(
