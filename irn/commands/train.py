@@ -158,9 +158,7 @@ def train(cfg: TrainConfig, resume: Path | None = None, callbacks: Sequence[Any]
     data = IRNDataModule(cfg.data, cfg.model.scale, seed=t.seed, max_steps=t.max_steps)
     saver = CheckpointEvery(checkpoint_dir(cfg), t.checkpoint_every_n_steps, t.checkpoint_every_minutes, t.monitor)
     trainer = build_trainer(cfg, [saver, *callbacks])
-    trainer.fit(
-        module, datamodule=data, ckpt_path=str(resume) if resume is not None else None, weights_only=True
-    )
+    trainer.fit(module, datamodule=data, ckpt_path=str(resume) if resume is not None else None, weights_only=True)
     if module.stopped_for_nonfinite:
         raise IRNError(
             f"training stopped: {module.nonfinite_in_row} non-finite losses in a row at step {trainer.global_step} "

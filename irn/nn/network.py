@@ -42,9 +42,7 @@ class IRNConfig:
             raise ValueError(f"scale must be 2, 4 or 8, got {self.scale}")
         blocks = tuple(int(b) for b in self.blocks_per_level) or (8,) * self.levels
         if len(blocks) != self.levels:
-            raise ValueError(
-                f"blocks_per_level needs {self.levels} entries for scale {self.scale}, got {len(blocks)}"
-            )
+            raise ValueError(f"blocks_per_level needs {self.levels} entries for scale {self.scale}, got {len(blocks)}")
         if any(b < 0 for b in blocks):
             raise ValueError(f"blocks_per_level must be non-negative, got {blocks}")
         object.__setattr__(self, "blocks_per_level", blocks)
@@ -204,9 +202,7 @@ class IRN(nn.Module):
         :meth:`recommended_z`: "sample" unless the loaded file recommends "zero".
         """
         if lr.dim() != 4 or lr.shape[1] != self.config.in_channels:
-            raise ValueError(
-                f"expected an LR batch (B, {self.config.in_channels}, h, w), got shape {tuple(lr.shape)}"
-            )
+            raise ValueError(f"expected an LR batch (B, {self.config.in_channels}, h, w), got shape {tuple(lr.shape)}")
         latent = self.sample_latent(lr, z, temperature, seed)
         return self.decode(lr, latent, size).clamp(0, 1)
 
