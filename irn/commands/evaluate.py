@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from irn.commands.argtypes import number_type
 from irn.errors import IRNError
 
 if TYPE_CHECKING:
@@ -59,24 +60,8 @@ def default_data_dirs() -> list[Path]:
     return [root / name / "HR" for name in DEFAULT_DATASETS if (root / name / "HR").is_dir()]
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative, got {value}")
-    return value
+_positive_int = number_type(int, "a whole number", lambda v: v >= 1, "must be at least 1, got {value}")
+_non_negative_int = number_type(int, "a whole number", lambda v: v >= 0, "must not be negative, got {value}")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

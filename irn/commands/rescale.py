@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from irn.commands.argtypes import number_type, with_suffixes
 from irn.errors import IRNError
 
 if TYPE_CHECKING:
@@ -42,57 +43,22 @@ LOSSY_WARNING = (
 Action = Literal["down", "up", "roundtrip"]
 
 
-def _pixel_count(text: str) -> int:
-    """``50000000``, ``50M``, ``0.5G`` or ``2e7`` -> a positive pixel count."""
-    t = text.strip().upper()
-    factor = 1
-    if t.endswith("M"):
-        factor, t = 1_000_000, t[:-1]
-    elif t.endswith("G"):
-        factor, t = 1_000_000_000, t[:-1]
-    try:
-        value = int(float(t) * factor)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a pixel count such as 50000000 or 50M, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {text!r}")
-    return value
-
-
-def _pixel_side(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a tile side in pixels, got {text!r}") from None
-    if value < 16:
-        raise argparse.ArgumentTypeError(f"must be at least 16 pixels, got {text!r}")
-    return value
-
-
-def _byte_count(text: str) -> int:
-    """``2G``, ``512M``, ``1.5G`` or ``2000000000`` -> bytes (K, M, G are powers of 1024)."""
-    t = text.strip().upper().removesuffix("B")
-    factor = 1
-    for suffix, f in (("K", 2**10), ("M", 2**20), ("G", 2**30)):
-        if t.endswith(suffix):
-            factor, t = f, t[:-1]
-    try:
-        value = int(float(t) * factor)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a size such as 2G or 512M, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {text!r}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative, got {text!r}")
-    return value
+#: ``50000000``, ``50M``, ``0.5G`` or ``2e7`` -> a positive pixel count (M, G are powers of 1000)
+_pixel_count = number_type(
+    with_suffixes({"M": 1_000_000, "G": 1_000_000_000}),
+    "a pixel count such as 50000000 or 50M",
+    lambda v: v > 0,
+    "must be positive, got {text!r}",
+)
+_pixel_side = number_type(int, "a tile side in pixels", lambda v: v >= 16, "must be at least 16 pixels, got {text!r}")
+#: ``2G``, ``512M``, ``1.5G`` or ``2000000000`` -> bytes (K, M, G are powers of 1024; a trailing B is allowed)
+_byte_count = number_type(
+    lambda t: with_suffixes({"K": 2**10, "M": 2**20, "G": 2**30})(t.strip().upper().removesuffix("B")),
+    "a size such as 2G or 512M",
+    lambda v: v > 0,
+    "must be positive, got {text!r}",
+)
+_positive_float = number_type(float, "a number", lambda v: v >= 0, "must not be negative, got {text!r}")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
