@@ -1,8 +1,8 @@
 """Fast inference for IRN: the same outputs as the plain path (within 1e-4 in fp32), faster and smaller.
 
 :class:`FastIRN` is an :class:`~irn.nn.network.IRN` that shares the modules (and so the
-official state-dict keys) of a trained model and replaces only ``forward`` for inference;
-``encode``/``decode``/``downscale``/``upscale``/``roundtrip`` are inherited unchanged::
+official state-dict keys) of a trained model and replaces its flow for inference; the image API
+(``encode``/``decode``/``downscale``/``upscale``/``roundtrip``) is the plain model's::
 
     fast = irn.inference.optimize_for_inference(irn.load("x4"))
     lr = fast.downscale(hr)           # same API and values as the plain model
@@ -11,16 +11,19 @@ What it changes, all exact in real arithmetic (only the rounding order of fp32 s
 
 * activations are kept channels-last (NHWC), the layout oneDNN convolves without reordering;
 * on CPU in fp32, every 3x3 convolution runs through oneDNN with its weight repacked once
-  (``torch.ops.mkldnn._convolution_pointwise``) and LeakyReLU / sigmoid fused into it;
-* the dense blocks write each new feature into one preallocated buffer instead of
-  re-concatenating all earlier features for every convolution (``torch.cat`` copies);
-* G and H of a coupling block both read y1 (Eq. 2): their first convolutions run as one
-  convolution with the two weights stacked;
-* every subnet runs on horizontal stripes of ``stripe_pixels`` output pixels, each widened by a
-  halo of :data:`HALO` rows (a dense block stacks five 3x3 convolutions, so an output row depends
-  on input rows at most 5 away), so peak memory no longer grows with the 137-channel dense
-  features of the whole image: it is a few copies of the flow tensor (3 H W floats) plus one
-  stripe's features. The halo rows are recomputed (about 2 * HALO / stripe rows extra work).
+  (``torch.ops.mkldnn._convolution_pointwise_``, its fused in-place "add" variant);
+* a dense block never concatenates: convolution k of cat(x, x1, .., x_{k-1}) is the sum of one
+  convolution per source, so each feature, once computed, is convolved straight into the
+  accumulators of every later layer (no ``torch.cat`` or gather copies at all); the last
+  convolution's outputs are padded with zero weights to a multiple of 8 (oneDNN's AVX2 block);
+* s = clamp * (2 sigmoid(H) - 1) is computed as clamp * tanh(H / 2), the halving folded into H's
+  last weights; ``downscale`` skips the last block's latent half, which it would discard;
+* every subnet runs on horizontal stripes of ``stripe_pixels`` output pixels of one sample, each
+  widened by a halo of :data:`HALO` rows (a dense block stacks five 3x3 convolutions, so an output
+  row depends on input rows at most 5 away), so peak memory no longer grows with the 137-channel
+  dense features of the whole image: it is a few copies of the flow tensor (3 H W floats) plus one
+  stripe's features, in buffers reused by every stripe and block. The halo rows inside the image
+  are recomputed (about 2 * HALO / stripe rows extra work); those outside it are never computed.
 
 The forward pass computes the same per-pixel sums as the plain path; only their order in fp32
 differs. Autograd is not supported: with gradients enabled and trainable inputs or parameters,
@@ -47,13 +50,12 @@ from torch import Tensor
 
 from irn.nn.coupling import AffineCoupling
 from irn.nn.haar import HaarDownsampling
-from irn.nn.network import IRN
+from irn.nn.network import IRN, quantize
 from irn.nn.subnets import DenseBlock
 
 #: rows of halo a dense block needs on each side of a stripe: five stacked 3x3 convolutions
 HALO = 5
 LEAKY_SLOPE = 0.2
-Activation = Literal["none", "leaky_relu", "sigmoid"]
 #: glibc's mallopt parameter number for the mmap threshold
 M_MMAP_THRESHOLD = -3
 
@@ -71,11 +73,11 @@ def mkldnn_available() -> bool:
 class FastOptions:
     """Tuning of :class:`FastIRN`.
 
-    ``stripe_pixels``: output pixels (batch x rows x width) per subnet stripe; the stripe workspace
-    (dense features plus a gather buffer) is about ``2 * stripe_pixels * 173 * 4`` bytes, 91 MB at
-    the default 2^16 (with 2^17 a whole-process x4 down+up of 2040x1356 peaked at 1.07 GB RSS, with
-    2^16 at 0.97 GB). ``mkldnn``: use oneDNN's packed,
-    fused convolutions (None: when available and the input is fp32 on CPU).
+    ``stripe_pixels``: output pixels (rows x width, one sample) per subnet stripe; the stripe
+    workspace (four dense features, two subnet outputs, the input window) is about
+    ``stripe_pixels * (4 * growth + 2 * 48 + 45) * 4`` bytes, 69 MB at the default 2^16 for x4.
+    ``mkldnn``: use oneDNN's packed, fused convolutions (None: when available and the input is
+    fp32 on CPU).
     """
 
     stripe_pixels: int = 1 << 16
@@ -86,13 +88,20 @@ class FastOptions:
             raise ValueError(f"stripe_pixels must be positive, got {self.stripe_pixels}")
 
 
+def row_stripes(height: int, rows: int, halo: int) -> Iterator[tuple[int, int, int, int]]:
+    """Split ``range(height)`` into stripes of ``rows``: yields (start, stop, halo_start, halo_stop)."""
+    for start in range(0, height, rows):
+        stop = min(height, start + rows)
+        yield start, stop, max(0, start - halo), min(height, stop + halo)
+
+
 class PreparedConv:
     """A 3x3 convolution (stride 1) prepared for inference: zero padding 1 on the columns and
     none on the rows (the caller supplies the rows above and below).
 
-    ``__call__(x)``: (B, Cin, r, w) channels-last -> (B, Cout, r - 2, w) channels-last, with the
-    activation applied. With ``packed`` the weight is held in oneDNN's blocked layout and
-    the activation is fused into the convolution.
+    ``accumulate(acc, x)``: ``acc += conv(x)`` in place, x (1, Cin, r, w) and acc (1, Cout, r - 2, w),
+    both channels-last. With ``packed`` the weight is held in oneDNN's blocked layout and the sum is
+    fused into the convolution (oneDNN's binary "add" post-op writes straight into ``acc``).
     """
 
     def __init__(self, weight: Tensor, bias: Tensor | None, packed: bool) -> None:
@@ -103,186 +112,175 @@ class PreparedConv:
         else:
             self.weight = weight.detach().contiguous(memory_format=torch.channels_last)
 
-    def __call__(self, x: Tensor, activation: Activation = "none") -> Tensor:
+    def accumulate(self, acc: Tensor, x: Tensor) -> None:
         if self.packed:
-            scalars: list[float] = [LEAKY_SLOPE] if activation == "leaky_relu" else []
-            return torch.ops.mkldnn._convolution_pointwise(
-                x, self.weight, self.bias, [0, 1], [1, 1], [1, 1], 1, activation, scalars, ""
+            torch.ops.mkldnn._convolution_pointwise_.binary(
+                acc, x, self.weight, self.bias, [0, 1], [1, 1], [1, 1], 1, "add", 1.0, None, [], None
             )
+            return
         bias = None if self.bias is None else self.bias.to(x.dtype)
-        y = F.conv2d(x, self.weight.to(x.dtype), bias, padding=(0, 1))
-        if activation == "leaky_relu":
-            return F.leaky_relu(y, LEAKY_SLOPE, inplace=True)
-        if activation == "sigmoid":
-            return torch.sigmoid_(y)
-        return y
-
-
-def pixels(x: Tensor) -> Tensor:
-    """A channels-last (B, C, H, W) tensor viewed as (B, H*W, C) (no copy)."""
-    b, c, h, w = x.shape
-    return x.permute(0, 2, 3, 1).reshape(b, h * w, c)
-
-
-def image(p: Tensor, height: int, width: int) -> Tensor:
-    """(B, H*W, C) contiguous viewed as a channels-last (B, C, H, W) tensor (no copy)."""
-    return p.view(p.shape[0], height, width, p.shape[2]).permute(0, 3, 1, 2)
+        acc.add_(F.conv2d(x, self.weight.to(x.dtype), bias, padding=(0, 1)))
 
 
 class Workspace:
-    """The two buffers a stripe of a dense block works in, allocated once per coupling call.
+    """The buffers the subnets work in, allocated once per flow call and grown on demand.
 
-    ``features`` (B, rows*W, Cin + 4*growth): the dense features of the stripe window, pixel-major
-    (channels-last memory); ``gather`` receives each convolution's input channels contiguously
-    (a channel slice of ``features`` is strided, and convolutions would copy it far more slowly).
+    ``window(c, r, w)``: a subnet's input rows with their halo, (1, c, r, w); ``feature(k, r)``: dense
+    feature k = 1..4 of an r-row window, (1, growth, r - 2k, w); ``output(i, c, r)``: subnet output
+    i = 0, 1 (G and H are both needed at once), (1, c, r - 2 * HALO, w). All channels-last views
+    of the same few flat buffers, so stripes and coupling blocks reuse memory that is already
+    mapped (a fresh image-sized buffer per call costs its page faults every time).
     """
 
-    def __init__(self, batch: int, pixels: int, channels: int, like: Tensor) -> None:
-        self.features_flat = torch.empty(batch * pixels * channels, dtype=like.dtype, device=like.device)
-        self.gather_flat = torch.empty(batch * pixels * channels, dtype=like.dtype, device=like.device)
-        self.batch = batch
+    def __init__(self, like: Tensor) -> None:
+        self.dtype, self.device = like.dtype, like.device
+        self.buffers: dict[str, Tensor] = {}
 
-    def features(self, pixels: int, channels: int) -> Tensor:
-        return self.features_flat[: self.batch * pixels * channels].view(self.batch, pixels, channels)
+    def _flat(self, name: str, n: int) -> Tensor:
+        buf = self.buffers.get(name)
+        if buf is None or buf.numel() < n:
+            self.buffers.pop(name, None)  # free the old one first
+            buf = self.buffers[name] = torch.empty(n, dtype=self.dtype, device=self.device)
+        return buf
 
-    def gathered(self, source: Tensor) -> Tensor:
-        """A contiguous copy of ``source`` (B, n, c) in the gather buffer."""
-        b, n, c = source.shape
-        out = self.gather_flat[: b * n * c].view(b, n, c)
-        out.copy_(source)
-        return out
+    def view(self, name: str, channels: int, rows: int, width: int) -> Tensor:
+        """The buffer ``name`` as a channels-last (1, channels, rows, width) tensor."""
+        flat = self._flat(name, channels * rows * width)
+        return flat[: channels * rows * width].view(1, rows, width, channels).permute(0, 3, 1, 2)
 
 
-def fill_window(dst: Tensor, src: Tensor, width: int, start: int, stop: int, height: int) -> tuple[int, int]:
-    """Copy image rows ``start - HALO .. stop + HALO`` of src (B, H*W, C) into dst (B, R*W, C), zeros
-    past the image border; returns the range of window rows that lie in the image."""
+def fill_window(window: Tensor, src: Tensor, start: int, stop: int) -> tuple[int, int]:
+    """Copy image rows ``start - HALO .. stop + HALO`` of src (1, C, H, W) into window (1, C, R, W),
+    zeros past the image border; returns the range of window rows that lie in the image."""
+    height, rows = src.shape[2], window.shape[2]
     lo, hi = max(0, start - HALO), min(height, stop + HALO)
     inside = (lo - (start - HALO), hi - (start - HALO))
-    rows = dst.shape[1] // width
-    dst[:, inside[0] * width : inside[1] * width] = src[:, lo * width : hi * width]
+    window[:, :, inside[0] : inside[1]] = src[:, :, lo:hi]
     if inside[0] > 0:
-        dst[:, : inside[0] * width] = 0
+        window[:, :, : inside[0]] = 0
     if inside[1] < rows:
-        dst[:, inside[1] * width :] = 0
+        window[:, :, inside[1] :] = 0
     return inside
 
 
 class PreparedDenseBlock:
-    """:class:`~irn.nn.subnets.DenseBlock` for inference on one stripe, features in one buffer.
+    """:class:`~irn.nn.subnets.DenseBlock` for inference on one stripe, with no concatenation.
 
-    ``__call__(src, ...)``: src (B, H*W, Cin), the whole input pixel-major; returns the block's
-    output on image rows ``start .. stop`` as (B, (stop-start)*W, Cout). The window holds ``HALO``
-    rows above and below the stripe (zeros past the image border, as the network's padding).
-    Convolution k computes only the rows later layers need (R - 2k of R window rows, zero padding
-    on the columns only), so the halo costs 4 extra rows per stripe on average, not 10.
-    ``first`` (B, (R-2)*W, growth) is conv1's activated output when computed elsewhere (the fused
-    G/H first convolution).
+    The dense block's convolution k reads cat(x, x1, .., x_{k-1}); split by input channels that is
+    a sum of convolutions, one per source. Each source, once computed, is convolved straight into
+    the accumulators of every later layer (oneDNN fuses the sum), so no feature is ever copied.
+    Convolution k computes only the rows later layers need (R - 2k of the R window rows, zero padding
+    on the columns only), so the halo costs 4 extra rows per stripe on average, not 10. With
+    ``packed`` the last convolution's outputs are padded with zero weights to a multiple of 8 (oneDNN's
+    AVX2 block): a 32 -> 8 convolution runs faster than a 32 -> 3 one. ``output_scale`` multiplies
+    the last convolution's weights and bias (0.5 for H: s = clamp * tanh(H / 2)).
     """
 
-    def __init__(self, block: DenseBlock, packed: bool) -> None:
-        self.convs = [
-            PreparedConv(c.weight, c.bias, packed) for c in (block.conv1, block.conv2, block.conv3, block.conv4)
-        ]
-        self.last = PreparedConv(block.conv5.weight, block.conv5.bias, packed)
-        self.in_channels = block.conv1.in_channels
-        self.growth = block.conv1.out_channels
-        self.channels = self.in_channels + 4 * self.growth
+    def __init__(self, block: DenseBlock, packed: bool, output_scale: float = 1.0) -> None:
+        convs = (block.conv1, block.conv2, block.conv3, block.conv4, block.conv5)
+        c, g = block.conv1.in_channels, block.conv1.out_channels
+        self.in_channels, self.growth = c, g
+        self.out_channels = block.conv5.out_channels
+        self.padded_out_channels = -(-self.out_channels // 8) * 8 if packed else self.out_channels
+        bounds = [0, c, c + g, c + 2 * g, c + 3 * g, c + 4 * g]
+        #: pieces[k - 1][j]: convolution k on source j (0: the block input, j >= 1: feature j)
+        self.pieces: list[list[PreparedConv]] = []
+        for k, conv in enumerate(convs, start=1):
+            weight, bias = conv.weight.detach(), conv.bias.detach()
+            if k == 5 and output_scale != 1.0:
+                weight, bias = weight * output_scale, bias * output_scale
+            if k == 5 and self.padded_out_channels > self.out_channels:
+                extra = self.padded_out_channels - self.out_channels
+                weight = torch.cat((weight, weight.new_zeros(extra, *weight.shape[1:])))
+                bias = torch.cat((bias, bias.new_zeros(extra)))
+            self.pieces.append(
+                [PreparedConv(weight[:, bounds[j] : bounds[j + 1]], bias if j == 0 else None, packed) for j in range(k)]
+            )
 
-    def __call__(
-        self,
-        src: Tensor,
-        size: tuple[int, int],
-        start: int,
-        stop: int,
-        work: Workspace,
-        activation: Activation = "none",
-        first: Tensor | None = None,
-    ) -> Tensor:
-        height, w = size
-        r = stop - start + 2 * HALO
-        c, g = self.in_channels, self.growth
-        buf = work.features(r * w, self.channels)
-        inside = fill_window(buf[:, :, :c], src, w, start, stop, height)
-        for k, conv in enumerate(self.convs, start=1):
-            if k == 1 and first is not None:
-                feature = first
-            else:
-                inp = work.gathered(buf[:, (k - 1) * w : (r - k + 1) * w, :c])
-                feature = pixels(conv(image(inp, r - 2 * k + 2, w), "leaky_relu"))
-            dst = buf[:, k * w : (r - k) * w, c : c + g]
-            dst.copy_(feature)
-            lo, hi = inside[0] - k, inside[1] - k  # rows of dst inside the image
-            if lo > 0:
-                dst[:, : lo * w] = 0
-            if hi < r - 2 * k:
-                dst[:, hi * w :] = 0
-            c += g
-        # conv5 reads every channel of rows HALO-1 .. R-HALO+1: a contiguous block of the buffer
-        return pixels(self.last(image(buf[:, (HALO - 1) * w : (r - HALO + 1) * w], r - 2 * HALO + 2, w), activation))
-
-
-def row_stripes(height: int, rows: int, halo: int) -> Iterator[tuple[int, int, int, int]]:
-    """Split ``range(height)`` into stripes of ``rows``: yields (start, stop, halo_start, halo_stop)."""
-    for start in range(0, height, rows):
-        stop = min(height, start + rows)
-        yield start, stop, max(0, start - halo), min(height, stop + halo)
+    def __call__(self, window: Tensor, inside: tuple[int, int], work: Workspace, out: str) -> Tensor:
+        """window (1, Cin, R, W): the stripe's input with HALO rows each side, zero outside the image
+        rows ``inside``; returns the block's output on the stripe's R - 2 * HALO rows,
+        (1, Cout, R - 2 * HALO, W), a view of the workspace buffer ``out``."""
+        r, w = window.shape[2], window.shape[3]
+        targets = [work.view(f"feature{k}", self.growth, r - 2 * k, w) for k in range(1, 5)]
+        targets.append(work.view(out, self.padded_out_channels, r - 2 * HALO, w))
+        # Target k holds window rows k .. r - k. Outside the image every feature is zero (the
+        # network's zero padding), so only its rows inside the image are computed.
+        rows = [(max(k, inside[0]), min(r - k, inside[1])) for k in range(1, 6)]
+        for k, (target, (lo, hi)) in enumerate(zip(targets, rows, strict=True), start=1):
+            target.zero_()
+            if lo < hi:  # convolution k reads window rows lo - 1 .. hi + 1
+                self.pieces[k - 1][0].accumulate(target[:, :, lo - k : hi - k], window[:, :, lo - 1 : hi + 1])
+        for j in range(1, 5):
+            feature = F.leaky_relu_(targets[j - 1], LEAKY_SLOPE)  # complete: every source < j added
+            for k in range(j + 1, 6):
+                lo, hi = rows[k - 1]
+                if lo < hi:
+                    self.pieces[k - 1][j].accumulate(
+                        targets[k - 1][:, :, lo - k : hi - k], feature[:, :, lo - 1 - j : hi + 1 - j]
+                    )
+        return targets[4][:, : self.out_channels]
 
 
 class PreparedCoupling:
-    """:class:`~irn.nn.coupling.AffineCoupling` (Eq. 1-2) for inference, stripe by stripe."""
+    """:class:`~irn.nn.coupling.AffineCoupling` (Eq. 1-2) for inference, sample by sample and
+    stripe by stripe."""
 
     def __init__(self, block: AffineCoupling, packed: bool) -> None:
         self.split = block.split
         self.clamp = block.clamp
         self.f = PreparedDenseBlock(block.F, packed)
         self.g = PreparedDenseBlock(block.G, packed)
-        self.h = PreparedDenseBlock(block.H, packed)
-        # G and H both read y1: one convolution with their first weights stacked (exact).
-        weight = torch.cat((block.G.conv1.weight, block.H.conv1.weight), 0)
-        bias = torch.cat((block.G.conv1.bias, block.H.conv1.bias), 0)
-        self.gh_first = PreparedConv(weight, bias, packed)
+        # s = clamp * (2 sigmoid(h) - 1) = clamp * tanh(h / 2): H's last convolution is prepared
+        # with its weights and bias halved (exact in binary floating point), then one tanh.
+        self.h = PreparedDenseBlock(block.H, packed, output_scale=0.5)
 
-    def _scale_and_shift(
-        self, y1: Tensor, size: tuple[int, int], start: int, stop: int, work: Workspace
+    def _scale_and_shift(self, y1: Tensor, start: int, stop: int, work: Workspace) -> tuple[Tensor, Tensor]:
+        """Rows start..stop of (s, G(y1)) with s = clamp * (2 sigmoid(H(y1)) - 1)."""
+        window = work.view("window", y1.shape[1], stop - start + 2 * HALO, y1.shape[3])
+        inside = fill_window(window, y1, start, stop)
+        g = self.g(window, inside, work, out="g")
+        s = torch.tanh_(self.h(window, inside, work, out="h"))
+        return (s if self.clamp == 1 else s.mul_(self.clamp)), g
+
+    def _f(self, x2: Tensor, start: int, stop: int, work: Workspace) -> Tensor:
+        window = work.view("window", x2.shape[1], stop - start + 2 * HALO, x2.shape[3])
+        return self.f(window, fill_window(window, x2, start, stop), work, out="f")
+
+    def __call__(
+        self, x: Tensor, rev: bool, stripe_rows: int, work: Workspace, first_only: bool = False
     ) -> tuple[Tensor, Tensor]:
-        """Rows start..stop of (s, G(y1)) with s = clamp * (2 sigmoid(H(y1)) - 1), pixel-major."""
-        w = size[1]
-        r = stop - start + 2 * HALO
-        window = work.gather_flat[: y1.shape[0] * r * w * self.split].view(y1.shape[0], r * w, self.split)
-        fill_window(window, y1, w, start, stop, size[0])
-        first = pixels(self.gh_first(image(window, r, w), "leaky_relu"))
-        growth = self.g.growth
-        g = self.g(y1, size, start, stop, work, first=first[:, :, :growth])
-        s = self.h(y1, size, start, stop, work, "sigmoid", first=first[:, :, growth:])
-        return s.mul_(2).sub_(1).mul_(self.clamp), g
+        """x (B, C, H, W) channels-last -> (y (B, C, H, W) channels-last, logdet (B,)).
 
-    def __call__(self, x: Tensor, rev: bool, stripe_rows: int) -> tuple[Tensor, Tensor]:
-        """x (B, C, H, W) channels-last -> (y (B, C, H, W) channels-last, logdet (B,))."""
+        ``first_only`` (forward only): compute y1 alone and return (y1 (B, split, H, W), zeros), for
+        a caller that needs only the low-resolution channels of the last block (``downscale``).
+        """
         k = self.split
-        b, _, height, w = x.shape
-        size = (height, w)
+        b, channels, height, w = x.shape
         out = torch.empty_like(x, memory_format=torch.channels_last)
-        xp, outp = pixels(x), pixels(out)
-        x1, x2, y1, y2 = xp[:, :, :k], xp[:, :, k:], outp[:, :, :k], outp[:, :, k:]
         logdet = x.new_zeros(b)
-        stripes = [(a, min(height, a + stripe_rows)) for a in range(0, height, stripe_rows)]
-        rows = min(height, stripe_rows) + 2 * HALO
-        work = Workspace(b, rows * w, max(self.f.channels, self.g.channels, self.h.channels), x)
-        if not rev:
-            for a, e in stripes:  # y1 = x1 + F(x2)
-                torch.add(x1[:, a * w : e * w], self.f(x2, size, a, e, work), out=y1[:, a * w : e * w])
-            for a, e in stripes:  # y2 = x2 * exp(s) + G(y1)
-                s, g = self._scale_and_shift(y1, size, a, e, work)
-                torch.add(x2[:, a * w : e * w] * torch.exp(s), g, out=y2[:, a * w : e * w])
-                logdet += s.sum((1, 2))
-        else:
-            for a, e in stripes:  # y2 = (x2 - G(x1)) / exp(s)
-                s, g = self._scale_and_shift(x1, size, a, e, work)
-                torch.div(x2[:, a * w : e * w] - g, torch.exp(s), out=y2[:, a * w : e * w])
-                logdet -= s.sum((1, 2))
-            for a, e in stripes:  # y1 = x1 - F(y2)
-                torch.sub(x1[:, a * w : e * w], self.f(y2, size, a, e, work), out=y1[:, a * w : e * w])
-        return out, logdet
+        rows = min(height, stripe_rows)
+        stripes = [(a, stop) for a, stop, _, _ in row_stripes(height, rows, HALO)]
+        for i in range(b):
+            x1, x2 = x[i : i + 1, :k], x[i : i + 1, k:]
+            y1, y2 = out[i : i + 1, :k], out[i : i + 1, k:]
+            if not rev:
+                for a, e in stripes:  # y1 = x1 + F(x2)
+                    torch.add(x1[:, :, a:e], self._f(x2, a, e, work), out=y1[:, :, a:e])
+                if first_only:
+                    continue
+                for a, e in stripes:  # y2 = x2 * exp(s) + G(y1)
+                    s, g = self._scale_and_shift(y1, a, e, work)
+                    logdet[i] += s.sum()
+                    torch.addcmul(g, x2[:, :, a:e], s.exp_(), out=y2[:, :, a:e])
+            else:
+                for a, e in stripes:  # y2 = (x2 - G(x1)) / exp(s)
+                    s, g = self._scale_and_shift(x1, a, e, work)
+                    logdet[i] -= s.sum()
+                    torch.sub(x2[:, :, a:e], g, out=y2[:, :, a:e]).div_(s.exp_())
+                for a, e in stripes:  # y1 = x1 - F(y2)
+                    torch.sub(x1[:, :, a:e], self._f(y2, a, e, work), out=y1[:, :, a:e])
+        return (out[:, :k], logdet) if first_only and not rev else (out, logdet)
 
 
 class PreparedHaar:
@@ -382,17 +380,33 @@ class FastIRN(IRN):
     def forward(self, x: Tensor, rev: bool = False) -> tuple[Tensor, Tensor]:
         if self._needs_autograd(x):
             return super().forward(x, rev)
+        return self._flow(x, rev)
+
+    def _flow(self, x: Tensor, rev: bool, lr_only: bool = False) -> tuple[Tensor, Tensor]:
+        """The flow without autograd. ``lr_only`` (forward): the last coupling block computes only its
+        first ``split`` channels (the LR; what follows the split is not returned), logdet is partial."""
         with torch.no_grad():
             ops = self.prepared(self._use_mkldnn(x))
+            ops = ops[::-1] if rev else ops
             logdet = x.new_zeros(x.shape[0])
-            for op in reversed(ops) if rev else ops:
+            work = Workspace(x)
+            for n, op in enumerate(ops):
                 if isinstance(op, PreparedCoupling):
-                    rows = max(1, self.options.stripe_pixels // (x.shape[0] * x.shape[3]))
-                    x, ld = op(x.contiguous(memory_format=torch.channels_last), rev, rows)
+                    rows = max(1, self.options.stripe_pixels // x.shape[3])
+                    first_only = lr_only and not rev and n == len(ops) - 1
+                    x = x.contiguous(memory_format=torch.channels_last)
+                    x, ld = op(x, rev, rows, work, first_only=first_only)
                 else:
                     x, ld = op(x, rev)
                 logdet = logdet + ld
             return x.contiguous(), logdet
+
+    def downscale(self, hr: Tensor) -> Tensor:
+        """:meth:`IRN.downscale`; the last coupling block skips the latent half it would discard."""
+        if self._needs_autograd(hr):
+            return super().downscale(hr)
+        lr, _ = self._flow(self._pad(hr), rev=False, lr_only=True)
+        return quantize(lr[:, : self.config.in_channels])
 
     def decode(self, lr: Tensor, z: Tensor, size: tuple[int, int] | None = None) -> Tensor:
         """:meth:`IRN.decode`, with the flow input assembled channels-last in one copy."""
