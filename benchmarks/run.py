@@ -367,7 +367,7 @@ def training_step_fn(
         loss.backward()
         optimizer.step()
         sync(device)
-        return float(loss)
+        return float(loss.detach())
 
     return step, lit
 

@@ -365,7 +365,7 @@ def test_init_log_scale_per_level_and_init_from_keeps_trained_levels(tmp_path: P
     raw["data"]["patch_size"] = 16
     net = IRNLightning(config_from_dict(raw)).model
     couplings = [op for op in net.operations if hasattr(op, "H")]
-    biases = [float(op.H.conv5.bias.abs().max()) for op in couplings]
+    biases = [float(op.H.conv5.bias.detach().abs().max()) for op in couplings]
     assert biases[0] == 0.0 and all(b == pytest.approx(math.log(0.75 / 0.25)) for b in biases[1:]), biases
     # an x2 model fills level 1 (its trained weights win over the start value), level 2 starts at s = 0.5
     x2_raw = tiny_config(tmp_path)
@@ -378,7 +378,7 @@ def test_init_log_scale_per_level_and_init_from_keeps_trained_levels(tmp_path: P
     net = IRNLightning(config_from_dict(raw)).model
     couplings = [op for op in net.operations if hasattr(op, "H")]
     torch.testing.assert_close(couplings[0].H.conv5.bias, x2.operations[1].H.conv5.bias)
-    assert float(couplings[1].H.conv5.bias[0]) == pytest.approx(math.log(0.75 / 0.25))
+    assert float(couplings[1].H.conv5.bias.detach()[0]) == pytest.approx(math.log(0.75 / 0.25))
 
 
 # ---------------------------------------------------------------------- distributed
