@@ -245,7 +245,7 @@ class PreparedCoupling:
 
     def _f(self, x2: Tensor, start: int, stop: int, work: Workspace) -> Tensor:
         window = work.view("window", x2.shape[1], stop - start + 2 * HALO, x2.shape[3])
-        return self.f(window, fill_window(window, x2, start, stop), work, out="f")
+        return self.f(window, fill_window(window, x2, start, stop), work, out="g")  # consumed before G runs
 
     def __call__(
         self, x: Tensor, rev: bool, stripe_rows: int, work: Workspace, first_only: bool = False

@@ -203,8 +203,22 @@ def _png_bit_depth(path: Path) -> int | None:
     return None
 
 
+def _planar(hwc: np.ndarray, divisor: float) -> np.ndarray:
+    """(H, W, C) numbers -> (3, H, W) float32, C-contiguous, divided by ``divisor``, in one pass
+    (C = 1 is repeated to 3). Converting, dividing and transposing in one ufunc keeps a large image's
+    peak at its result plus the 8-bit input, not three float copies."""
+    out = np.empty((3, *hwc.shape[:2]), dtype=np.float32)
+    np.divide(hwc.transpose(2, 0, 1), np.float32(divisor), out=out, casting="unsafe")
+    return out
+
+
+def _unit_alpha(plane: np.ndarray) -> np.ndarray:
+    """8-bit alpha (H, W) -> float32 in [0, 1]."""
+    return plane.astype(np.float32) / np.float32(255)
+
+
 def _convert(im: Image.Image, sixteen_bit_png: bool) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
-    """Decoded PIL image -> (rgb (H, W, 3) float32, alpha (H, W) float32 or None, notes)."""
+    """Decoded PIL image -> (rgb (3, H, W) float32 in [0, 1], alpha (H, W) float32 or None, notes)."""
     mode = im.mode
     notes: list[str] = []
     alpha: np.ndarray | None = None
@@ -214,37 +228,34 @@ def _convert(im: Image.Image, sixteen_bit_png: bool) -> tuple[np.ndarray, np.nda
     if mode == "RGB":
         if sixteen_bit_png:
             notes.append("converted from 16-bit colour (Pillow decodes it at 8 bits per channel)")
-        rgb = np.asarray(im).astype(np.float32) / 255.0
+        rgb = _planar(np.asarray(im), 255)
     elif mode == "RGBA":
         if sixteen_bit_png:
             notes.append("converted from 16-bit colour (Pillow decodes it at 8 bits per channel)")
-        arr = np.asarray(im).astype(np.float32) / 255.0
-        rgb, alpha = arr[:, :, :3], arr[:, :, 3]
+        arr = np.asarray(im)
+        rgb, alpha = _planar(arr[:, :, :3], 255), _unit_alpha(arr[:, :, 3])
     elif mode in ("L", "1"):
         notes.append("converted from greyscale" if mode == "L" else "converted from 1-bit black and white")
-        grey = np.asarray(im.convert("L")).astype(np.float32) / 255.0
-        rgb = np.repeat(grey[:, :, None], 3, axis=2)
+        rgb = _planar(np.asarray(im.convert("L"))[:, :, None], 255)
     elif mode == "LA":
         notes.append("converted from greyscale with alpha")
-        arr = np.asarray(im).astype(np.float32) / 255.0
-        rgb, alpha = np.repeat(arr[:, :, :1], 3, axis=2), arr[:, :, 1]
+        arr = np.asarray(im)
+        rgb, alpha = _planar(arr[:, :, :1], 255), _unit_alpha(arr[:, :, 1])
     elif mode in ("P", "PA"):
         transparent = mode == "PA" or "transparency" in im.info
         notes.append("converted from palette" + (" with transparency" if transparent else ""))
-        arr = np.asarray(im.convert("RGBA" if transparent else "RGB")).astype(np.float32) / 255.0
-        rgb = arr[:, :, :3]
-        alpha = arr[:, :, 3] if transparent else None
+        arr = np.asarray(im.convert("RGBA" if transparent else "RGB"))
+        rgb = _planar(arr[:, :, :3], 255)
+        alpha = _unit_alpha(arr[:, :, 3]) if transparent else None
     elif mode in _SIXTEEN_BIT_GREY or mode == "I":
         notes.append("converted from 16-bit greyscale" if mode != "I" else "converted from 32-bit integer greyscale")
-        grey = np.asarray(im).astype(np.float32).clip(0, 65535) / 65535.0
-        rgb = np.repeat(grey[:, :, None], 3, axis=2)
+        rgb = _planar(np.asarray(im).astype(np.float32).clip(0, 65535)[:, :, None], 65535)
     elif mode == "F":
         notes.append("converted from 32-bit float greyscale (clipped to [0, 1])")
-        grey = np.asarray(im).astype(np.float32).clip(0, 1)
-        rgb = np.repeat(grey[:, :, None], 3, axis=2)
+        rgb = _planar(np.asarray(im).astype(np.float32).clip(0, 1)[:, :, None], 1)
     else:
         notes.append(f"converted from {mode}")
-        rgb = np.asarray(im.convert("RGB")).astype(np.float32) / 255.0
+        rgb = _planar(np.asarray(im.convert("RGB")), 255)
     return rgb, alpha, notes
 
 
@@ -268,13 +279,13 @@ def read_image_checked(path: str | os.PathLike[str], max_pixels: int | None = DE
         raise ImageReadError(f"{path}: empty file (0 bytes)")
     with _pillow_limit(max_pixels):
         rgb, alpha, notes = _decode(path, max_pixels)
-    rgb_t = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1)))
+    rgb_t = torch.from_numpy(rgb)  # (3, H, W), already contiguous
     alpha_t = torch.from_numpy(np.ascontiguousarray(alpha))[None] if alpha is not None else None
     return DecodedImage(rgb_t, alpha_t, notes)
 
 
 def _decode(path: Path, max_pixels: int | None) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
-    """The body of :func:`read_image_checked`, under the Pillow limit: (rgb (H, W, 3), alpha (H, W) | None, notes)."""
+    """The body of :func:`read_image_checked`, under the Pillow limit: (rgb (3, H, W), alpha (H, W) | None, notes)."""
     try:
         im = Image.open(path)
     except Image.DecompressionBombError:
@@ -303,7 +314,8 @@ def _decode(path: Path, max_pixels: int | None) -> tuple[np.ndarray, np.ndarray 
         try:
             im.load()
             orientation = int(im.getexif().get(0x0112, 1) or 1)
-            oriented = ImageOps.exif_transpose(im)
+            # exif_transpose copies even when there is nothing to do: a large image's peak memory
+            oriented = ImageOps.exif_transpose(im) if orientation != 1 else im
             rgb, alpha, convert_notes = _convert(oriented, im.format == "PNG" and _png_bit_depth(path) == 16)
         except Image.DecompressionBombError:
             raise ImageTooLargeError(path, width, height, int(max_pixels or 0)) from None
