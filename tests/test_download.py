@@ -40,14 +40,16 @@ class RangeHandler(BaseHTTPRequestHandler):
     server: ThreadingHTTPServer
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        # Every request is recorded before any byte of the answer is sent: a client that gives up
+        # on the headers (a wrong Content-Length) may return before this handler finishes.
         state: ServerState = self.server.state  # type: ignore[attr-defined]
         path = self.path
         range_header = self.headers.get("Range")
         data = state.files.get(path)
         if data is None:
-            self.send_error(404)
             with state.lock:
                 state.requests.append((path, range_header, 404))
+            self.send_error(404)
             return
         start = 0
         if range_header is not None and path not in state.ignore_range:
@@ -55,28 +57,28 @@ class RangeHandler(BaseHTTPRequestHandler):
             assert match is not None, range_header
             start = int(match.group(1))
             if start >= len(data):
+                with state.lock:
+                    state.requests.append((path, range_header, 416))
                 self.send_response(416)
                 self.send_header("Content-Range", f"bytes */{len(data)}")
                 self.send_header("Content-Length", "0")
                 self.end_headers()
-                with state.lock:
-                    state.requests.append((path, range_header, 416))
                 return
-            self.send_response(206)
-            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
             status = 206
         else:
-            self.send_response(200)
             status = 200
-        body = data[start:]
-        self.send_header("Content-Type", "application/zip")
-        self.send_header("Accept-Ranges", "bytes")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
         with state.lock:
             state.requests.append((path, range_header, status))
             truncate = path in state.truncate_first
             state.truncate_first.discard(path)
+        body = data[start:]
+        self.send_response(status)
+        if status == 206:
+            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+        self.send_header("Content-Type", "application/zip")
+        self.send_header("Accept-Ranges", "bytes")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
         if truncate:
             self.wfile.write(body[: len(body) // 2])
             self.wfile.flush()
