@@ -290,6 +290,16 @@ def validate(cfg: TrainConfig) -> None:
         raise ConfigError(
             f"model.blocks_per_level needs {levels} entries for scale {m.scale}, got {m.blocks_per_level}"
         )
+    scales = m.init_log_scale if isinstance(m.init_log_scale, list) else [m.init_log_scale]
+    if isinstance(m.init_log_scale, list) and len(scales) != levels:
+        raise ConfigError(
+            f"model.init_log_scale needs one value or {levels} (one per Haar level) for scale {m.scale}, "
+            f"got {len(scales)}"
+        )
+    if not all(abs(v) < m.clamp for v in scales):
+        raise ConfigError(
+            f"model.init_log_scale must be in (-clamp, clamp) = (-{m.clamp}, {m.clamp}), got {m.init_log_scale}"
+        )
     if d.patch_size <= 0 or d.patch_size % m.scale:
         raise ConfigError(f"data.patch_size {d.patch_size} is not a positive multiple of model.scale {m.scale}")
     if d.batch_size < 1:
@@ -323,18 +333,6 @@ def check_paths(cfg: TrainConfig) -> None:
             raise ConfigError(f"{key}: folder {folder!r} does not exist (relative paths resolve against {Path.cwd()})")
         if not any(p.suffix.lower() in IMAGE_SUFFIXES for p in path.rglob("*") if p.is_file()):
             raise ConfigError(f"{key}: folder {folder!r} holds no images")
-    scales = cfg.model.init_log_scale if isinstance(cfg.model.init_log_scale, list) else [cfg.model.init_log_scale]
-    levels = {2: 1, 4: 2, 8: 3}.get(cfg.model.scale)
-    if isinstance(cfg.model.init_log_scale, list) and levels is not None and len(scales) != levels:
-        raise ConfigError(
-            f"model.init_log_scale needs one value or {levels} (one per Haar level) for scale {cfg.model.scale}, "
-            f"got {len(scales)}"
-        )
-    if not all(abs(v) < cfg.model.clamp for v in scales):
-        raise ConfigError(
-            f"model.init_log_scale must be in (-clamp, clamp) = (-{cfg.model.clamp}, {cfg.model.clamp}), "
-            f"got {cfg.model.init_log_scale}"
-        )
     if cfg.model.init_from is not None and not Path(cfg.model.init_from).is_file():
         raise ConfigError(f"model.init_from: no such file {cfg.model.init_from!r}")
 

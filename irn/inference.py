@@ -64,7 +64,7 @@ def mkldnn_available() -> bool:
     """Whether oneDNN's fused convolution ops exist in this torch build."""
     return (
         torch.backends.mkldnn.is_available()
-        and hasattr(torch.ops.mkldnn, "_convolution_pointwise")
+        and hasattr(torch.ops.mkldnn, "_convolution_pointwise_")
         and hasattr(torch.ops.mkldnn, "_reorder_convolution_weight")
     )
 
@@ -125,11 +125,11 @@ class PreparedConv:
 class Workspace:
     """The buffers the subnets work in, allocated once per flow call and grown on demand.
 
-    ``window(c, r, w)``: a subnet's input rows with their halo, (1, c, r, w); ``feature(k, r)``: dense
-    feature k = 1..4 of an r-row window, (1, growth, r - 2k, w); ``output(i, c, r)``: subnet output
-    i = 0, 1 (G and H are both needed at once), (1, c, r - 2 * HALO, w). All channels-last views
-    of the same few flat buffers, so stripes and coupling blocks reuse memory that is already
-    mapped (a fresh image-sized buffer per call costs its page faults every time).
+    ``view(name, c, r, w)``: the flat buffer ``name`` as a channels-last (1, c, r, w) tensor. The
+    names in use: ``window`` (a subnet's input rows with their halo), ``feature1``..``feature4``
+    (the dense features of the stripe) and ``g``/``h`` (subnet outputs: G and H are needed at once;
+    F's output is consumed before G runs and shares ``g``). Stripes and coupling blocks reuse
+    memory that is already mapped (a fresh image-sized buffer per call costs its page faults).
     """
 
     def __init__(self, like: Tensor) -> None:
@@ -179,7 +179,7 @@ class PreparedDenseBlock:
     def __init__(self, block: DenseBlock, packed: bool, output_scale: float = 1.0) -> None:
         convs = (block.conv1, block.conv2, block.conv3, block.conv4, block.conv5)
         c, g = block.conv1.in_channels, block.conv1.out_channels
-        self.in_channels, self.growth = c, g
+        self.growth = g
         self.out_channels = block.conv5.out_channels
         self.padded_out_channels = -(-self.out_channels // 8) * 8 if packed else self.out_channels
         bounds = [0, c, c + g, c + 2 * g, c + 3 * g, c + 4 * g]
@@ -256,11 +256,10 @@ class PreparedCoupling:
         a caller that needs only the low-resolution channels of the last block (``downscale``).
         """
         k = self.split
-        b, channels, height, w = x.shape
+        b, _, height, _ = x.shape
         out = torch.empty_like(x, memory_format=torch.channels_last)
         logdet = x.new_zeros(b)
-        rows = min(height, stripe_rows)
-        stripes = [(a, stop) for a, stop, _, _ in row_stripes(height, rows, HALO)]
+        stripes = [(a, stop) for a, stop, _, _ in row_stripes(height, stripe_rows, HALO)]
         for i in range(b):
             x1, x2 = x[i : i + 1, :k], x[i : i + 1, k:]
             y1, y2 = out[i : i + 1, :k], out[i : i + 1, k:]

@@ -52,13 +52,14 @@ _pixel_count = number_type(
 )
 _pixel_side = number_type(int, "a tile side in pixels", lambda v: v >= 16, "must be at least 16 pixels, got {text!r}")
 #: ``2G``, ``512M``, ``1.5G`` or ``2000000000`` -> bytes (K, M, G are powers of 1024; a trailing B is allowed)
+_binary_size = with_suffixes({"K": 2**10, "M": 2**20, "G": 2**30})
 _byte_count = number_type(
-    lambda t: with_suffixes({"K": 2**10, "M": 2**20, "G": 2**30})(t.strip().upper().removesuffix("B")),
+    lambda t: _binary_size(t.strip().upper().removesuffix("B")),
     "a size such as 2G or 512M",
     lambda v: v > 0,
     "must be positive, got {text!r}",
 )
-_positive_float = number_type(float, "a number", lambda v: v >= 0, "must not be negative, got {text!r}")
+_non_negative_float = number_type(float, "a number", lambda v: v >= 0, "must not be negative, got {text!r}")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -110,7 +111,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--seed", type=int, default=0, help="seed of the latent sample, the same for every image (default 0)"
     )
     latent.add_argument(
-        "--temperature", type=_positive_float, default=1.0, help="standard deviation of the latent sample (default 1)"
+        "--temperature",
+        type=_non_negative_float,
+        default=1.0,
+        help="standard deviation of the latent sample (default 1)",
     )
 
     lr_format = argparse.ArgumentParser(add_help=False)
