@@ -48,10 +48,17 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from paper_anchor import PaperModel, load_paper_code, paper_training_step
 
 REPO = Path(__file__).resolve().parents[1]
 SECTIONS = ("inference", "whole", "training", "data", "tiling")
 NOT_MEASURED = "not measured (no GPU)"
+LABELS = {
+    "paper": "the paper's code (anchor, --paper-code)",
+    "plain": "plain eager fp32 (baseline)",
+    "fast": "FastIRN (irn.inference)",
+    "channels-last": "channels-last (trainer.channels_last)",
+}
 TOLERANCE = 1e-4
 
 
@@ -68,6 +75,7 @@ class Row:
     agreement: str = ""
     note: str = ""
     raw: dict[str, Any] = field(default_factory=dict)
+    paper: str = ""  # ratio to the paper's code measured in the same run (--paper-code)
 
 
 # ------------------------------------------------------------------------------------ helpers
@@ -167,7 +175,9 @@ def bench_inference(args: argparse.Namespace) -> list[Row]:
     side = 128 if args.quick else 512
     for scale in (2, 4):
         plain, source = load_model(scale, getattr(args, f"x{scale}"))
-        fast = FastIRN(plain)
+        models: dict[str, Any] = {"plain": plain, "fast": FastIRN(plain)}
+        if args.paper is not None:
+            models = {"paper": PaperModel(args.paper, plain), **models}
         hr = torch.rand(1, 3, side, side, generator=torch.Generator().manual_seed(1))
 
         def down_up(model: Any, hr: torch.Tensor = hr) -> Callable[[], object]:
@@ -177,29 +187,30 @@ def bench_inference(args: argparse.Namespace) -> list[Row]:
 
             return run
 
-        times = interleaved({"plain": down_up(plain), "fast": down_up(fast)}, args.repeats)
-        enc, dec = agreement(plain, fast, hr)
+        times = interleaved({name: down_up(m) for name, m in models.items()}, args.repeats)
+        agree = {name: agreement(plain, m, hr) for name, m in models.items() if name != "plain"}
         base = statistics.median(times["plain"])
+        anchor = statistics.median(times["paper"]) if "paper" in times else None
         mp = side * side / 1e6
         case = f"x{scale} {side}x{side} down+up"
-        for name, label in (("plain", "plain eager fp32 (baseline)"), ("fast", "FastIRN (irn.inference)")):
+        for name in models:
             t = statistics.median(times[name])
-            ok = (
-                ""
-                if name == "plain"
-                else f"enc {enc:.1e}, dec {dec:.1e} " + ("ok" if max(enc, dec) <= TOLERANCE else "FAIL")
-            )
+            ok = ""
+            if name in agree:
+                enc, dec = agree[name]
+                ok = f"enc {enc:.1e}, dec {dec:.1e} " + ("ok" if max(enc, dec) <= TOLERANCE else "FAIL")
             rows.append(
                 Row(
                     "inference",
                     case,
-                    label,
+                    LABELS[name],
                     "cpu",
                     f"{mp / t:.3f} MP/s ({t:.2f} s)",
                     fmt_ratio(base, t),
                     ok,
                     f"runs {', '.join(f'{x:.2f}' for x in times[name])} s; {source}",
                     {"seconds": times[name]},
+                    "" if anchor is None else fmt_ratio(anchor, t),
                 )
             )
         if torch.cuda.is_available():
@@ -264,7 +275,12 @@ def child(args: argparse.Namespace) -> None:
     if args.child_variant == "fast":
         return_freed_memory_promptly()
     plain, source = load_model(args.child_scale, getattr(args, f"x{args.child_scale}"))
-    model = FastIRN(plain) if args.child_variant == "fast" else plain
+    model: Any = plain
+    if args.child_variant == "fast":
+        model = FastIRN(plain)
+    elif args.child_variant == "paper":
+        model = PaperModel(args.paper, plain)
+        del plain
     h, w = args.child_size
     hr = torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(1))
     t0 = time.perf_counter()
@@ -281,9 +297,10 @@ def bench_whole(args: argparse.Namespace) -> list[Row]:
     rows = []
     for h, w in sizes:
         for scale in (2, 4):
-            results: dict[str, list[dict[str, Any]]] = {"plain": [], "fast": []}
+            variants = (["paper"] if args.paper is not None else []) + ["plain", "fast"]
+            results: dict[str, list[dict[str, Any]]] = {v: [] for v in variants}
             for _ in range(args.whole_repeats):
-                for variant in ("plain", "fast"):
+                for variant in variants:
                     cmd = [
                         sys.executable,
                         str(Path(__file__).resolve()),
@@ -296,10 +313,13 @@ def bench_whole(args: argparse.Namespace) -> list[Row]:
                     for s in (2, 4):
                         if getattr(args, f"x{s}"):
                             cmd += [f"--x{s}", getattr(args, f"x{s}")]
+                    if args.paper is not None:
+                        cmd += ["--paper-code", str(args.paper.root)]
                     out = subprocess.run(cmd, capture_output=True, text=True, check=True)
                     results[variant].append(json.loads(out.stdout.strip().splitlines()[-1]))
             base = statistics.median(r["down_up_s"] for r in results["plain"])
-            for variant, label in (("plain", "plain eager fp32 (baseline)"), ("fast", "FastIRN (irn.inference)")):
+            anchor = statistics.median(r["down_up_s"] for r in results["paper"]) if "paper" in results else None
+            for variant in variants:
                 rs = results[variant]
                 t = statistics.median(r["down_up_s"] for r in rs)
                 total = statistics.median(r["process_s"] for r in rs)
@@ -308,7 +328,7 @@ def bench_whole(args: argparse.Namespace) -> list[Row]:
                     Row(
                         "whole",
                         f"x{scale} {w}x{h} one process",
-                        label,
+                        LABELS[variant],
                         "cpu",
                         f"{h * w / 1e6 / t:.3f} MP/s, down+up {t:.1f} s, process {total:.1f} s, "
                         f"peak RSS {peak / 2**30:.2f} GiB",
@@ -317,6 +337,7 @@ def bench_whole(args: argparse.Namespace) -> list[Row]:
                         f"{len(rs)} runs: "
                         + ", ".join(f"{r['down_up_s']:.1f}s/{r['peak_bytes'] / 2**30:.2f}GiB" for r in rs),
                         {"runs": rs},
+                        "" if anchor is None else fmt_ratio(anchor, t),
                     )
                 )
     return rows
@@ -372,34 +393,51 @@ def training_step_fn(
     return step, lit
 
 
+def paper_step(code: Any, lit: Any, batch: int, patch: int) -> Callable[[], float]:
+    """The paper's training step on the weights and the batch of :func:`training_step_fn`'s ``lit``."""
+    from irn.resize import imresize
+
+    hr = torch.rand(batch, 3, patch, patch, generator=torch.Generator().manual_seed(2))
+    lr_ref = imresize(hr, scale=1.0 / lit.config.model.scale)
+    cfg = lit.config
+    weights = (cfg.lambda_fit, cfg.loss.lambda_rec, cfg.loss.lambda_latent)
+    return paper_training_step(code, lit.model, hr, lr_ref, weights, cfg.loss.charbonnier_eps)
+
+
 def bench_training(args: argparse.Namespace) -> list[Row]:
     rows = []
     batch, patch = (2, 48) if args.quick else (4, 144)
     cpu = torch.device("cpu")
     for scale in (2, 4):
-        steps = {v: training_step_fn(scale, batch, patch, cpu, v) for v in ("plain", "channels-last")}
+        built = {v: training_step_fn(scale, batch, patch, cpu, v) for v in ("plain", "channels-last")}
+        steps = {v: fn for v, (fn, _) in built.items()}
         # agreement: the first step's loss from identical weights and data
-        first = {v: fn() for v, (fn, _) in steps.items()}
-        times = interleaved({v: fn for v, (fn, _) in steps.items()}, args.repeats)
+        first = {v: fn() for v, fn in steps.items()}
+        if args.paper is not None:
+            steps = {"paper": paper_step(args.paper, built["plain"][1], batch, patch), **steps}
+        times = interleaved(steps, args.repeats)
         base = statistics.median(times["plain"])
+        anchor = statistics.median(times["paper"]) if "paper" in times else None
         case = f"x{scale} batch {batch} {patch}x{patch} step"
-        for v, label in (
-            ("plain", "plain eager fp32 (baseline)"),
-            ("channels-last", "channels-last (trainer.channels_last)"),
-        ):
+        for v in steps:
             t = statistics.median(times[v])
-            rel = abs(first[v] - first["plain"]) / abs(first["plain"])
+            agree = ""
+            if v == "channels-last":
+                agree = f"first loss rel. diff {abs(first[v] - first['plain']) / abs(first['plain']):.1e}"
+            elif v == "paper":
+                agree = "its objective (IRNModel.optimize_parameters), bicubic LR given"
             rows.append(
                 Row(
                     "training",
                     case,
-                    label,
+                    LABELS[v],
                     "cpu",
                     f"{batch / t:.2f} patches/s ({t:.2f} s/step)",
                     fmt_ratio(base, t),
-                    "" if v == "plain" else f"first loss rel. diff {rel:.1e}",
+                    agree,
                     f"runs {', '.join(f'{x:.2f}' for x in times[v])} s",
                     {"seconds": times[v]},
+                    "" if anchor is None else fmt_ratio(anchor, t),
                 )
             )
         gpu_case = f"x{scale} batch 16 144x144 step"
@@ -507,12 +545,13 @@ def bench_tiling(args: argparse.Namespace) -> list[Row]:
 
 # ------------------------------------------------------------------------------------ the table
 def print_table(rows: list[Row]) -> None:
-    header = ("section", "case", "variant", "device", "result", "vs baseline", "agreement", "note")
+    header = ("section", "case", "variant", "device", "result", "vs baseline", "vs paper's code", "agreement", "note")
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     for r in rows:
         print(
-            f"| {r.section} | {r.case} | {r.variant} | {r.device} | {r.value} | {r.ratio} | {r.agreement} | {r.note} |"
+            f"| {r.section} | {r.case} | {r.variant} | {r.device} | {r.value} | {r.ratio} | {r.paper} "
+            f"| {r.agreement} | {r.note} |"
         )
 
 
@@ -526,8 +565,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--x4", help="x4 checkpoint (default: shipped x4, else random weights)")
     parser.add_argument("--data-dir", default="/tmp/irn_bench_pngs", help="where the data section writes PNGs")
     parser.add_argument("--json", help="also write the rows as JSON here")
+    parser.add_argument(
+        "--paper-code",
+        metavar="DIR",
+        help="a checkout of the paper's code (github.com/pkuxmq/Invertible-Image-Rescaling): time it in the "
+        "same run as the anchor of inference, whole and training",
+    )
     parser.add_argument("--child", nargs=4, metavar=("VARIANT", "SCALE", "H", "W"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    args.paper = load_paper_code(args.paper_code) if args.paper_code else None
     if args.child:
         args.child_variant, args.child_scale = args.child[0], int(args.child[1])
         args.child_size = (int(args.child[2]), int(args.child[3]))
@@ -551,7 +597,11 @@ def main(argv: list[str] | None = None) -> int:
             rows += new
             print(f"[{name}: {time.perf_counter() - t0:.0f} s]", file=sys.stderr, flush=True)
             for r in new:
-                print(f"  {r.case} | {r.variant} | {r.value} | {r.ratio} | {r.agreement}", file=sys.stderr, flush=True)
+                print(
+                    f"  {r.case} | {r.variant} | {r.value} | {r.ratio} | {r.paper} | {r.agreement}",
+                    file=sys.stderr,
+                    flush=True,
+                )
     print_table(rows)
     if args.json:
         Path(args.json).write_text(json.dumps({"machine": machine(), "rows": [asdict(r) for r in rows]}, indent=2))
