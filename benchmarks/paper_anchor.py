@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -101,12 +102,12 @@ def paper_training_step(
     weights: tuple[float, float, float],
     charbonnier_eps: float = 1e-6,
     gradient_clipping: float = 10.0,
-) -> Any:
+) -> tuple[Callable[[], float], nn.Module]:
     """One step of ``IRNModel.optimize_parameters`` on the paper's network (weights copied from
     ``model``): forward, L2 fit to ``lr_ref`` (the data loader's bicubic LR in the paper's code, so
     given here), latent sum of squares, quantised LR + standard normal z through the reverse pass,
     Charbonnier reconstruction, backward, gradient clipping, Adam. ``weights``: (fit, rec, latent).
-    Returns the step as a function returning the loss."""
+    Returns (the step, a function returning the loss; the paper's network it trains)."""
     net = paper_network(code, model).train()
     quantization = code.quantization.Quantization()
     optimizer = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=2e-4)
@@ -132,4 +133,4 @@ def paper_training_step(
             torch.cuda.synchronize(hr.device)
         return float(loss.detach())
 
-    return step
+    return step, net

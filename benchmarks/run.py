@@ -401,7 +401,7 @@ def paper_step(code: Any, lit: Any, batch: int, patch: int) -> Callable[[], floa
     lr_ref = imresize(hr, scale=1.0 / lit.config.model.scale)
     cfg = lit.config
     weights = (cfg.lambda_fit, cfg.loss.lambda_rec, cfg.loss.lambda_latent)
-    return paper_training_step(code, lit.model, hr, lr_ref, weights, cfg.loss.charbonnier_eps)
+    return paper_training_step(code, lit.model, hr, lr_ref, weights, cfg.loss.charbonnier_eps)[0]
 
 
 def bench_training(args: argparse.Namespace) -> list[Row]:
