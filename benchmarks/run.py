@@ -3,6 +3,12 @@
     .venv/bin/python benchmarks/run.py                      # everything (hours on a shared 2-core CPU)
     .venv/bin/python benchmarks/run.py --only inference     # sections: inference, whole, training, data, tiling
     .venv/bin/python benchmarks/run.py --quick              # small sizes, one repeat: a smoke run
+    .venv/bin/python benchmarks/run.py --paper-code DIR     # also time the paper's code, in the same run
+
+The anchor of issue 7 is the paper's own code. ``--paper-code DIR`` (a local checkout of
+https://github.com/pkuxmq/Invertible-Image-Rescaling; nothing of it ships with irn) adds it as a
+variant of ``inference``, ``whole`` and ``training``, with our weights, interleaved with ours; the
+column "vs paper's code" is then each variant's speed over it (see ``paper_anchor.py``).
 
 Sections:
 

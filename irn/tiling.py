@@ -186,7 +186,9 @@ def image_buffer_bytes(model: IRN, hr_height: int, hr_width: int, op: Literal["d
 def tiling_for_budget(
     model: IRN, hr_height: int, hr_width: int, budget_bytes: int, overlap: int, op: Literal["down", "up"] = "up"
 ) -> Tiling | None:
-    """None when the untiled ``op`` fits ``budget_bytes``, else the largest square tiling that does.
+    """None when the untiled ``op`` fits ``budget_bytes``, else the square tiling with the fewest
+    tiles along the image's longer side that fits: tile = ceil(longer LR side / k) for the
+    smallest k, so the tiles along that side are equal (no thin last tile).
 
     A tiling's cost is one tile's :func:`estimate_memory` plus :func:`image_buffer_bytes`.
     Raises ValueError when even a small tile does not fit.
@@ -195,13 +197,13 @@ def tiling_for_budget(
         return None
     s = model.scale
     whole = image_buffer_bytes(model, hr_height, hr_width, op)
-    tile = max(math.ceil(hr_height / s), math.ceil(hr_width / s))
+    longest = max(math.ceil(hr_height / s), math.ceil(hr_width / s))
     minimum = max(16, overlap)
-    while tile >= minimum:
+    for count in range(1, longest // minimum + 1):
+        tile = math.ceil(longest / count)
         side = s * (tile + 2 * overlap)
         if whole + estimate_memory(model, side, side) <= budget_bytes:
             return Tiling(tile=tile, overlap=overlap)
-        tile = tile * 3 // 4
     raise ValueError(
         f"a {hr_width}x{hr_height} image does not fit in {budget_bytes / 2**20:.0f} MiB even in "
         f"{s * minimum}-pixel tiles (the whole-image buffers alone take {whole / 2**20:.0f} MiB)"
@@ -224,12 +226,16 @@ def plan_tiling(
     tile_pixels: int | None = None,
     max_memory: int | None = None,
     overlap: int = DEFAULT_OVERLAP,
+    notes: list[str] | None = None,
 ) -> Tiling | None:
     """The tiling for one image of HR size (hr_height, hr_width), or None for the whole image.
 
     ``tile_pixels`` forces tiles of that HR side (rounded down to a multiple of the scale).
     Otherwise tiles are used only when :func:`estimate_memory` exceeds ``max_memory`` (default
-    :func:`default_memory_budget`); when even small tiles exceed it, the smallest are used.
+    :func:`default_memory_budget`). When no tiling fits (the whole-image buffers alone exceed the
+    budget), tiles of :data:`DEFAULT_TILE` are used: smaller ones would save little memory (a
+    tile's working set is then small beside the buffers) at a large cost in time (the overlap is
+    recomputed for every tile); a line saying so goes to ``notes``.
     """
     s = model.scale
     if tile_pixels is not None:
@@ -237,5 +243,8 @@ def plan_tiling(
     budget = default_memory_budget() if max_memory is None else max_memory
     try:
         return tiling_for_budget(model, hr_height, hr_width, budget, overlap, op)
-    except ValueError:
-        return Tiling(tile=max(16, overlap), overlap=overlap)
+    except ValueError as exc:
+        tiling = Tiling(tile=max(DEFAULT_TILE, overlap), overlap=overlap)
+        if notes is not None:
+            notes.append(f"{op}: {exc}; running in tiles of {s * tiling.tile} px, beyond the budget")
+        return tiling

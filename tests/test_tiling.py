@@ -15,9 +15,12 @@ import irn
 from irn.cli import main
 from irn.inference import FastIRN
 from irn.tiling import (
+    DEFAULT_OVERLAP,
+    DEFAULT_TILE,
     Tiling,
     estimate_memory,
     image_buffer_bytes,
+    plan_tiling,
     spans,
     tiled_downscale,
     tiled_encode,
@@ -107,12 +110,31 @@ def test_budget_picks_tiles_only_when_needed() -> None:
         assert chosen is not None and chosen.overlap == 32 and chosen.tile >= 64
         side = 4 * (chosen.tile + 2 * chosen.overlap)
         assert estimate_memory(fast, side, side) + image_buffer_bytes(fast, 6000, 8000, op) <= budget
+        # the fewest tiles along the 2000 LR px side: one tile fewer would not fit
+        count = -(-2000 // chosen.tile)
+        assert chosen.tile == -(-2000 // count)
+        larger = 4 * (-(-2000 // (count - 1)) + 2 * chosen.overlap)
+        assert estimate_memory(fast, larger, larger) + image_buffer_bytes(fast, 6000, 8000, op) > budget
     # up holds the latent and the HR output besides the LR; down only the HR input and the LR
     assert image_buffer_bytes(fast, 6000, 8000, "up") > image_buffer_bytes(fast, 6000, 8000, "down")
     with pytest.raises(ValueError, match="does not fit"):
         tiling_for_budget(fast, 6000, 8000, 600 * 2**20, overlap=32, op="up")
     # the plain path needs far more per pixel than the fast one
     assert estimate_memory(plain, 1000, 1000) > estimate_memory(fast, 1000, 1000)
+
+
+def test_unmeetable_budget_uses_default_tiles_and_says_so() -> None:
+    fast = FastIRN(random_irn(4, blocks=1))
+    notes: list[str] = []
+    tiling = plan_tiling(fast, 6000, 8000, "up", max_memory=600 * 2**20, notes=notes)
+    assert tiling == Tiling(tile=DEFAULT_TILE, overlap=DEFAULT_OVERLAP)
+    assert notes == [
+        "up: a 8000x6000 image does not fit in 600 MiB even in 128-pixel tiles (the whole-image buffers "
+        f"alone take {image_buffer_bytes(fast, 6000, 8000, 'up') / 2**20:.0f} MiB); running in tiles of "
+        f"{4 * DEFAULT_TILE} px, beyond the budget"
+    ]
+    assert plan_tiling(fast, 6000, 8000, "up", max_memory=2 * 2**30, notes=notes) is not None
+    assert len(notes) == 1  # a budget that tiles can meet adds no note here
 
 
 # ---------------------------------------------------------------------------- irn rescale

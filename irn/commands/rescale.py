@@ -351,7 +351,7 @@ def _run_model(
 
     s = model.scale
     hr_h, hr_w = x.shape[-2:] if op == "down" else (size or (s * x.shape[-2], s * x.shape[-1]))
-    tiling = plan_tiling(model, hr_h, hr_w, op, tile_pixels=tile, max_memory=max_memory)
+    tiling = plan_tiling(model, hr_h, hr_w, op, tile_pixels=tile, max_memory=max_memory, notes=notes)
     if tiling is not None and notes is not None:
         notes.append(f"{op}: tiles of {s * tiling.tile} px with {s * tiling.overlap} px overlap")
     with torch.inference_mode():
