@@ -147,13 +147,15 @@ def tiled_upscale(
 
 # ------------------------------------------------------------------------------ memory estimate
 #: bytes per HR pixel held by the fast path (irn.inference.FastIRN) beyond its stripe buffers: the
-#: flow tensor (3 floats per HR pixel) in about four live copies (input, output, their halves, the
-#: padded image) -- calibrated with ``benchmarks/run.py`` peak-RSS runs, rounded up.
+#: flow tensor (3 floats per HR pixel) in a few live copies (input, output, their halves, the
+#: padded image). Peak-RSS growth of whole-image passes (1024^2 to 3072x2048, shipped models,
+#: after the input was allocated): 24-36 B/px for down, 57-60 B/px for up (its HR output included).
 FAST_BYTES_PER_HR_PIXEL = 64
 #: the same for the plain path, whose dense blocks hold 137-169 channels at the working resolution
 PLAIN_BYTES_PER_HR_PIXEL = 320
-#: the fast path's stripe working set (features of one stripe, oneDNN scratch), bytes
-FAST_STRIPE_BYTES = 200 * 2**20
+#: the fast path's stripe working set (features of one stripe, oneDNN scratch), bytes; the same
+#: runs' intercepts were 49-79 MiB
+FAST_STRIPE_BYTES = 100 * 2**20
 
 
 def estimate_memory(model: IRN, hr_height: int, hr_width: int) -> int:
