@@ -58,10 +58,8 @@ def load_paper_code(root: str | Path) -> PaperCode:
 def paper_network(code: PaperCode, model: Any) -> nn.Module:
     """The paper's ``InvRescaleNet`` with the weights of the irn ``model`` (same architecture)."""
     cfg = model.config
-    net = code.inv_arch.InvRescaleNet(
-        cfg.in_channels, cfg.in_channels, code.subnet_constructor.subnet("DBNet", "xavier"),
-        list(cfg.blocks_per_level), cfg.levels,
-    )  # fmt: skip
+    subnet = code.subnet_constructor.subnet("DBNet", "xavier")
+    net = code.inv_arch.InvRescaleNet(cfg.in_channels, cfg.in_channels, subnet, list(cfg.blocks_per_level), cfg.levels)
     net.load_state_dict(model.state_dict())  # strict: the keys are the official ones
     return net.to(next(model.parameters()).device)
 

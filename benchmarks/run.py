@@ -140,6 +140,11 @@ def fmt_ratio(baseline: float, value: float) -> str:
     return f"{baseline / value:.2f}x"
 
 
+def vs_paper(anchor: float | None, value: float) -> str:
+    """The "vs paper's code" cell: the paper's median time over ``value``, empty without --paper-code."""
+    return "" if anchor is None else fmt_ratio(anchor, value)
+
+
 def max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a.float() - b.float()).abs().max())
 
@@ -216,7 +221,7 @@ def bench_inference(args: argparse.Namespace) -> list[Row]:
                     ok,
                     f"runs {', '.join(f'{x:.2f}' for x in times[name])} s; {source}",
                     {"seconds": times[name]},
-                    "" if anchor is None else fmt_ratio(anchor, t),
+                    vs_paper(anchor, t),
                 )
             )
         if torch.cuda.is_available():
@@ -285,7 +290,7 @@ def child(args: argparse.Namespace) -> None:
     if args.child_variant == "fast":
         model = FastIRN(plain)
     elif args.child_variant == "paper":
-        model = PaperModel(args.paper, plain)
+        model = PaperModel(args.paper, plain)  # a copy of the weights: our model is dropped
         del plain
     h, w = args.child_size
     hr = torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(1))
@@ -343,7 +348,7 @@ def bench_whole(args: argparse.Namespace) -> list[Row]:
                         f"{len(rs)} runs: "
                         + ", ".join(f"{r['down_up_s']:.1f}s/{r['peak_bytes'] / 2**30:.2f}GiB" for r in rs),
                         {"runs": rs},
-                        "" if anchor is None else fmt_ratio(anchor, t),
+                        vs_paper(anchor, t),
                     )
                 )
     return rows
@@ -443,7 +448,7 @@ def bench_training(args: argparse.Namespace) -> list[Row]:
                     agree,
                     f"runs {', '.join(f'{x:.2f}' for x in times[v])} s",
                     {"seconds": times[v]},
-                    "" if anchor is None else fmt_ratio(anchor, t),
+                    vs_paper(anchor, t),
                 )
             )
         gpu_case = f"x{scale} batch 16 144x144 step"
