@@ -367,6 +367,11 @@ class FlowModule(torch.nn.Module):
         return self.flow(x, rev)
 
 
+def bench_batch(batch: int, patch: int) -> torch.Tensor:
+    """The training batch every variant of the training section steps on (CPU, [0, 1])."""
+    return torch.rand(batch, 3, patch, patch, generator=torch.Generator().manual_seed(2))
+
+
 def training_step_fn(
     scale: int, batch: int, patch: int, device: torch.device, variant: str
 ) -> tuple[Callable[[], float], Any]:
@@ -389,7 +394,7 @@ def training_step_fn(
     if variant.startswith("bf16"):
         lit.model = FlowModule(lit.model, accelerated_flow(lit.model, AcceleratorOptions(compile=True)))
     optimizer = torch.optim.Adam(params, lr=2e-4)
-    hr = torch.rand(batch, 3, patch, patch, generator=torch.Generator().manual_seed(2)).to(device)
+    hr = bench_batch(batch, patch).to(device)
     if variant == "channels-last":
         hr = hr.contiguous(memory_format=torch.channels_last)
 
@@ -408,7 +413,7 @@ def paper_step(code: Any, lit: Any, batch: int, patch: int) -> Callable[[], floa
     """The paper's training step on the weights and the batch of :func:`training_step_fn`'s ``lit``."""
     from irn.resize import imresize
 
-    hr = torch.rand(batch, 3, patch, patch, generator=torch.Generator().manual_seed(2))
+    hr = bench_batch(batch, patch)
     lr_ref = imresize(hr, scale=1.0 / lit.config.model.scale)
     cfg = lit.config
     weights = (cfg.lambda_fit, cfg.loss.lambda_rec, cfg.loss.lambda_latent)

@@ -40,7 +40,7 @@ from __future__ import annotations
 import ctypes
 import math
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -52,6 +52,7 @@ from irn.nn.coupling import AffineCoupling
 from irn.nn.haar import HaarDownsampling
 from irn.nn.network import IRN, quantize
 from irn.nn.subnets import DenseBlock
+from irn.tiling import spans
 
 #: rows of halo a dense block needs on each side of a stripe: five stacked 3x3 convolutions
 HALO = 5
@@ -86,13 +87,6 @@ class FastOptions:
     def __post_init__(self) -> None:
         if self.stripe_pixels < 1:
             raise ValueError(f"stripe_pixels must be positive, got {self.stripe_pixels}")
-
-
-def row_stripes(height: int, rows: int, halo: int) -> Iterator[tuple[int, int, int, int]]:
-    """Split ``range(height)`` into stripes of ``rows``: yields (start, stop, halo_start, halo_stop)."""
-    for start in range(0, height, rows):
-        stop = min(height, start + rows)
-        yield start, stop, max(0, start - halo), min(height, stop + halo)
 
 
 class PreparedConv:
@@ -259,7 +253,7 @@ class PreparedCoupling:
         b, _, height, _ = x.shape
         out = torch.empty_like(x, memory_format=torch.channels_last)
         logdet = x.new_zeros(b)
-        stripes = [(a, stop) for a, stop, _, _ in row_stripes(height, stripe_rows, HALO)]
+        stripes = [(a, stop) for a, stop, _, _ in spans(height, stripe_rows, HALO)]  # fill_window adds the halo
         for i in range(b):
             x1, x2 = x[i : i + 1, :k], x[i : i + 1, k:]
             y1, y2 = out[i : i + 1, :k], out[i : i + 1, k:]

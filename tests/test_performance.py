@@ -13,9 +13,9 @@ from irn.inference import (
     accelerated_flow,
     mkldnn_available,
     optimize_for_inference,
-    row_stripes,
 )
 from irn.nn import IRN, IRNConfig
+from irn.tiling import spans
 from irn.zoo import load_checkpoint
 
 TOL = 1e-4
@@ -144,8 +144,8 @@ def test_fast_path_runs_other_dtypes_generically() -> None:
     assert (y_fast - y_plain).abs().max() <= 1e-10
 
 
-def test_row_stripes_cover_rows_once_with_halo() -> None:
-    got = list(row_stripes(23, 5, 2))
+def test_stripes_cover_rows_once_with_halo() -> None:
+    got = list(spans(23, 5, 2))  # FastIRN's stripes (irn.tiling.spans)
     assert [(a, b) for a, b, _, _ in got] == [(0, 5), (5, 10), (10, 15), (15, 20), (20, 23)]
     assert [(ha, hb) for _, _, ha, hb in got] == [(0, 7), (3, 12), (8, 17), (13, 22), (18, 23)]
     with pytest.raises(ValueError, match="stripe_pixels"):
