@@ -41,12 +41,14 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import multiprocessing
 import os
 import platform
 import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -64,6 +66,7 @@ LABELS = {
     "plain": "plain eager fp32 (baseline)",
     "fast": "FastIRN (irn.inference)",
     "channels-last": "channels-last (trainer.channels_last)",
+    "ddp": "DDP, {world} CPU processes x {threads} (trainer.devices={world}, strategy=ddp)",
 }
 TOLERANCE = 1e-4
 
@@ -138,6 +141,10 @@ def interleaved(variants: dict[str, Callable[[], object]], repeats: int) -> dict
 
 def fmt_ratio(baseline: float, value: float) -> str:
     return f"{baseline / value:.2f}x"
+
+
+def plural(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
 def vs_paper(anchor: float | None, value: float) -> str:
@@ -409,6 +416,120 @@ def training_step_fn(
     return step, lit
 
 
+def _loss_module(lit: Any, step: int) -> torch.nn.Module:
+    """``lit.losses(hr, step, generator)["loss"]`` as a module: what Lightning wraps in DDP."""
+
+    class Objective(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lit = lit
+
+        def forward(self, hr: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+            return self.lit.losses(hr, step=step, generator=generator)["loss"]
+
+    return Objective()
+
+
+def _ddp_worker(
+    rank: int, world: int, threads: int, rendezvous: str, scale: int, batch: int, patch: int, conn: Any
+) -> None:
+    """One rank of :class:`DataParallelStep`: the weights of :func:`training_step_fn` (same seed on
+    every rank), rows ``rank::world`` of :func:`bench_batch`, gradients averaged by DDP (gloo).
+    Commands from ``conn``: "step" (a training step; replies its seconds and loss), "gradient"
+    (one objective with z = 0 for the reconstruction, backward, no update; rank 0 replies the averaged
+    gradient, flattened, and the loss), "stop"."""
+    import torch.distributed as dist
+
+    torch.set_num_threads(threads)
+    dist.init_process_group("gloo", init_method=rendezvous, rank=rank, world_size=world)
+    try:
+        _, lit = training_step_fn(scale, batch // world, patch, torch.device("cpu"), "plain")
+        params = list(lit.model.parameters())
+        ddp = torch.nn.parallel.DistributedDataParallel(_loss_module(lit, step=1000))
+        optimizer = torch.optim.Adam(params, lr=2e-4)
+        hr = bench_batch(batch, patch)[rank::world].contiguous()
+        while (command := conn.recv()) != "stop":
+            start = time.perf_counter()
+            optimizer.zero_grad(set_to_none=True)
+            if command == "gradient":
+                sampled, lit.config.loss.rec_sample_fraction = lit.config.loss.rec_sample_fraction, 0.0
+                loss = ddp(hr, torch.Generator().manual_seed(3))
+                lit.config.loss.rec_sample_fraction = sampled
+            else:
+                loss = ddp(hr, torch.Generator().manual_seed(3 + rank))
+            loss.backward()
+            if command == "gradient":
+                total = loss.detach().clone()
+                dist.all_reduce(total)
+                flat = torch.cat([p.grad.flatten() for p in params]) if rank == 0 else None
+                conn.send((flat, float(total) / world))
+                continue
+            optimizer.step()
+            conn.send((time.perf_counter() - start, float(loss.detach())))
+    finally:
+        dist.destroy_process_group()
+
+
+class DataParallelStep:
+    """The training step of :func:`training_step_fn` data-parallel over ``world`` CPU processes of
+    ``threads`` threads each, ``batch / world`` patches per process, DDP over gloo: what
+    ``irn train --trainer.accelerator=cpu --trainer.devices=N --trainer.strategy=ddp`` runs (Lightning
+    gives each process cores / N threads). Calling it runs one step on all ranks and returns the mean
+    loss; :meth:`gradient` is the agreement check; :meth:`close` stops the processes."""
+
+    def __init__(self, scale: int, batch: int, patch: int, world: int, threads: int) -> None:
+        if batch % world:
+            raise ValueError(f"batch {batch} does not split over {world} processes")
+        self._dir = tempfile.TemporaryDirectory(prefix="irn_ddp_")
+        rendezvous = f"file://{self._dir.name}/rendezvous"
+        context = multiprocessing.get_context("spawn")
+        self.conns, self.procs = [], []
+        for rank in range(world):
+            ours, theirs = context.Pipe()
+            proc = context.Process(
+                target=_ddp_worker, args=(rank, world, threads, rendezvous, scale, batch, patch, theirs), daemon=True
+            )
+            proc.start()
+            self.conns.append(ours)
+            self.procs.append(proc)
+
+    def _ask(self, command: str) -> list[Any]:
+        for conn in self.conns:
+            conn.send(command)
+        return [conn.recv() for conn in self.conns]
+
+    def __call__(self) -> float:
+        return statistics.fmean(loss for _, loss in self._ask("step"))
+
+    def gradient(self) -> tuple[torch.Tensor, float]:
+        """(the averaged gradient flattened, the loss) of the objective with z = 0, no update."""
+        return self._ask("gradient")[0]
+
+    def close(self) -> None:
+        for conn in self.conns:
+            conn.send("stop")
+        for proc in self.procs:
+            proc.join(timeout=60)
+        self._dir.cleanup()
+
+
+def plain_gradient(lit: Any, hr: torch.Tensor) -> tuple[torch.Tensor, float]:
+    """What :meth:`DataParallelStep.gradient` computes, in this process on the whole batch."""
+    sampled, lit.config.loss.rec_sample_fraction = lit.config.loss.rec_sample_fraction, 0.0
+    try:
+        params = list(lit.model.parameters())
+        for p in params:
+            p.grad = None
+        loss = _loss_module(lit, step=1000)(hr, torch.Generator().manual_seed(3))
+        loss.backward()
+        flat = torch.cat([p.grad.flatten() for p in params])
+        for p in params:
+            p.grad = None
+        return flat, float(loss.detach())
+    finally:
+        lit.config.loss.rec_sample_fraction = sampled
+
+
 def paper_step(code: Any, lit: Any, batch: int, patch: int) -> Callable[[], float]:
     """The paper's training step on the weights and the batch of :func:`training_step_fn`'s ``lit``."""
     from irn.resize import imresize
@@ -424,14 +545,32 @@ def bench_training(args: argparse.Namespace) -> list[Row]:
     rows = []
     batch, patch = (2, 48) if args.quick else (4, 144)
     cpu = torch.device("cpu")
+    threads = torch.get_num_threads()
+    world = 2 if threads >= 2 else 1
     for scale in (2, 4):
         built = {v: training_step_fn(scale, batch, patch, cpu, v) for v in ("plain", "channels-last")}
-        steps = {v: fn for v, (fn, _) in built.items()}
+        steps: dict[str, Callable[[], object]] = {v: fn for v, (fn, _) in built.items()}
         # agreement: the first step's loss from identical weights and data
         first = {v: fn() for v, fn in steps.items()}
-        if args.paper is not None:
-            steps = {"paper": paper_step(args.paper, built["plain"][1], batch, patch), **steps}
-        times = interleaved(steps, args.repeats)
+        # fresh weights (training_step_fn's seed) for the gradient check of the data-parallel step
+        plain_grad = plain_gradient(training_step_fn(scale, batch, patch, cpu, "plain")[1], bench_batch(batch, patch))
+        ddp = DataParallelStep(scale, batch, patch, world, max(1, threads // world)) if world > 1 else None
+        try:
+            ddp_agree = ""
+            if ddp is not None:
+                grad, loss = ddp.gradient()
+                g_diff = max_diff(grad, plain_grad[0]) / float(plain_grad[0].abs().max())
+                ddp_agree = (
+                    f"gradient (z = 0) max diff {g_diff:.1e} of max |g|, loss rel. diff "
+                    f"{abs(loss - plain_grad[1]) / abs(plain_grad[1]):.1e}"
+                )
+                steps["ddp"] = ddp
+            if args.paper is not None:
+                steps = {"paper": paper_step(args.paper, built["plain"][1], batch, patch), **steps}
+            times = interleaved(steps, args.repeats)
+        finally:
+            if ddp is not None:
+                ddp.close()
         base = statistics.median(times["plain"])
         anchor = statistics.median(times["paper"]) if "paper" in times else None
         case = f"x{scale} batch {batch} {patch}x{patch} step"
@@ -440,13 +579,15 @@ def bench_training(args: argparse.Namespace) -> list[Row]:
             agree = ""
             if v == "channels-last":
                 agree = f"first loss rel. diff {abs(first[v] - first['plain']) / abs(first['plain']):.1e}"
+            elif v == "ddp":
+                agree = ddp_agree
             elif v == "paper":
                 agree = "its objective (IRNModel.optimize_parameters), bicubic LR given"
             rows.append(
                 Row(
                     "training",
                     case,
-                    LABELS[v],
+                    LABELS[v].format(world=world, threads=plural(max(1, threads // world), "thread")),
                     "cpu",
                     f"{batch / t:.2f} patches/s ({t:.2f} s/step)",
                     fmt_ratio(base, t),

@@ -9,6 +9,7 @@ state-dict keys, ``forward(x, rev)`` returning the output alone) whose network i
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -155,3 +156,40 @@ def test_run_reports_ratios_to_the_paper(paper_checkout: Path, tmp_path: Path) -
         else:
             assert r["paper"].endswith("x") and float(r["paper"][:-1]) > 0
     assert "| vs paper's code |" in out.stdout
+
+
+@pytest.fixture
+def run_module() -> Iterator[object]:
+    """benchmarks/run.py imported in this process (its spawned workers import it by name)."""
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        import run
+
+        yield run
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+
+
+def test_data_parallel_step_averages_the_whole_batchs_gradient(run_module: object) -> None:
+    run = run_module
+    batch, patch = 2, 16
+    _, lit = run.training_step_fn(2, batch, patch, torch.device("cpu"), "plain")  # type: ignore[attr-defined]
+    expected, expected_loss = run.plain_gradient(lit, run.bench_batch(batch, patch))  # type: ignore[attr-defined]
+    step = run.DataParallelStep(2, batch, patch, world=2, threads=1)  # type: ignore[attr-defined]
+    try:
+        grad, loss = step.gradient()
+        # each rank saw one patch; DDP's mean of the two gradients is the whole batch's gradient
+        assert grad.shape == expected.shape
+        torch.testing.assert_close(grad, expected, rtol=0, atol=1e-5 * float(expected.abs().max()))
+        assert loss == pytest.approx(expected_loss, rel=1e-6)
+        losses = [step(), step(), step()]
+        assert all(math.isfinite(x) for x in losses)
+        assert losses[0] != losses[2]  # Adam moved the weights on every rank
+    finally:
+        step.close()
+    assert not any(p.is_alive() for p in step.procs)
+
+
+def test_data_parallel_step_needs_a_batch_that_splits(run_module: object) -> None:
+    with pytest.raises(ValueError, match="batch 3 does not split over 2 processes"):
+        run_module.DataParallelStep(2, 3, 16, world=2, threads=1)  # type: ignore[attr-defined]
