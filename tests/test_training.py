@@ -225,7 +225,10 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path: Path) -> Non
     assert target - 1 in steps
 
 
-def test_sigterm_stops_after_the_step_and_writes_last(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("signum", "code", "name"), [(signal.SIGTERM, 143, "SIGTERM"), (signal.SIGINT, 130, "Ctrl+C")])
+def test_a_signal_stops_training_writes_last_and_says_how_to_continue(
+    tmp_path: Path, signum: int, code: int, name: str
+) -> None:
     raw = tiny_config(tmp_path, trainer={"max_steps": 100000, "checkpoint_every_n_steps": 1000})
     cfg_path = write_config(tmp_path, raw)
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
@@ -242,12 +245,17 @@ def test_sigterm_stops_after_the_step_and_writes_last(tmp_path: Path) -> None:
     while time.monotonic() < deadline and proc.poll() is None and not metrics.is_file():
         time.sleep(0.05)
     assert proc.poll() is None, proc.stderr.read()[-2000:]
-    proc.send_signal(signal.SIGTERM)
-    proc.wait(timeout=120)
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=120)
     last = tmp_path / "run" / "checkpoints" / "last.ckpt"
-    assert last.is_file(), "no checkpoint after SIGTERM (checkpoint_every_n_steps was 1000)"
+    assert last.is_file(), f"no checkpoint after {name} (checkpoint_every_n_steps was 1000)"
     step = torch.load(last, weights_only=True)["global_step"]
     assert 1 <= step < 1000
+    # unfinished is not success: the shell's code for the signal, and one line saying how to go on
+    assert proc.returncode == code, err[-2000:]
+    assert f"irn train: stopped by {name} at step {step}; checkpoint: {last}" in err
+    assert f"continue with: irn train --resume {last}" in err
+    assert "Traceback" not in err
 
 
 def test_atomic_checkpoint_keeps_the_old_file_when_a_write_fails(tmp_path: Path) -> None:

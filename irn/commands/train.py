@@ -127,8 +127,30 @@ def build_trainer(cfg: TrainConfig, callbacks: list[Any]) -> Any:
     )
 
 
+def fit_until_interrupted(trainer: Any, module: Any, data: Any, resume: Path | None) -> tuple[str, int] | None:
+    """``trainer.fit``; None when it ran to the end, else (what stopped it, the exit code).
+
+    Lightning turns SIGTERM into a ``SystemExit`` with code 0 after the current step, and Ctrl+C
+    into ``sys.exit(1)``, both after the callbacks' ``on_exception`` (which writes ``last.ckpt``, see
+    :class:`irn.training.CheckpointEvery`). Unfinished training is not success: 143 and 130, the
+    shell's codes for the two signals."""
+    from lightning.pytorch.trainer.states import TrainerStatus
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    try:
+        trainer.fit(module, datamodule=data, ckpt_path=str(resume) if resume is not None else None, weights_only=True)
+    except SIGTERMException:
+        return "SIGTERM", 143
+    except SystemExit:
+        if trainer.state.status != TrainerStatus.INTERRUPTED:
+            raise
+        return "Ctrl+C", 130
+    return None
+
+
 def train(cfg: TrainConfig, resume: Path | None = None, callbacks: Sequence[Any] = ()) -> int:
-    """Run (or continue) training; returns 0, raises IRNError when stopped by non-finite losses.
+    """Run (or continue) training; returns 0 when it ran to the end, 143 / 130 when SIGTERM / Ctrl+C
+    stopped it (after writing ``last.ckpt``); raises IRNError when stopped by non-finite losses.
 
     ``callbacks`` are extra Lightning callbacks (used by the tests).
     """
@@ -158,7 +180,16 @@ def train(cfg: TrainConfig, resume: Path | None = None, callbacks: Sequence[Any]
     data = IRNDataModule(cfg.data, cfg.model.scale, seed=t.seed, max_steps=t.max_steps)
     saver = CheckpointEvery(checkpoint_dir(cfg), t.checkpoint_every_n_steps, t.checkpoint_every_minutes, t.monitor)
     trainer = build_trainer(cfg, [saver, *callbacks])
-    trainer.fit(module, datamodule=data, ckpt_path=str(resume) if resume is not None else None, weights_only=True)
+    stopped_by = fit_until_interrupted(trainer, module, data, resume)
+    if stopped_by is not None:
+        signal_name, code = stopped_by
+        if trainer.is_global_zero:
+            print(
+                f"irn train: stopped by {signal_name} at step {trainer.global_step}; checkpoint: {saver.last_path}; "
+                f"continue with: irn train --resume {saver.last_path}",
+                file=sys.stderr,
+            )
+        return code
     if module.stopped_for_nonfinite:
         raise IRNError(
             f"training stopped: {module.nonfinite_in_row} non-finite losses in a row at step {trainer.global_step} "
