@@ -290,6 +290,12 @@ def validate(cfg: TrainConfig) -> None:
         raise ConfigError(
             f"model.blocks_per_level needs {levels} entries for scale {m.scale}, got {m.blocks_per_level}"
         )
+    if any(n < 1 for n in m.blocks_per_level):
+        raise ConfigError(f"model.blocks_per_level entries must be >= 1, got {m.blocks_per_level}")
+    if m.growth < 1:
+        raise ConfigError(f"model.growth must be >= 1, got {m.growth}")
+    if m.clamp <= 0:
+        raise ConfigError(f"model.clamp must be > 0, got {m.clamp}")
     scales = m.init_log_scale if isinstance(m.init_log_scale, list) else [m.init_log_scale]
     if isinstance(m.init_log_scale, list) and len(scales) != levels:
         raise ConfigError(
@@ -306,6 +312,8 @@ def validate(cfg: TrainConfig) -> None:
         raise ConfigError(f"data.batch_size must be >= 1, got {d.batch_size}")
     if d.num_workers < 0:
         raise ConfigError(f"data.num_workers must be >= 0, got {d.num_workers}")
+    if d.val_max_images is not None and d.val_max_images < 1:
+        raise ConfigError(f"data.val_max_images must be >= 1 or null, got {d.val_max_images}")
     if not 0.0 <= lo.rec_sample_fraction <= 1.0:
         raise ConfigError(f"loss.rec_sample_fraction must be in [0, 1], got {lo.rec_sample_fraction}")
     if lo.charbonnier_eps < 0 or lo.y_noise_std < 0 or lo.rec_temperature < 0:
@@ -314,16 +322,31 @@ def validate(cfg: TrainConfig) -> None:
         raise ConfigError(f"optim.betas needs two numbers, got {o.betas}")
     if o.lr <= 0:
         raise ConfigError(f"optim.lr must be > 0, got {o.lr}")
+    if not all(0.0 <= b < 1.0 for b in o.betas):
+        raise ConfigError(f"optim.betas must be in [0, 1), got {o.betas}")
+    if o.gamma <= 0:
+        raise ConfigError(f"optim.gamma must be > 0 (the lr is multiplied by it at each milestone), got {o.gamma}")
+    if o.weight_decay < 0 or o.warmup_steps < 0 or lo.rec_temperature_ramp_steps < 0:
+        raise ConfigError("optim.weight_decay, optim.warmup_steps and loss.rec_temperature_ramp_steps must be >= 0")
     if t.max_steps < 1:
         raise ConfigError(f"trainer.max_steps must be >= 1, got {t.max_steps}")
+    if t.threads is not None and t.threads < 1:
+        raise ConfigError(f"trainer.threads must be >= 1 or null, got {t.threads}")
+    if t.checkpoint_every_minutes is not None and t.checkpoint_every_minutes <= 0:
+        raise ConfigError(f"trainer.checkpoint_every_minutes must be > 0 or null, got {t.checkpoint_every_minutes}")
     for key in ("val_every_n_steps", "checkpoint_every_n_steps", "log_every_n_steps", "max_nonfinite_steps"):
         if getattr(t, key) < 1:
             raise ConfigError(f"trainer.{key} must be >= 1, got {getattr(t, key)}")
 
 
 def check_paths(cfg: TrainConfig) -> None:
-    """Checks that need the file system: data folders exist and hold images."""
+    """Checks that need the file system: data folders exist and hold images, the run folder can be one."""
     from irn.io import IMAGE_SUFFIXES
+
+    run_dir = Path(cfg.trainer.run_dir)
+    taken = next((p for p in (run_dir, *run_dir.parents) if p.exists()), None)
+    if taken is not None and not taken.is_dir():
+        raise ConfigError(f"trainer.run_dir {cfg.trainer.run_dir!r}: {str(taken)!r} is a file, not a folder")
 
     for key, folder in (("data.train_dir", cfg.data.train_dir), ("data.val_dir", cfg.data.val_dir)):
         if folder is None:

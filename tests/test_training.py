@@ -307,6 +307,19 @@ def test_nonfinite_losses_are_skipped_then_the_run_stops_with_a_usable_checkpoin
         (lambda r: r["model"].update(blocks_per_level=[1, 1]), "needs 1 entries for scale 2"),
         (lambda r: r["model"].update(init_log_scale=1.0), "model.init_log_scale must be in (-clamp, clamp)"),
         (lambda r: r["model"].update(init_log_scale=[0.0, 0.9]), "needs one value or 1 (one per Haar level)"),
+        (lambda r: r["model"].update(growth=0), "model.growth must be >= 1, got 0"),
+        (lambda r: r["model"].update(blocks_per_level=[0]), "model.blocks_per_level entries must be >= 1"),
+        (lambda r: r["optim"].update(gamma=-1), "optim.gamma must be > 0"),
+        (lambda r: r["optim"].update(weight_decay=-0.1), "optim.weight_decay, optim.warmup_steps and"),
+        (lambda r: r["optim"].update(betas=[0.9, 1.5]), "optim.betas must be in [0, 1)"),
+        (lambda r: r["data"].update(val_max_images=0), "data.val_max_images must be >= 1 or null"),
+        (lambda r: r["trainer"].update(threads=-1), "trainer.threads must be >= 1 or null, got -1"),
+        # Lightning's own checks, reported as one line before the run folder is made
+        (lambda r: r["trainer"].update(precision="64bit"), "trainer: Precision '64bit' is invalid."),
+        (lambda r: r["trainer"].update(max_time="tomorrow"), "trainer: `Timer(duration='tomorrow')` is not a valid"),
+        (lambda r: r["trainer"].update(strategy="nope"), "trainer: You selected an invalid strategy name"),
+        (lambda r: r["trainer"].update(devices=0), "trainer: `Trainer(devices=0)` value is not a valid input"),
+        (lambda r: r["trainer"].update(num_nodes=0), "trainer: `num_nodes` must be a positive integer, but got 0"),
     ],
 )
 def test_bad_configs_fail_with_one_line_before_anything_starts(
@@ -319,6 +332,16 @@ def test_bad_configs_fail_with_one_line_before_anything_starts(
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and err.startswith("irn: error:") and message in err, err
     assert not (tmp_path / "run").exists()
+
+
+def test_a_run_dir_that_is_a_file_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "taken").write_text("not a folder")
+    raw = tiny_config(tmp_path, trainer={"run_dir": str(tmp_path / "taken" / "run")})
+    assert main(["train", "--config", str(write_config(tmp_path, raw))]) == 2
+    err = capsys.readouterr().err.strip()
+    run_dir, taken = str(tmp_path / "taken" / "run"), str(tmp_path / "taken")
+    assert err == f"irn: error: trainer.run_dir {run_dir!r}: {taken!r} is a file, not a folder"
+    assert (tmp_path / "taken").read_text() == "not a folder"
 
 
 def test_bad_overrides_and_missing_resume(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

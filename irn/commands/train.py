@@ -85,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
 
 def build_trainer(cfg: TrainConfig, callbacks: list[Any]) -> Any:
     import lightning as L
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
     from lightning.pytorch.callbacks import TQDMProgressBar
     from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
@@ -99,7 +100,7 @@ def build_trainer(cfg: TrainConfig, callbacks: list[Any]) -> Any:
     if t.progress_bar:
         callbacks = [*callbacks, TQDMProgressBar(refresh_rate=1)]
     has_val = cfg.data.val_dir is not None
-    return L.Trainer(
+    options = dict(
         default_root_dir=run_dir,
         max_steps=t.max_steps,
         max_epochs=-1,
@@ -108,7 +109,7 @@ def build_trainer(cfg: TrainConfig, callbacks: list[Any]) -> Any:
         devices=t.devices,
         num_nodes=t.num_nodes,
         strategy=t.strategy,
-        precision=t.precision,  # type: ignore[arg-type]
+        precision=t.precision,
         gradient_clip_val=t.gradient_clip_val,
         gradient_clip_algorithm="norm",
         val_check_interval=min(t.val_every_n_steps, t.max_steps) if has_val else None,
@@ -125,6 +126,11 @@ def build_trainer(cfg: TrainConfig, callbacks: list[Any]) -> Any:
         use_distributed_sampler=False,
         deterministic=t.deterministic,
     )
+    try:
+        return L.Trainer(**options)
+    except (ValueError, TypeError, ImportError, MisconfigurationException) as exc:
+        # Lightning's own checks of accelerator, devices, strategy, precision, max_time, ...
+        raise ConfigError("trainer: " + " ".join(str(exc).split())) from None
 
 
 def fit_until_interrupted(trainer: Any, module: Any, data: Any, resume: Path | None) -> tuple[str, int] | None:
@@ -170,9 +176,6 @@ def train(cfg: TrainConfig, resume: Path | None = None, callbacks: Sequence[Any]
     if t.threads:
         torch.set_num_threads(t.threads)
     L.seed_everything(t.seed, verbose=False)
-    run_dir = Path(t.run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(dump_config(cfg))
     try:
         module = IRNLightning(cfg)
     except ValueError as exc:
@@ -180,6 +183,12 @@ def train(cfg: TrainConfig, resume: Path | None = None, callbacks: Sequence[Any]
     data = IRNDataModule(cfg.data, cfg.model.scale, seed=t.seed, max_steps=t.max_steps)
     saver = CheckpointEvery(checkpoint_dir(cfg), t.checkpoint_every_n_steps, t.checkpoint_every_minutes, t.monitor)
     trainer = build_trainer(cfg, [saver, *callbacks])
+    run_dir = Path(t.run_dir)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.yaml").write_text(dump_config(cfg))
+    except OSError as exc:
+        raise ConfigError(f"trainer.run_dir {t.run_dir!r}: {exc.strerror or exc}") from None
     stopped_by = fit_until_interrupted(trainer, module, data, resume)
     if stopped_by is not None:
         signal_name, code = stopped_by
