@@ -343,6 +343,23 @@ def image_format(path: str | os.PathLike[str]) -> str:
     return fmt
 
 
+def check_output_path(path: str | os.PathLike[str], flag: str, *, folder: bool = False) -> Path:
+    """Refuse, in one line, an output that cannot be written, before any work: a file where a
+    folder is wanted (``folder=True``) or the other way round, a file among the parent folders
+    (missing folders are fine: the writers make them), or a folder without write permission."""
+    path = Path(path)
+    wanted, other = ("folder", "file") if folder else ("file", "folder")
+    if path.exists() and path.is_dir() != folder:
+        raise IRNError(f"{flag} {path}: is a {other}, expected a {wanted}")
+    start = path if folder else path.parent
+    existing = next((p for p in (start, *start.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise IRNError(f"{flag} {path}: {existing} is a file, not a folder")
+    if existing is not None and not os.access(existing, os.W_OK | os.X_OK):
+        raise IRNError(f"{flag} {path}: cannot write in {existing} (permission denied)")
+    return path
+
+
 def write_image(x: Tensor, path: str | os.PathLike[str], *, alpha: Tensor | None = None, **save_kwargs: object) -> Path:
     """Write (3, H, W) in [0, 1] as an 8-bit image, atomically; the format follows the suffix.
 

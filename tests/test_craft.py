@@ -306,6 +306,9 @@ def test_cli_irn_and_reverse(tmp_path: Path, capsys: pytest.CaptureFixture[str])
         (["--check", "c.png", "t.png"], "--check takes one IMAGE"),
         (["--reverse", "c.png", "t.png", "-o", "x.png"], "--reverse needs an IRN"),
         (["c.png", "t.png", "-o", "x.png", "--resizer", "irn:nope.pt"], "no such checkpoint"),
+        (["c.png", "t.png", "-o", "x.png", "--json", "."], "--json .: is a folder, expected a file"),
+        (["c.png", "t.png", "-o", "x.png", "--json", "c.png/f.json"], "c.png is a file, not a folder"),
+        (["--check", "c.png", "--json", "."], "--json .: is a folder"),
     ],
 )
 def test_cli_errors_are_one_line_exit_2(

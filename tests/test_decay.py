@@ -214,16 +214,22 @@ def test_cli_jpeg_between_steps_changes_the_result(tmp_path: Path) -> None:
         (["-m", "bicubic", "--jpeg", "101"], "--jpeg"),
         (["-m", "irn:/no/such/model.pt"], "no such checkpoint"),
         (["-m", "bicubic,bicubic"], "twice"),
+        (["-m", "bicubic", "--device", "warp9"], "--device 'warp9': not a device name"),
+        (["-m", "bicubic", "-o", "in.png"], "-o in.png: is a file, expected a folder"),
     ],
 )
 def test_cli_errors_are_one_line_exit_2(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], message: str
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, extra: list[str], message: str
 ) -> None:
     image = tmp_path / "in.png"
     write_image(smooth_image(16, 16), image)
-    assert main(["decay", str(image), "-o", str(tmp_path / "o"), *extra]) == 2
+    before = image.read_bytes()
+    monkeypatch.chdir(tmp_path)
+    argv = ["decay", str(image), "-o", str(tmp_path / "o"), *extra]
+    assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("irn: error:") and message in err and "\n" not in err
+    assert image.read_bytes() == before
 
 
 def test_cli_missing_image_and_wrong_scale(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

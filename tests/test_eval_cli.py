@@ -207,6 +207,7 @@ def test_user_mistakes_are_one_line_errors(tmp_path: Path, capsys) -> None:
     _write_images(small, [(20, 20)])
     bad_model = tmp_path / "bad.pt"
     bad_model.write_bytes(b"this is not a checkpoint")
+    bicubic = ["--method", "bicubic", "--scale", "2", "--data", str(small)]
     cases = [
         (["--method", "bicubic", "--scale", "2", "--data", str(tmp_path / "missing")], "no such folder"),
         (["--method", "bicubic", "--scale", "2", "--data", str(bad_model)], "expected a folder"),
@@ -216,6 +217,11 @@ def test_user_mistakes_are_one_line_errors(tmp_path: Path, capsys) -> None:
         (["--method", "bicubic", "--scale", "2", "--draws", "2", "--data", str(small)], "--draws"),
         (["--model", str(bad_model), "--data", str(small)], "bad.pt"),
         (["--model", str(tmp_path / "nope.pt"), "--data", str(small)], "no such checkpoint"),
+        # outputs that cannot be written are refused before any image is evaluated
+        ([*bicubic, "--json", str(empty)], "is a folder, expected a file"),
+        ([*bicubic, "--json", str(bad_model / "r.json")], "bad.pt is a file, not a folder"),
+        ([*bicubic, "--save-images", str(bad_model)], "is a file, expected a folder"),
+        ([*bicubic, "--device", "warp9"], "not a device name"),
     ]
     for argv, message in cases:
         assert main(["eval", *argv]) == 2, argv

@@ -368,6 +368,9 @@ def test_chart_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert first.std() > 50  # real content, not a flat image
     code, _, err = run_cli(["chart", "-o", str(tmp_path / "c3.png"), "--size", "64"], capsys)
     assert code == 2 and "at least 128x128" in err
+    code, _, err = run_cli(["chart", "-o", str(tmp_path / "c1.png" / "c4.png")], capsys)  # under a file
+    assert code == 2 and err.startswith(f"irn: error: -o {tmp_path / 'c1.png' / 'c4.png'}: cannot write")
+    assert len(err.strip().splitlines()) == 1
 
 
 def test_z_auto_follows_the_checkpoint_recommendation(

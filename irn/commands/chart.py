@@ -44,6 +44,9 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     chart = torch.from_numpy(np.asarray(make_chart(width, height)).transpose(2, 0, 1).astype(np.float32) / 255.0)
-    write_image(chart, path)
+    try:
+        write_image(chart, path)
+    except OSError as exc:
+        raise IRNError(f"-o {path}: cannot write ({exc.strerror or exc})") from None
     print(f"wrote {path} ({width}x{height})")
     return 0

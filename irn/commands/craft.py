@@ -128,20 +128,27 @@ def _load_model(resizer: str, device: str) -> tuple[Any, Any]:
     """(plain model for verification and gradients, inference-optimised view for forward passes)."""
     import torch
 
+    from irn.commands.rescale import resolve_device
     from irn.inference import optimize_for_inference
     from irn.zoo import load
 
-    model = load(resizer[4:], device=torch.device(device))
+    model = load(resizer[4:], device=torch.device(resolve_device(device)))
     return model, optimize_for_inference(model)
 
 
 def run(args: argparse.Namespace) -> int:
+    from irn.io import check_output_path
+
     if args.check:
+        if args.json_path:
+            check_output_path(args.json_path, "--json")
         return _run_check(args)
     from irn import craft as C
 
     if args.cover is None or args.target is None:
         raise IRNError("give COVER and TARGET (or --check IMAGE)")
+    if args.json_path:
+        check_output_path(args.json_path, "--json")
     C.check_resizer(args.resizer)
     size = C.parse_size(args.size) if args.size else None
     out = _png_output(args)

@@ -82,8 +82,11 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from irn import decay
-    from irn.io import IMAGE_SUFFIXES, read_image
+    from irn.commands.rescale import resolve_device
+    from irn.io import IMAGE_SUFFIXES, check_output_path, read_image
 
+    device = torch.device(resolve_device(args.device))
+    check_output_path(args.output, "-o", folder=True)
     image_path = Path(args.image)
     if not image_path.is_file():
         raise IRNError(f"{image_path}: no such image file")
@@ -103,7 +106,6 @@ def run(args: argparse.Namespace) -> int:
     if not specs:
         specs = ["bicubic", "pil-lanczos", f"irn:x{scale}@zero", f"irn:x{scale}@sample"]
     rescalers = [decay.make_rescaler(s, scale, default_z=args.z, seed=args.seed, models=models) for s in specs]
-    device = torch.device(args.device)
     for model in models.values():
         model.to(device)
     try:
@@ -112,8 +114,6 @@ def run(args: argparse.Namespace) -> int:
         raise IRNError(f"{image_path}: cannot read the image ({exc})") from None
 
     out = Path(args.output)
-    if out.exists() and not out.is_dir():
-        raise IRNError(f"{out}: exists and is not a folder")
     out.mkdir(parents=True, exist_ok=True)
     traces = []
     for r in rescalers:

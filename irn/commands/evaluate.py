@@ -392,8 +392,12 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from irn.commands.rescale import resolve_device
-    from irn.io import read_image
+    from irn.io import check_output_path, read_image
 
+    if args.json:
+        check_output_path(args.json, "--json")
+    if args.save_images:
+        check_output_path(args.save_images, "--save-images", folder=True)
     device = resolve_device(args.device)
     model, scale, label = _load_model(args, device)
     is_model = model is not None
@@ -481,8 +485,11 @@ def _write_json(path: Path, report: dict[str, Any]) -> None:
     import os
     import tempfile
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise IRNError(f"--json {path}: cannot write ({exc.strerror or exc})") from None
     try:
         with os.fdopen(fd, "w") as f:
             json.dump(_jsonable(report), f, indent=2, allow_nan=False)
