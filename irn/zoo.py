@@ -82,16 +82,37 @@ def _read(path: Path) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        if "weights only" in str(exc).lower() or "weights_only" in str(exc).lower():
+        if "global" in str(exc).lower():  # "Unsupported global", "unsupported GLOBAL os.x ... is blocked"
             raise CheckpointError(
                 f"{path}: refused: the file holds Python objects beyond tensors and plain "
                 f"containers, and loading it could run code (torch.load weights_only=True)"
             ) from None
-        raise CheckpointError(f"{path}: not a readable checkpoint ({first})") from None
+        raise CheckpointError(f"{path}: not a readable checkpoint{_looks_like(path)}") from None
     except Exception as exc:  # noqa: BLE001 - torch.load fails in many ways on a bad file (IndexError, KeyError, ...)
+        with path.open("rb") as f:
+            head = f.read(4)
+        if not (head.startswith(b"PK\x03\x04") or head.startswith(b"\x80")):  # torch's zip or legacy pickle
+            raise CheckpointError(f"{path}: not a readable checkpoint{_looks_like(path)}") from None
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(f"{path}: not a readable checkpoint, truncated or corrupt ({msg})") from None
+
+
+_MAGIC = {
+    b"\x89PNG": "a PNG image",
+    b"\xff\xd8\xff": "a JPEG image",
+    b"GIF8": "a GIF image",
+    b"BM": "a BMP image",
+    b"%PDF": "a PDF document",
+    b"\x1f\x8b": "a gzip archive",
+}
+
+
+def _looks_like(path: Path) -> str:
+    """ " (it is a PNG image)" for files whose first bytes say what they are, else ", not a PyTorch file"."""
+    with path.open("rb") as f:
+        head = f.read(8)
+    kind = next((name for magic, name in _MAGIC.items() if head.startswith(magic)), None)
+    return f" (it is {kind})" if kind else ", not a PyTorch file"
 
 
 def _strip_prefix(state: Mapping[str, Any]) -> dict[str, Any]:

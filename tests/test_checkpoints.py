@@ -156,8 +156,11 @@ def test_custom_class_object_is_refused(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("content", "words"),
     [
-        (b"this is a text file, not a checkpoint\n", ("not a readable checkpoint",)),
-        (pickle.dumps([1, 2, 3], protocol=2), ("not",)),
+        (b"this is a text file, not a checkpoint\n", ("not a readable checkpoint, not a PyTorch file",)),
+        (bytes(range(200, 256)) * 4, ("not a readable checkpoint, not a PyTorch file",)),
+        (b"\x89PNG\r\n\x1a\n" + bytes(64), ("not a readable checkpoint (it is a PNG image)",)),
+        (b"\xff\xd8\xff\xe0" + bytes(64), ("not a readable checkpoint (it is a JPEG image)",)),
+        (pickle.dumps([1, 2, 3], protocol=2), ("not a readable checkpoint, truncated or corrupt",)),
     ],
 )
 def test_not_a_checkpoint_bytes(tmp_path: Path, content: bytes, words: tuple[str, ...]) -> None:
