@@ -213,13 +213,3 @@ def imresize(
             continue  # the identity: every kernel here is 1 at 0 and 0 at other integers
         x = _resize_axis(x, dim, n, s, kernel, antialias)
     return x
-
-
-def bicubic_downscale(x: Tensor, scale: int) -> Tensor:
-    """MATLAB bicubic (antialiased) by an integer factor: (..., H, W) -> (..., ceil(H/s), ceil(W/s))."""
-    return imresize(x, scale=1 / scale)
-
-
-def bicubic_upscale(x: Tensor, scale: int) -> Tensor:
-    """MATLAB bicubic upscaling by an integer factor: (..., h, w) -> (..., s h, s w)."""
-    return imresize(x, scale=scale)

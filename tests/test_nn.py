@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 from torch import nn
@@ -131,13 +133,23 @@ def test_logdet_is_per_sample() -> None:
 
 # ------------------------------------------------------------------ no hidden state
 def _module_state(model: nn.Module) -> dict[str, dict[str, object]]:
+    """Every module's plain attributes and buffers, copied by value (an in-place change shows)."""
     state = {}
     for name, m in model.named_modules():
         plain = {k: v for k, v in vars(m).items() if k not in ("_parameters", "_buffers", "_modules")}
+        plain = copy.deepcopy({k: v for k, v in plain.items() if not callable(v) or isinstance(v, torch.Tensor)})
         plain["_parameter_names"] = sorted(m._parameters)
-        plain["_buffer_names"] = sorted(m._buffers)
+        plain["_buffers"] = {k: None if b is None else b.detach().clone() for k, b in m._buffers.items()}
         state[name] = plain
     return state
+
+
+def _same(a: object, b: object) -> bool:
+    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
+        return isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and torch.equal(a, b)
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    return bool(a == b)
 
 
 def test_no_state_stashed_on_modules() -> None:
@@ -151,9 +163,23 @@ def test_no_state_stashed_on_modules() -> None:
     after = _module_state(model)
     assert before.keys() == after.keys()
     for name in before:
-        assert before[name].keys() == after[name].keys(), name
+        assert before[name].keys() == after[name].keys(), f"{name}: attributes added or removed"
         for key, value in before[name].items():
-            assert after[name][key] is value or after[name][key] == value, f"{name}.{key} changed"
+            assert _same(after[name][key], value), f"{name}.{key} changed"
+
+
+def test_the_state_check_sees_in_place_changes() -> None:
+    """The check above is not blind to a block that keeps state by mutating what it already holds."""
+    model = tiny(2, (1,))
+    before = _module_state(model)
+    model.operations[0].haar_weights.mul_(1.0 + 1e-6)
+    after = _module_state(model)
+    assert not _same(after["operations.0"]["_buffers"], before["operations.0"]["_buffers"])
+    model = tiny(2, (1,))
+    model.operations[1].history = []
+    before = _module_state(model)
+    model.operations[1].history.append(1)
+    assert not _same(_module_state(model)["operations.1"]["history"], before["operations.1"]["history"])
 
 
 # ------------------------------------------------------------------ parts and sizes
