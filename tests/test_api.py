@@ -54,6 +54,12 @@ def test_numpy_dtype_is_kept(model: IRN, dtype: type) -> None:
     arr = {np.uint8: base, np.uint16: base.astype(np.uint16) * 257, np.float32: base.astype(np.float32) / 255}[dtype]
     lr = irn.downscale_image(model, arr)
     assert lr.dtype == dtype and lr.shape == (3, 3, 3)
+    # the values, not just the type: each dtype's full range maps to [0, 1] and back
+    x = torch.from_numpy(base).permute(2, 0, 1)[None].float() / 255
+    with torch.no_grad():
+        expected = model.downscale(x)[0].permute(1, 2, 0).numpy()
+    full = {np.uint8: 255, np.uint16: 65535, np.float32: 1}[dtype]
+    np.testing.assert_allclose(lr.astype(np.float64) / full, expected, atol=0.5 / full + 1e-6)
 
 
 def test_greyscale_array_becomes_rgb(model: IRN) -> None:
