@@ -161,6 +161,37 @@ def test_eval_zero_latent_and_scale_checks(tmp_path: Path, tiny_model: tuple[Pat
     assert "does not match the model" in capsys.readouterr().err
 
 
+def test_z_auto_follows_the_checkpoint_recommendation(tmp_path: Path, tiny_model: tuple[Path, IRN]) -> None:
+    _, model = tiny_model
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())) * 0.02)
+    data = tmp_path / "d"
+    _write_images(data, [(32, 32)])
+    zero = irn.save(model, tmp_path / "zero.pt", {"recommended_z": "zero"})
+    plain = irn.save(model, tmp_path / "plain.pt")
+    reports = {}
+    for name, ckpt, extra in (("auto-zero", zero, []), ("zero", plain, ["--z", "zero"]), ("auto", plain, [])):
+        out = tmp_path / f"{name}.json"
+        assert _run(["eval", "--model", str(ckpt), "--data", str(data), "--json", str(out), *extra])[0] == 0
+        reports[name] = json.loads(out.read_text())
+    assert [reports[k]["z"] for k in ("auto-zero", "zero", "auto")] == ["zero", "zero", "sample"]
+    figures = {k: r["datasets"]["d"]["mean"]["psnr_y"] for k, r in reports.items()}
+    assert figures["auto-zero"] == figures["zero"] != figures["auto"]
+
+
+def test_save_images_never_writes_into_a_data_folder(tmp_path: Path, capsys) -> None:
+    data = tmp_path / "ev"
+    images = _write_images(data, [(32, 32), (32, 32)])
+    before = {p: p.read_bytes() for p in images}
+    # --save-images DIR writes DIR/<dataset name>/...: here DIR/ev is the data folder itself
+    argv = ["eval", "--method", "bicubic", "--scale", "2", "--data", str(data), "--save-images", str(tmp_path)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"irn: error: --save-images {tmp_path}: would write ev's images into the data folder")
+    assert {p: p.read_bytes() for p in images} == before and sorted(data.iterdir()) == sorted(images)
+
+
 def test_identical_reconstruction_reports_inf(tmp_path: Path) -> None:
     data = tmp_path / "flat"
     data.mkdir()

@@ -6,7 +6,8 @@ Protocol (the IRN paper's, as its official evaluation code runs it):
 2. ``--method bicubic``: LR = MATLAB bicubic downscale (antialiased) rounded to 8 bits, the
    reconstruction = MATLAB bicubic upscale of that LR rounded to 8 bits ("Bicubic & Bicubic");
    ``--model``: LR = ``model.downscale(hr)`` (8-bit), reconstruction = ``model.upscale(lr)``
-   with the latent drawn per ``--z`` (``sample``, seeds 0..N-1 for ``--draws N``; or ``zero``),
+   with the latent drawn per ``--z`` (``sample``, seeds 0..N-1 for ``--draws N``; ``zero``; or
+   ``auto``, the default: the checkpoint's ``recommended_z``),
    rounded to 8 bits as the official code saves it;
 3. PSNR and SSIM of the reconstruction against the HR, on the Y channel (MATLAB BT.601) and on
    RGB, ``--crop-border`` (default: the scale) pixels removed per side (:mod:`irn.metrics`);
@@ -79,9 +80,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--z",
-        choices=("sample", "zero"),
-        default="sample",
-        help="latent for upscaling: Gaussian sample (the paper, default) or zeros",
+        choices=("auto", "sample", "zero"),
+        default="auto",
+        help="latent for upscaling: Gaussian sample (the paper), zeros, or auto (default): the one the "
+        "checkpoint recommends (metadata recommended_z; sample when it names none)",
     )
     parser.add_argument(
         "--draws", type=_positive_int, default=1, help="latent draws per image with seeds 0..N-1 (default 1)"
@@ -381,6 +383,12 @@ def _load_model(args: argparse.Namespace, device: str) -> tuple[IRN | None, int,
     model = irn.load(args.model, device=device)
     if args.scale is not None and args.scale != model.scale:
         raise IRNError(f"--scale {args.scale} does not match the model {args.model}, which rescales by {model.scale}")
+    if args.z == "auto":
+        args.z = model.recommended_z()
+        if args.z == "zero" and args.draws != 1:
+            raise IRNError(
+                f"--draws: {args.model} recommends z = 0, which gives the same result every time; add --z sample"
+            )
     if args.z == "zero" and args.draws != 1:
         raise IRNError("--draws needs --z sample: the zero latent gives the same result every time")
     label = f"IRN {args.model}, z={args.z}" + (f", {args.draws} draws" if args.draws > 1 else "")
@@ -416,6 +424,15 @@ def run(args: argparse.Namespace) -> int:
 
         lpips_net = build_lpips(device)
     save_root = Path(args.save_images) if args.save_images else None
+    if save_root is not None:
+        inputs = {d.folder.resolve(): d.folder for d in datasets}
+        for dataset in datasets:
+            target = (save_root / dataset.name).resolve()
+            if target in inputs:
+                raise IRNError(
+                    f"--save-images {save_root}: would write {dataset.name}'s images into the data folder "
+                    f"{inputs[target]} (over its files); choose another folder"
+                )
 
     report: dict[str, Any] = {
         "scale": scale,
