@@ -12,6 +12,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from irn import __version__
 from irn.errors import IRNError
@@ -30,8 +31,16 @@ COMMANDS: dict[str, str] = {
 }
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse with its errors as one line ``irn: error: PROG: message (see PROG --help)``, exit 2
+    (argparse's own prints the whole usage block first). Subcommand parsers inherit it."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"irn: error: {self.prog}: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="irn", description="Invertible Image Rescaling: rescale, evaluate, train and experiment."
     )
     parser.add_argument("--version", action="version", version=f"irn {__version__}")

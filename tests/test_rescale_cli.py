@@ -350,6 +350,45 @@ def test_user_mistakes_are_one_line_exit_2(
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.parametrize(
+    ("extra", "words"),
+    [
+        (["--tile", "7"], "irn rescale roundtrip: argument --tile: must be at least 16 pixels, got '7'"),
+        (["--temperature", "inf"], "argument --temperature: expected a finite number, got 'inf'"),
+        (["--temperature", "nan"], "argument --temperature: expected a finite number, got 'nan'"),
+        (["--max-memory", "inf"], "argument --max-memory: expected a size such as 2G or 512M, got 'inf'"),
+        (["--seed", "1.5"], "argument --seed: invalid int value: '1.5'"),
+        (["--z", "gauss"], "argument --z: invalid choice: 'gauss'"),
+    ],
+)
+def test_argument_errors_are_one_line_exit_2(
+    extra: list[str], words: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = save_rgb(tmp_path / "a.png")
+    with pytest.raises(SystemExit) as exc:
+        main(["rescale", "roundtrip", str(src), "-o", str(tmp_path / "o"), *extra])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and err.startswith("irn: error: ") and words in err, err
+    assert len(err.strip().splitlines()) == 1 and "usage:" not in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_outputs_that_cannot_be_written_are_refused_before_any_work(
+    tmp_path: Path, model_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = save_rgb(tmp_path / "a.png")
+    before = src.read_bytes()
+    cases = [
+        (["-o", str(src)], f"-o {src}: is a file, expected a folder"),
+        (["-o", str(src / "o")], f"-o {src / 'o'}: {src} is a file, not a folder"),
+        (["-o", str(tmp_path / "o"), "--json", str(tmp_path)], f"--json {tmp_path}: is a folder, expected a file"),
+    ]
+    for extra, words in cases:
+        code, _, err = run_cli(["rescale", "down", str(src), "--model", str(model_path), *extra], capsys)
+        assert code == 2 and err.strip() == f"irn: error: {words}", err
+    assert not (tmp_path / "o").exists() and src.read_bytes() == before
+
+
 def test_bad_checkpoint_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     src = save_rgb(tmp_path / "a.png")
     bad = tmp_path / "model.pt"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -13,13 +14,15 @@ def number_type(
     convert: Callable[[str], T], expected: str, valid: Callable[[T], bool], complaint: str
 ) -> Callable[[str], T]:
     """An argparse type: ``convert(text)`` (a ValueError becomes "expected EXPECTED, got 'text'"),
-    then ``valid(value)`` or ``complaint`` formatted with ``text`` and ``value``."""
+    infinities and NaN refused, then ``valid(value)`` or ``complaint`` formatted with ``text`` and ``value``."""
 
     def parse(text: str) -> T:
         try:
             value = convert(text)
-        except ValueError:
+        except (ValueError, OverflowError):  # OverflowError: int(float("inf"))
             raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+        if isinstance(value, float) and not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
         if not valid(value):
             raise argparse.ArgumentTypeError(complaint.format(text=text, value=value))
         return value

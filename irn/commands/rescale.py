@@ -508,16 +508,16 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     import irn
-    from irn.io import ImageReadError
+    from irn.io import ImageReadError, check_output_path
     from irn.zoo import resolve
 
     action: Action = args.action
     quality = getattr(args, "quality", 95)
     if not 1 <= quality <= 100:
         raise IRNError(f"--quality {quality}: must be between 1 and 100")
-    outdir = Path(args.output)
-    if outdir.exists() and not outdir.is_dir():
-        raise IRNError(f"-o {outdir}: exists and is not a folder")
+    outdir = check_output_path(args.output, "-o", folder=True)
+    if args.json:
+        check_output_path(args.json, "--json")
     inputs, missing = collect_inputs(list(args.inputs), args.recursive, outdir)
     if not inputs and missing:
         raise IRNError("; ".join(f"{p}: {why}" for p, why in missing))
