@@ -18,6 +18,7 @@ the LR has ceil(H/s) x ceil(W/s) pixels; :func:`upscale_image` returns s x the L
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Literal, TypeVar
 
 import numpy as np
@@ -25,6 +26,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
+from irn.errors import InputError
 from irn.io import to_pil, to_tensor_rgba
 from irn.nn.network import ZMode, quantize
 from irn.resize import imresize
@@ -50,7 +52,15 @@ def _model_device(model: IRN) -> torch.device:
 
 
 def _split(image: Image.Image | np.ndarray) -> tuple[Tensor, Tensor | None]:
-    rgb, alpha = to_tensor_rgba(image)
+    if not isinstance(image, (Image.Image, np.ndarray)):
+        hint = " (a path? read it with irn.io.read_image or PIL.Image.open)" if isinstance(image, (str, Path)) else ""
+        raise InputError(f"expected a PIL image or a numpy array (H, W[, C]), got {type(image).__name__}{hint}")
+    try:
+        rgb, alpha = to_tensor_rgba(image)
+    except (TypeError, ValueError) as exc:  # unsupported dtype, not (H, W[, C])
+        raise InputError(str(exc)) from None
+    if rgb.shape[-1] == 0 or rgb.shape[-2] == 0:
+        raise InputError(f"empty image ({rgb.shape[-1]}x{rgb.shape[-2]} pixels)")
     return rgb[None], alpha
 
 

@@ -3,3 +3,8 @@
 
 class IRNError(Exception):
     """A problem the user can fix (bad file, bad option); its message is the whole story."""
+
+
+class InputError(IRNError, ValueError):
+    """A bad argument to the Python API (a tensor's shape, a size, an option's value): an
+    :class:`IRNError` that is also the ``ValueError`` such a mistake has always been."""

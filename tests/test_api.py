@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -81,3 +84,29 @@ def test_tensors_keep_their_rank(model: IRN) -> None:
     x = torch.rand(3, 7, 5)
     assert irn.downscale_image(model, x).shape == (3, 4, 3)
     assert irn.roundtrip_image(model, x[None]).shape == (1, 3, 7, 5)
+
+
+@pytest.mark.parametrize(
+    ("call", "words"),
+    [
+        (lambda m: irn.IRN(irn.IRNConfig(scale=3)), "scale must be 2, 4 or 8, got 3"),
+        (lambda m: m.encode(torch.rand(3, 8, 8)), "expected an image batch (B, 3, H, W), got shape (3, 8, 8)"),
+        (lambda m: m.upscale(torch.rand(1, 3, 4, 4), z="gauss"), "z must be 'sample', 'zero', 'auto' or a tensor"),
+        (lambda m: m.upscale(torch.rand(1, 3, 4, 4), size=(9, 8)), "size (9, 8): the output can be cropped to at most"),
+        (lambda m: m.upscale(torch.rand(1, 3, 4, 4), size=(0, 0)), "size (0, 0): the output can be cropped to at most"),
+        (lambda m: irn.roundtrip_image(m, np.zeros((8, 8, 3), np.int32)), "unsupported array dtype int32"),
+        (lambda m: irn.roundtrip_image(m, "photo.png"), "got str (a path? read it with irn.io.read_image"),
+        (lambda m: irn.roundtrip_image(m, np.zeros((0, 0, 3), np.uint8)), "empty image (0x0 pixels)"),
+    ],
+)
+def test_api_mistakes_are_irn_errors_and_value_errors(model: IRN, call, words: str) -> None:
+    with pytest.raises(irn.InputError) as exc:
+        call(model)
+    assert isinstance(exc.value, irn.IRNError) and isinstance(exc.value, ValueError)
+    assert words in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_submodules_are_reachable_from_a_plain_import() -> None:
+    code = "import irn; print(irn.metrics.psnr.__name__, irn.tiling.spans.__name__)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["psnr", "spans"]

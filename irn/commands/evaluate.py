@@ -102,7 +102,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--save-images", metavar="DIR", help="write HR, LR, reconstruction, bicubic and a comparison per image"
     )
-    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, mps or auto (default: cuda if available)")
+    parser.add_argument(
+        "--device", default="auto", help="cpu, cuda, cuda:N, mps or auto (default: CUDA, else MPS, else CPU)"
+    )
 
 
 # ----------------------------------------------------------------------------- datasets

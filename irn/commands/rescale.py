@@ -71,7 +71,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     common.add_argument(
         "--model", default="x2", metavar="NAME|PATH", help="shipped model name (x2, x4) or checkpoint file (default x2)"
     )
-    common.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, mps or auto (default: cuda if available)")
+    common.add_argument(
+        "--device", default="auto", help="cpu, cuda, cuda:N, mps or auto (default: CUDA, else MPS, else CPU)"
+    )
     common.add_argument("-r", "--recursive", action="store_true", help="search folders recursively")
     common.add_argument(
         "--max-pixels",

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from irn.errors import InputError
 from irn.nn.coupling import AffineCoupling
 from irn.nn.haar import HaarDownsampling
 
@@ -39,12 +40,12 @@ class IRNConfig:
 
     def __post_init__(self) -> None:
         if self.scale not in (2, 4, 8):
-            raise ValueError(f"scale must be 2, 4 or 8, got {self.scale}")
+            raise InputError(f"scale must be 2, 4 or 8, got {self.scale}")
         blocks = tuple(int(b) for b in self.blocks_per_level) or (8,) * self.levels
         if len(blocks) != self.levels:
-            raise ValueError(f"blocks_per_level needs {self.levels} entries for scale {self.scale}, got {len(blocks)}")
+            raise InputError(f"blocks_per_level needs {self.levels} entries for scale {self.scale}, got {len(blocks)}")
         if any(b < 0 for b in blocks):
-            raise ValueError(f"blocks_per_level must be non-negative, got {blocks}")
+            raise InputError(f"blocks_per_level must be non-negative, got {blocks}")
         object.__setattr__(self, "blocks_per_level", blocks)
 
     @property
@@ -61,7 +62,7 @@ class IRNConfig:
         known = {f for f in cls.__dataclass_fields__}
         unknown = set(d) - known
         if unknown:
-            raise ValueError(f"unknown IRN config keys: {sorted(unknown)}")
+            raise InputError(f"unknown IRN config keys: {sorted(unknown)}")
         kwargs = dict(d)
         if "blocks_per_level" in kwargs:
             kwargs["blocks_per_level"] = tuple(kwargs["blocks_per_level"])  # type: ignore[arg-type]
@@ -86,7 +87,7 @@ class IRN(nn.Module):
         if config is None:
             config = IRNConfig(**kwargs)  # type: ignore[arg-type]
         elif kwargs:
-            raise TypeError("pass either an IRNConfig or keyword arguments, not both")
+            raise InputError("pass either an IRNConfig or keyword arguments, not both")
         self.config = config
         ops: list[nn.Module] = []
         channels = config.in_channels
@@ -116,7 +117,7 @@ class IRN(nn.Module):
     # ---------------------------------------------------------------- image API
     def _pad(self, hr: Tensor) -> Tensor:
         if hr.dim() != 4 or hr.shape[1] != self.config.in_channels:
-            raise ValueError(
+            raise InputError(
                 f"expected an image batch (B, {self.config.in_channels}, H, W), got shape {tuple(hr.shape)}"
             )
         s = self.scale
@@ -140,9 +141,15 @@ class IRN(nn.Module):
     def decode(self, lr: Tensor, z: Tensor, size: tuple[int, int] | None = None) -> Tensor:
         """Exact inverse of :meth:`encode`: (lr, z) -> hr (B, 3, s h, s w), cropped to ``size``."""
         if lr.shape[0] != z.shape[0] or lr.shape[-2:] != z.shape[-2:] or z.shape[1] != self.latent_channels:
-            raise ValueError(
+            raise InputError(
                 f"lr {tuple(lr.shape)} and z {tuple(z.shape)} do not fit: z needs "
                 f"{self.latent_channels} channels and the same batch and size as lr"
+            )
+        full = (lr.shape[-2] * self.scale, lr.shape[-1] * self.scale)
+        if size is not None and not (0 < size[0] <= full[0] and 0 < size[1] <= full[1]):
+            raise InputError(
+                f"size {tuple(size)}: the output can be cropped to at most {full} (the LR {tuple(lr.shape[-2:])} "
+                f"times {self.scale}), not enlarged or emptied"
             )
         hr, _ = self(torch.cat((lr, z), 1), rev=True)
         hr = hr[:, : self.config.in_channels]
@@ -169,7 +176,7 @@ class IRN(nn.Module):
         shape = (lr.shape[0], self.latent_channels, *lr.shape[-2:])
         if isinstance(z, Tensor):
             if tuple(z.shape) != shape:
-                raise ValueError(f"z must have shape {shape}, got {tuple(z.shape)}")
+                raise InputError(f"z must have shape {shape}, got {tuple(z.shape)}")
             return z.to(lr)
         if z == "zero":
             return lr.new_zeros(shape)
@@ -178,7 +185,7 @@ class IRN(nn.Module):
             if seed is not None:
                 gen = torch.Generator(device=lr.device).manual_seed(seed)
             return torch.randn(shape, generator=gen, device=lr.device, dtype=lr.dtype) * temperature
-        raise ValueError(f"z must be 'sample', 'zero', 'auto' or a tensor, got {z!r}")
+        raise InputError(f"z must be 'sample', 'zero', 'auto' or a tensor, got {z!r}")
 
     def recommended_z(self) -> Literal["sample", "zero"]:
         """The latent this model decodes best with: ``metadata["recommended_z"]`` of a loaded file
@@ -202,7 +209,7 @@ class IRN(nn.Module):
         :meth:`recommended_z`: "sample" unless the loaded file recommends "zero".
         """
         if lr.dim() != 4 or lr.shape[1] != self.config.in_channels:
-            raise ValueError(f"expected an LR batch (B, {self.config.in_channels}, h, w), got shape {tuple(lr.shape)}")
+            raise InputError(f"expected an LR batch (B, {self.config.in_channels}, h, w), got shape {tuple(lr.shape)}")
         latent = self.sample_latent(lr, z, temperature, seed)
         return self.decode(lr, latent, size).clamp(0, 1)
 
