@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import warnings
 from pathlib import Path
 
 import pytest
@@ -161,14 +162,17 @@ def test_custom_class_object_is_refused(tmp_path: Path) -> None:
         (b"\x89PNG\r\n\x1a\n" + bytes(64), ("not a readable checkpoint (it is a PNG image)",)),
         (b"\xff\xd8\xff\xe0" + bytes(64), ("not a readable checkpoint (it is a JPEG image)",)),
         (pickle.dumps([1, 2, 3], protocol=2), ("not a readable checkpoint, truncated or corrupt",)),
+        (pickle.dumps({"state_dict": {"a": 1}}, protocol=4), ("not a readable checkpoint",)),
     ],
 )
 def test_not_a_checkpoint_bytes(tmp_path: Path, content: bytes, words: tuple[str, ...]) -> None:
     path = tmp_path / "notes.pt"
     path.write_bytes(content)
-    with pytest.raises(CheckpointError) as exc:
+    with warnings.catch_warnings(record=True) as caught, pytest.raises(CheckpointError) as exc:
+        warnings.simplefilter("always")
         irn.load(path)
     assert_one_line_naming(exc, path, *words)
+    assert not caught, [str(w.message) for w in caught]  # torch's warnings do not leak before the one line
 
 
 @pytest.mark.parametrize(

@@ -412,6 +412,11 @@ def test_bad_requests_are_one_line_errors(tmp_path, capsys) -> None:
         (error,) = error_lines(capsys.readouterr().err)
         assert message in error
     assert files_under(tmp_path) == set()
+    (tmp_path / "a_file").write_text("keep me")
+    assert main(["data", "download", "div2k", "--parts", "valid_lr_x8", "--root", str(tmp_path / "a_file")]) == 2
+    (error,) = error_lines(capsys.readouterr().err)
+    assert f"--root {tmp_path / 'a_file'}: is a file, expected a folder" in error
+    assert (tmp_path / "a_file").read_text() == "keep me"
 
 
 def test_registry_pins_every_div2k_archive() -> None:

@@ -95,11 +95,13 @@ def _run_list(root: Path) -> int:
 def _run_download(args: argparse.Namespace) -> int:
     from irn.download import Checksum, FetchOptions, download_dataset, download_url
     from irn.errors import IRNError
+    from irn.io import check_output_path
 
     if args.retries < 0:
         raise IRNError("--retries must be 0 or more")
-    if args.timeout <= 0:
+    if not args.timeout > 0:  # NaN too
         raise IRNError("--timeout must be positive")
+    check_output_path(args.root, "--root", folder=True)
     options = FetchOptions(
         retries=args.retries,
         timeout=args.timeout,
