@@ -309,6 +309,7 @@ def test_cli_irn_and_reverse(tmp_path: Path, capsys: pytest.CaptureFixture[str])
         (["c.png", "t.png", "-o", "x.png", "--json", "."], "--json .: is a folder, expected a file"),
         (["c.png", "t.png", "-o", "x.png", "--json", "c.png/f.json"], "c.png is a file, not a folder"),
         (["--check", "c.png", "--json", "."], "--json .: is a folder"),
+        (["--check", "c.png", "--threshold", "nan"], "--threshold must be a finite number of dB, got nan"),
     ],
 )
 def test_cli_errors_are_one_line_exit_2(

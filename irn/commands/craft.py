@@ -278,6 +278,8 @@ def _run_check(args: argparse.Namespace) -> int:
     if args.cover is not None or args.target is not None:
         raise IRNError("--check takes one IMAGE and no COVER/TARGET")
     threshold = C.CHECK_THRESHOLD_DB if args.threshold is None else args.threshold
+    if not math.isfinite(threshold):
+        raise IRNError(f"--threshold must be a finite number of dB, got {threshold}")
     image = _read(args.check)
     report = C.check_image(image, threshold=threshold)
     verdict = "suspicious" if report.suspicious else "clean"
