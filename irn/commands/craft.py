@@ -139,16 +139,14 @@ def _load_model(resizer: str, device: str) -> tuple[Any, Any]:
 def run(args: argparse.Namespace) -> int:
     from irn.io import check_output_path
 
+    if args.json_path:
+        check_output_path(args.json_path, "--json")
     if args.check:
-        if args.json_path:
-            check_output_path(args.json_path, "--json")
         return _run_check(args)
     from irn import craft as C
 
     if args.cover is None or args.target is None:
         raise IRNError("give COVER and TARGET (or --check IMAGE)")
-    if args.json_path:
-        check_output_path(args.json_path, "--json")
     C.check_resizer(args.resizer)
     size = C.parse_size(args.size) if args.size else None
     out = _png_output(args)

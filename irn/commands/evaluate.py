@@ -385,14 +385,12 @@ def _load_model(args: argparse.Namespace, device: str) -> tuple[IRN | None, int,
     model = irn.load(args.model, device=device)
     if args.scale is not None and args.scale != model.scale:
         raise IRNError(f"--scale {args.scale} does not match the model {args.model}, which rescales by {model.scale}")
-    if args.z == "auto":
+    recommended = args.z == "auto"
+    if recommended:
         args.z = model.recommended_z()
-        if args.z == "zero" and args.draws != 1:
-            raise IRNError(
-                f"--draws: {args.model} recommends z = 0, which gives the same result every time; add --z sample"
-            )
     if args.z == "zero" and args.draws != 1:
-        raise IRNError("--draws needs --z sample: the zero latent gives the same result every time")
+        zero = f"the zero latent (which {args.model} recommends)" if recommended else "the zero latent"
+        raise IRNError(f"--draws needs --z sample: {zero} gives the same result every time")
     label = f"IRN {args.model}, z={args.z}" + (f", {args.draws} draws" if args.draws > 1 else "")
     return model, model.scale, label
 
