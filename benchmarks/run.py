@@ -24,7 +24,9 @@ Sections:
   libraries included), 512x512 and 2040x1356, x2 and x4, plain and fast, alternating.
 * ``training`` -- the training objective (:meth:`irn.training.IRNLightning.losses`, paper Eq. 5-9)
   forward + backward + Adam step, 144x144 patches: batch 4 on CPU (x2, x4), plain eager fp32 against
-  channels-last; batch 16 on a GPU (fp32 eager against bf16-mixed + channels-last + compile).
+  channels-last and against DDP over two CPU processes of half the threads each (2 + 2 patches,
+  gloo; :class:`DataParallelStep`, agreement by the averaged gradient); batch 16 on a GPU (fp32
+  eager against bf16-mixed + channels-last + compile).
 * ``data`` -- training patches per second from a folder of 2040x1356 PNGs written to /tmp, by
   :class:`irn.data.PatchDataset` through a DataLoader, with and without the decoded-image cache.
 * ``tiling`` -- PSNR of tiled against whole-image down and up for growing overlaps (the measurement
