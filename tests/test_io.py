@@ -101,8 +101,10 @@ def test_exif_orientation_is_applied(files: dict[str, Path]) -> None:
 
 def test_cmyk_is_close_to_the_original_colours(files: dict[str, Path]) -> None:
     rgb = as_uint8(read_image(files["cmyk"])).astype(int)
-    # Pillow's CMYK round trip is exact in theory; JPEG adds a little error
-    assert np.abs(rgb - rgb_array().astype(int)).mean() < 25
+    # Pillow's CMYK round trip is exact (0 without JPEG); JPEG at quality 95 adds a little
+    # (measured: mean 1.5, max 7 levels); a wrong conversion (K ignored, inverted) is ~100 off
+    error = np.abs(rgb - rgb_array().astype(int))
+    assert error.mean() < 3 and error.max() <= 16
 
 
 @pytest.mark.parametrize("maker", [write_animated_gif, write_multipage_tiff])
