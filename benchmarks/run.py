@@ -41,6 +41,7 @@ absolute times move with the load, the interleaved ratios much less.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import multiprocessing
@@ -52,7 +53,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -432,6 +433,17 @@ def _loss_module(lit: Any, step: int) -> torch.nn.Module:
     return Objective()
 
 
+@contextlib.contextmanager
+def zero_z_reconstruction(lit: Any) -> Iterator[None]:
+    """The objective with z = 0 in the reconstruction term (no random draw): what the gradient
+    agreement of :class:`DataParallelStep` and :func:`plain_gradient` compares."""
+    sampled, lit.config.loss.rec_sample_fraction = lit.config.loss.rec_sample_fraction, 0.0
+    try:
+        yield
+    finally:
+        lit.config.loss.rec_sample_fraction = sampled
+
+
 def _ddp_worker(
     rank: int, world: int, threads: int, rendezvous: str, scale: int, batch: int, patch: int, conn: Any
 ) -> None:
@@ -454,9 +466,8 @@ def _ddp_worker(
             start = time.perf_counter()
             optimizer.zero_grad(set_to_none=True)
             if command == "gradient":
-                sampled, lit.config.loss.rec_sample_fraction = lit.config.loss.rec_sample_fraction, 0.0
-                loss = ddp(hr, torch.Generator().manual_seed(3))
-                lit.config.loss.rec_sample_fraction = sampled
+                with zero_z_reconstruction(lit):
+                    loss = ddp(hr, torch.Generator().manual_seed(3))
             else:
                 loss = ddp(hr, torch.Generator().manual_seed(3 + rank))
             loss.backward()
@@ -517,19 +528,16 @@ class DataParallelStep:
 
 def plain_gradient(lit: Any, hr: torch.Tensor) -> tuple[torch.Tensor, float]:
     """What :meth:`DataParallelStep.gradient` computes, in this process on the whole batch."""
-    sampled, lit.config.loss.rec_sample_fraction = lit.config.loss.rec_sample_fraction, 0.0
-    try:
-        params = list(lit.model.parameters())
-        for p in params:
-            p.grad = None
+    params = list(lit.model.parameters())
+    for p in params:
+        p.grad = None
+    with zero_z_reconstruction(lit):
         loss = _loss_module(lit, step=1000)(hr, torch.Generator().manual_seed(3))
-        loss.backward()
-        flat = torch.cat([p.grad.flatten() for p in params])
-        for p in params:
-            p.grad = None
-        return flat, float(loss.detach())
-    finally:
-        lit.config.loss.rec_sample_fraction = sampled
+    loss.backward()
+    flat = torch.cat([p.grad.flatten() for p in params])
+    for p in params:
+        p.grad = None
+    return flat, float(loss.detach())
 
 
 def paper_step(code: Any, lit: Any, batch: int, patch: int) -> Callable[[], float]:

@@ -90,12 +90,11 @@ def _read(path: Path) -> Any:
                 f"{path}: refused: the file holds Python objects beyond tensors and plain "
                 f"containers, and loading it could run code (torch.load weights_only=True)"
             ) from None
-        raise CheckpointError(f"{path}: not a readable checkpoint{_looks_like(path)}") from None
+        raise CheckpointError(f"{path}: not a readable checkpoint{_looks_like(_head(path))}") from None
     except Exception as exc:  # noqa: BLE001 - torch.load fails in many ways on a bad file (IndexError, KeyError, ...)
-        with path.open("rb") as f:
-            head = f.read(4)
+        head = _head(path)
         if not (head.startswith(b"PK\x03\x04") or head.startswith(b"\x80")):  # torch's zip or legacy pickle
-            raise CheckpointError(f"{path}: not a readable checkpoint{_looks_like(path)}") from None
+            raise CheckpointError(f"{path}: not a readable checkpoint{_looks_like(head)}") from None
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(f"{path}: not a readable checkpoint, truncated or corrupt ({msg})") from None
 
@@ -110,10 +109,13 @@ _MAGIC = {
 }
 
 
-def _looks_like(path: Path) -> str:
-    """ " (it is a PNG image)" for files whose first bytes say what they are, else ", not a PyTorch file"."""
+def _head(path: Path) -> bytes:
     with path.open("rb") as f:
-        head = f.read(8)
+        return f.read(8)
+
+
+def _looks_like(head: bytes) -> str:
+    """ " (it is a PNG image)" for a file whose first bytes say what it is, else ", not a PyTorch file"."""
     kind = next((name for magic, name in _MAGIC.items() if head.startswith(magic)), None)
     return f" (it is {kind})" if kind else ", not a PyTorch file"
 

@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
     from irn.io import IMAGE_SUFFIXES, check_output_path, read_image
 
     device = torch.device(resolve_device(args.device))
-    check_output_path(args.output, "-o", folder=True)
+    out = check_output_path(args.output, "-o", folder=True)
     image_path = Path(args.image)
     if not image_path.is_file():
         raise IRNError(f"{image_path}: no such image file")
@@ -113,7 +113,6 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise IRNError(f"{image_path}: cannot read the image ({exc})") from None
 
-    out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     traces = []
     for r in rescalers:
