@@ -128,6 +128,9 @@ class TrainerConfig:
     #: torch CPU threads (null = torch's default)
     threads: int | None = None
     channels_last: bool = False
+    #: torch.compile the flow of the training step: null (off), default, reduce-overhead (+ CUDA graphs),
+    #: max-autotune
+    compile: Literal["default", "reduce-overhead", "max-autotune"] | None = None
     progress_bar: bool = True
     deterministic: bool = False
 
@@ -209,7 +212,16 @@ def _check_type(where: str, value: Any, annotation: Any) -> Any:
 
 
 def _name(annotation: Any) -> str:
-    return str(annotation).replace("typing.", "")
+    """A field type in YAML words: ``int | None`` -> "an integer or null"."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_name(a) for a in args)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in args)
+    if origin is list:
+        return f"a list of {_name(args[0]).removeprefix('an ').removeprefix('a ')}s"
+    names = {type(None): "null", bool: "true/false", int: "an integer", float: "a number", str: "a string"}
+    return names.get(annotation, str(annotation))
 
 
 def _build_section(name: str, values: Any) -> Any:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
+import shutil
 import sys
 import warnings
 from collections.abc import Sequence
@@ -75,12 +77,29 @@ def checkpoint_dir(cfg: TrainConfig) -> Path:
 def run(args: argparse.Namespace) -> int:
     cfg, resume = resolve_config(args)
     check_paths(cfg)
+    check_compiler(cfg)
     ckpt_dir = checkpoint_dir(cfg)
     if resume is None and (ckpt_dir / "last.ckpt").exists():
         raise ConfigError(
             f"{ckpt_dir / 'last.ckpt'} exists: continue it with --resume, or choose another --trainer.run_dir"
         )
     return train(cfg, resume)
+
+
+def check_compiler(cfg: TrainConfig) -> None:
+    """``trainer.compile`` on the CPU: torch's inductor writes C++, so a compiler must be there."""
+    import torch
+
+    t = cfg.trainer
+    if t.compile is None:
+        return
+    on_cpu = t.accelerator == "cpu" or (t.accelerator == "auto" and not torch.cuda.is_available())
+    compiler = os.environ.get("CXX", "g++")
+    if on_cpu and shutil.which(compiler) is None:
+        raise ConfigError(
+            f"trainer.compile {t.compile!r} on the CPU needs a C++ compiler ({compiler!r} not found; "
+            "set CXX, or trainer.compile: null)"
+        )
 
 
 def build_trainer(cfg: TrainConfig, callbacks: list[Any]) -> Any:
