@@ -1,7 +1,7 @@
 """Speed and memory of irn (issue 7), printed as one table, each optimisation against its baseline.
 
     .venv/bin/python benchmarks/run.py                      # everything (hours on a shared 2-core CPU)
-    .venv/bin/python benchmarks/run.py --only inference     # sections: inference, whole, training, data, tiling
+    .venv/bin/python benchmarks/run.py --only inference     # sections: inference, whole, training, gpu, data, tiling
     .venv/bin/python benchmarks/run.py --quick              # small sizes, one repeat: a smoke run
     .venv/bin/python benchmarks/run.py --paper-code DIR     # also time the paper's code, in the same run
 
@@ -25,8 +25,11 @@ Sections:
 * ``training`` -- the training objective (:meth:`irn.training.IRNLightning.losses`, paper Eq. 5-9)
   forward + backward + Adam step, 144x144 patches: batch 4 on CPU (x2, x4), plain eager fp32 against
   channels-last and against DDP over two CPU processes of half the threads each (2 + 2 patches,
-  gloo; :class:`DataParallelStep`, agreement by the averaged gradient); batch 16 on a GPU (fp32
-  eager against bf16-mixed + channels-last + compile).
+  gloo; :class:`DataParallelStep`, agreement by the averaged gradient).
+* ``gpu`` -- the trainer's GPU recipes (``trainer.precision``, ``channels_last``, ``compile``) at the
+  paper's configuration (batch 16, 144x144, ``configs/x{2,4}.yaml``) through ``irn train`` itself:
+  it/s (median of 5 timed windows), GPU utilisation, data wait, peak memory and Set5 PSNR-Y after
+  the same number of steps against fp32 (:mod:`gpu_training`). Without CUDA: "not measured".
 * ``data`` -- training patches per second from a folder of 2040x1356 PNGs written to /tmp, by
   :class:`irn.data.PatchDataset` through a DataLoader, with and without the decoded-image cache.
 * ``tiling`` -- PSNR of tiled against whole-image down and up for growing overlaps (the measurement
@@ -62,7 +65,7 @@ import torch
 from paper_anchor import PaperModel, load_paper_code, paper_training_step
 
 REPO = Path(__file__).resolve().parents[1]
-SECTIONS = ("inference", "whole", "training", "data", "tiling")
+SECTIONS = ("inference", "whole", "training", "gpu", "data", "tiling")
 NOT_MEASURED = "not measured (no GPU)"
 LABELS = {
     "paper": "the paper's code (anchor, --paper-code)",
@@ -365,18 +368,6 @@ def bench_whole(args: argparse.Namespace) -> list[Row]:
 
 
 # -------------------------------------------------------------------------------- (b) training
-class FlowModule(torch.nn.Module):
-    """Presents an accelerated flow as the ``model`` of :class:`irn.training.IRNLightning`."""
-
-    def __init__(self, model: torch.nn.Module, flow: Callable[..., Any]) -> None:
-        super().__init__()
-        self.inner = model
-        self.flow = flow
-
-    def forward(self, x: torch.Tensor, rev: bool = False) -> Any:
-        return self.flow(x, rev)
-
-
 def bench_batch(batch: int, patch: int) -> torch.Tensor:
     """The training batch every variant of the training section steps on (CPU, [0, 1])."""
     return torch.rand(batch, 3, patch, patch, generator=torch.Generator().manual_seed(2))
@@ -387,7 +378,6 @@ def training_step_fn(
 ) -> tuple[Callable[[], float], Any]:
     """One step of the paper's objective: forward + backward + Adam. Returns (step, the LightningModule)."""
     from irn.config import TrainConfig
-    from irn.inference import AcceleratorOptions, accelerated_flow
     from irn.training import IRNLightning
 
     config = TrainConfig()
@@ -400,10 +390,7 @@ def training_step_fn(
     with torch.no_grad():  # non-trivial weights everywhere (fresh last convolutions are zero)
         for p in lit.model.parameters():
             p.copy_(torch.randn(p.shape, generator=gen) * 0.02)  # p may be channels-last: draw contiguous
-    params = list(lit.model.parameters())
-    if variant.startswith("bf16"):
-        lit.model = FlowModule(lit.model, accelerated_flow(lit.model, AcceleratorOptions(compile=True)))
-    optimizer = torch.optim.Adam(params, lr=2e-4)
+    optimizer = torch.optim.Adam(lit.model.parameters(), lr=2e-4)
     hr = bench_batch(batch, patch).to(device)
     if variant == "channels-last":
         hr = hr.contiguous(memory_format=torch.channels_last)
@@ -607,17 +594,44 @@ def bench_training(args: argparse.Namespace) -> list[Row]:
                     vs_paper(anchor, t),
                 )
             )
-        gpu_case = f"x{scale} batch 16 144x144 step"
-        if torch.cuda.is_available():
-            gpu = torch.device("cuda")
-            g = {v: training_step_fn(scale, 16, 144, gpu, v)[0] for v in ("plain", "bf16-mixed+cl+compile")}
-            gt = interleaved(g, max(args.repeats, 10))
-            gbase = statistics.median(gt["plain"])
-            for v in g:
-                t = statistics.median(gt[v])
-                rows.append(Row("training", gpu_case, f"GPU: {v}", "cuda", f"{1 / t:.1f} it/s", fmt_ratio(gbase, t)))
-        else:
-            rows.append(Row("training", gpu_case, "GPU: bf16-mixed + channels-last + compile", "cuda", NOT_MEASURED))
+    return rows
+
+
+# ------------------------------------------------------------------------- (b') GPU training
+def bench_gpu(args: argparse.Namespace) -> list[Row]:
+    """The trainer's GPU recipes through ``irn train`` itself (:mod:`gpu_training`)."""
+    import gpu_training as gt
+
+    device = args.gpu_device
+    steps, warmup = (8, 3) if args.quick else (args.gpu_steps, args.gpu_warmup)
+    case = "x{scale} batch {batch} {patch}x{patch}, " + f"{steps} steps ({warmup} warm-up)"
+    if device == "cuda" and not torch.cuda.is_available():
+        return [
+            Row("gpu", case.format(scale=s, batch=16, patch=144), gt.LABELS[r], "cuda", NOT_MEASURED)
+            for s in args.gpu_scales
+            for r in ["fp32", *[r for r in args.gpu_recipes if r != "fp32"]]
+        ]
+    train_dir = Path(args.train_dir) if args.train_dir else None
+    if train_dir is None:
+        train_dir = Path(args.data_dir)
+        write_pngs(train_dir, 2 if args.quick else 8, (256, 384) if args.quick else (1356, 2040))
+    val_dir = Path(args.val_dir) if args.val_dir else None
+    overrides = gt.QUICK_OVERRIDES if args.quick else []
+    batch, patch = (2, 16) if args.quick else (16, 144)
+    rows = []
+    for scale, name, result, cells in gt.run_all(
+        args.gpu_scales, args.gpu_recipes, steps, warmup, train_dir, val_dir, device, overrides
+    ):
+        rows.append(
+            Row(
+                "gpu",
+                case.format(scale=scale, batch=batch, patch=patch),
+                gt.LABELS[name],
+                device,
+                raw={} if result is None else asdict(result),
+                **cells,
+            )
+        )
     return rows
 
 
@@ -722,6 +736,12 @@ def print_table(rows: list[Row]) -> None:
         )
 
 
+def gpu_recipes() -> dict[str, Any]:
+    import gpu_training
+
+    return gpu_training.RECIPES
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", nargs="+", choices=SECTIONS, default=list(SECTIONS), help="sections to run")
@@ -732,6 +752,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--x4", help="x4 checkpoint (default: shipped x4, else random weights)")
     parser.add_argument("--data-dir", default="/tmp/irn_bench_pngs", help="where the data section writes PNGs")
     parser.add_argument("--json", help="also write the rows as JSON here")
+    gpu = parser.add_argument_group("gpu section", "the trainer's GPU recipes through irn train (gpu_training.py)")
+    gpu.add_argument("--gpu-scales", nargs="+", type=int, choices=(2, 4), default=[2, 4])
+    gpu.add_argument(
+        "--gpu-recipes",
+        nargs="+",
+        choices=list(gpu_recipes()),
+        default=list(gpu_recipes()),
+        help="fp32 always runs first (the baseline)",
+    )
+    gpu.add_argument("--gpu-steps", type=int, default=1000, help="training steps per recipe")
+    gpu.add_argument("--gpu-warmup", type=int, default=100, help="steps before the timed windows")
+    gpu.add_argument("--gpu-device", choices=("cuda", "cpu"), default="cuda", help="cpu: a (slow) smoke run")
+    gpu.add_argument("--train-dir", help="training images (default: PNGs written to --data-dir)")
+    gpu.add_argument("--val-dir", help="validation images for the quality figure, e.g. Set5/HR (default: none)")
     parser.add_argument(
         "--paper-code",
         metavar="DIR",
@@ -754,6 +788,7 @@ def main(argv: list[str] | None = None) -> int:
         "inference": bench_inference,
         "whole": bench_whole,
         "training": bench_training,
+        "gpu": bench_gpu,
         "data": bench_data,
         "tiling": bench_tiling,
     }

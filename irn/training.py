@@ -288,12 +288,14 @@ class IRNLightning(L.LightningModule):
 
     # ------------------------------------------------------------------ validation
     def validation_step(self, batch: tuple[Tensor, list[str]], batch_idx: int) -> None:
+        """Scores the weights as ``irn rescale`` runs them: without the trainer's mixed-precision autocast."""
         hr, _ = batch
         s = self.config.model.scale
-        lr = self.model.downscale(hr)
-        lr_ref = quantize(imresize(hr, scale=1.0 / s))
-        x0 = self.model.upscale(lr, z="zero")
-        xs = self.model.upscale(lr, z="sample", seed=batch_idx)
+        with torch.autocast(device_type=hr.device.type, enabled=False):
+            lr = self.model.downscale(hr)
+            lr_ref = quantize(imresize(hr, scale=1.0 / s))
+            x0 = self.model.upscale(lr, z="zero")
+            xs = self.model.upscale(lr, z="sample", seed=batch_idx)
         self.log("val/psnr_y_z0", psnr_y(x0, hr, s).mean(), batch_size=1, sync_dist=False)
         self.log("val/psnr_y_sample", psnr_y(xs, hr, s).mean(), batch_size=1, sync_dist=False)
         self.log("val/lr_psnr_y", psnr_y(lr, lr_ref, 0).mean(), batch_size=1, sync_dist=False)

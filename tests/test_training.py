@@ -166,6 +166,29 @@ def test_every_loss_option_enters_the_objective_as_documented() -> None:
     torch.testing.assert_close(terms["loss"].detach(), 1.5 * fit + 2.5 * rec_term + 0.3 * latent)
 
 
+def test_validation_scores_the_weights_in_fp32_under_mixed_precision(tmp_path: Path) -> None:
+    """Lightning runs validation_step inside the bf16 autocast of trainer.precision=bf16-mixed;
+    the logged PSNRs must be those of the fp32 network (what irn rescale runs), not of bf16 maths."""
+    module = IRNLightning(config_from_dict(tiny_config(tmp_path)))
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in module.model.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen) * 0.05)
+    logged: dict[str, list[float]] = {}
+    module.log = lambda name, value, **kw: logged.setdefault(name, []).append(float(value))  # type: ignore[method-assign]
+    module._log_grid = lambda *args: None  # type: ignore[method-assign]
+    hr = torch.rand(1, 3, 32, 32, generator=gen)
+    module.validation_step((hr, ["a"]), 0)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        module.validation_step((hr, ["a"]), 0)
+        bf16_x0 = module.model.upscale(module.model.downscale(hr), z="zero")
+    fp32, mixed = logged["val/psnr_y_z0"]
+    assert fp32 == mixed and logged["val/psnr_y_sample"][0] == logged["val/psnr_y_sample"][1]
+    assert logged["val/lr_psnr_y"][0] == logged["val/lr_psnr_y"][1]
+    # the autocast does change the network's output, so the test would see bf16 maths
+    assert float((bf16_x0 - module.model.upscale(module.model.downscale(hr), z="zero")).abs().max()) > 1e-3
+
+
 def test_lr_schedule_warmup_and_milestones() -> None:
     assert lr_factor(0, 4, [10], 0.5) == pytest.approx(0.25)
     assert lr_factor(3, 4, [10], 0.5) == 1.0

@@ -144,6 +144,8 @@ def build_trainer(cfg: TrainConfig, callbacks: list[Any]) -> Any:
         plugins=[AtomicCheckpointIO()],
         use_distributed_sampler=False,
         deterministic=t.deterministic,
+        # training patches have one size: let cuDNN pick the fastest convolution algorithms
+        benchmark=not t.deterministic,
     )
     try:
         return L.Trainer(**options)
