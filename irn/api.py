@@ -92,6 +92,11 @@ def _apply(
     device = _model_device(model)
     s = model.scale
     if isinstance(image, Tensor):
+        if not image.is_floating_point():
+            raise InputError(
+                f"a tensor image must be floating point in [0, 1], got {image.dtype} (8-bit pixels: divide by 255, "
+                "or pass a numpy array or PIL image)"
+            )
         x = image if image.dim() == 4 else image[None]
         alpha = None
     else:

@@ -12,6 +12,7 @@ resolved against the current working directory, not against the config file.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -121,7 +122,7 @@ class TrainerConfig:
     checkpoint_every_minutes: float | None = None
     log_every_n_steps: int = 50
     seed: int = 0
-    #: stop after this many non-finite losses in a row (each one is skipped)
+    #: stop after this many steps in a row with a non-finite loss or gradient (each one is skipped)
     max_nonfinite_steps: int = 20
     #: z used for the "best" checkpoint's metric: val/psnr_y_z0 or val/psnr_y_sample
     monitor: Literal["val/psnr_y_z0", "val/psnr_y_sample"] = "val/psnr_y_z0"
@@ -203,6 +204,8 @@ def _check_type(where: str, value: Any, annotation: Any) -> Any:
                 raise ConfigError(f"{where}: expected a number, got {value!r}") from None
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where}: expected a number, got {value!r}")
+        if not math.isfinite(value):
+            raise ConfigError(f"{where}: expected a finite number, got {value!r}")
         return float(value)
     if annotation is str:
         if not isinstance(value, str):
@@ -328,6 +331,10 @@ def validate(cfg: TrainConfig) -> None:
         raise ConfigError(f"data.val_max_images must be >= 1 or null, got {d.val_max_images}")
     if not 0.0 <= lo.rec_sample_fraction <= 1.0:
         raise ConfigError(f"loss.rec_sample_fraction must be in [0, 1], got {lo.rec_sample_fraction}")
+    weights = {"lambda_fit": lo.lambda_fit, "lambda_rec": lo.lambda_rec, "lambda_latent": lo.lambda_latent}
+    for name, weight in weights.items():
+        if weight is not None and weight < 0:
+            raise ConfigError(f"loss.{name} must be >= 0, got {weight}")
     if lo.charbonnier_eps < 0 or lo.y_noise_std < 0 or lo.rec_temperature < 0:
         raise ConfigError("loss.charbonnier_eps, loss.y_noise_std and loss.rec_temperature must be >= 0")
     if len(o.betas) != 2:

@@ -19,7 +19,7 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
@@ -34,11 +34,15 @@ def list_images(folder: str | Path) -> list[Path]:
 
 
 def read_uint8(path: Path) -> Tensor:
-    """An image file as a uint8 (3, H, W) tensor (any mode converted to RGB)."""
+    """An image file as a uint8 (3, H, W) tensor (any mode converted to RGB), turned upright by its
+    EXIF orientation as :func:`irn.io.read_image` does (so training, validation and ``irn eval`` see
+    the same pixels)."""
     with Image.open(path) as im:
+        if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+            return (read_image(path) * 255).round().to(torch.uint8)
+        if int(im.getexif().get(0x0112, 1) or 1) != 1:
+            im = ImageOps.exif_transpose(im)
         if im.mode != "RGB":
-            if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-                return (read_image(path) * 255).round().to(torch.uint8)
             im = im.convert("RGB")
         arr = np.asarray(im, dtype=np.uint8).copy()
     return torch.from_numpy(arr).permute(2, 0, 1).contiguous()

@@ -21,7 +21,7 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import NamedTuple
+from typing import IO, Literal, NamedTuple
 
 import numpy as np
 import torch
@@ -360,6 +360,29 @@ def check_output_path(path: str | os.PathLike[str], flag: str, *, folder: bool =
     return path
 
 
+@contextmanager
+def atomic_write(path: str | os.PathLike[str], mode: Literal["wb", "w"] = "wb", *, fsync: bool = False) -> Iterator[IO]:
+    """A new file to write ``path``'s contents into; it replaces ``path`` in one rename when the block ends.
+
+    The file is created beside ``path`` (hidden, unique name) with the permissions a plain ``open``
+    gives (0o666 less the umask); on any error it is removed and ``path`` is left as it was, so a
+    reader sees the old complete file or the new complete one. ``fsync``: flush to disk before the rename.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
+    try:
+        with open(tmp, "xb" if mode == "wb" else "x", **({} if mode == "wb" else {"encoding": "utf-8"})) as f:
+            yield f
+            if fsync:
+                f.flush()
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def write_image(x: Tensor, path: str | os.PathLike[str], *, alpha: Tensor | None = None, **save_kwargs: object) -> Path:
     """Write (3, H, W) in [0, 1] as an 8-bit image, atomically; the format follows the suffix.
 
@@ -370,13 +393,6 @@ def write_image(x: Tensor, path: str | os.PathLike[str], *, alpha: Tensor | None
     if alpha is not None and fmt not in ALPHA_FORMATS:
         raise ValueError(f"{path}: {fmt} cannot store an alpha channel")
     image = to_pil(x, alpha)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # A unique hidden name beside the target (created with the user's umask), then an atomic rename.
-    tmp = path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
-    try:
-        image.save(tmp, format=fmt, **save_kwargs)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as f:
+        image.save(f, format=fmt, **save_kwargs)
     return path

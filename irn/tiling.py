@@ -31,7 +31,7 @@ from typing import Literal
 
 from torch import Tensor
 
-from irn.nn.network import IRN, ZMode, quantize
+from irn.nn.network import IRN, ZMode, check_decode_inputs, quantize
 
 #: context on each side of a tile, in LR pixels (see the module docstring)
 DEFAULT_OVERLAP = 32
@@ -103,11 +103,7 @@ def tiled_downscale(model: IRN, hr: Tensor, tiling: Tiling) -> Tensor:
 
 def tiled_decode(model: IRN, lr: Tensor, z: Tensor, tiling: Tiling, size: tuple[int, int] | None = None) -> Tensor:
     """:meth:`IRN.decode` tile by tile: (lr (B, 3, h, w), z) -> hr (B, 3, s h, s w), cropped to ``size``."""
-    if lr.shape[0] != z.shape[0] or lr.shape[-2:] != z.shape[-2:] or z.shape[1] != model.latent_channels:
-        raise ValueError(
-            f"lr {tuple(lr.shape)} and z {tuple(z.shape)} do not fit: z needs "
-            f"{model.latent_channels} channels and the same batch and size as lr"
-        )
+    check_decode_inputs(lr, z, size, model.scale, model.latent_channels)
     s = model.scale
     b, c, h, w = lr.shape
     out_h, out_w = (s * h, s * w) if size is None else size

@@ -15,9 +15,7 @@ DDP belong to the ``lightning.Trainer``.
 from __future__ import annotations
 
 import math
-import os
 import random
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -29,6 +27,7 @@ from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from torch import Tensor
 
 from irn.config import TrainConfig, config_from_dict
+from irn.io import atomic_write
 from irn.nn.coupling import AffineCoupling
 from irn.nn.network import IRN, IRNConfig, quantize
 from irn.resize import imresize
@@ -125,6 +124,14 @@ def read_training_checkpoint(path: str | Path) -> dict[str, Any]:
     return ckpt
 
 
+def trained_on_zero_latent(config: TrainConfig) -> bool:
+    """Whether the reconstruction term only ever decoded with z = 0 (see :meth:`IRNLightning.losses`):
+    no sample of a batch drew z (``round(rec_sample_fraction * batch_size) == 0``), or z's
+    temperature was 0."""
+    lo = config.loss
+    return int(round(lo.rec_sample_fraction * config.data.batch_size)) == 0 or lo.rec_temperature == 0
+
+
 def export_checkpoint(src: str | Path, dst: str | Path) -> dict[str, Any]:
     """Write the network of training checkpoint ``src`` to ``dst`` with :func:`irn.save`.
 
@@ -157,7 +164,7 @@ def export_checkpoint(src: str | Path, dst: str | Path) -> dict[str, Any]:
         "config": config.to_dict(),
         "best_validation": best,
         # a model whose reconstruction term never saw sampled z decodes well only with z = 0
-        "recommended_z": "zero" if config.loss.rec_sample_fraction == 0 else "sample",
+        "recommended_z": "zero" if trained_on_zero_latent(config) else "sample",
         "source_checkpoint": str(Path(src).name),
         "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
@@ -255,7 +262,6 @@ class IRNLightning(L.LightningModule):
         if finite.item() < 1:
             self._count_nonfinite()
             return None
-        self.nonfinite_in_row = 0
         bs = hr.shape[0]
         self.log("loss", terms["loss"].detach(), prog_bar=True, batch_size=bs)
         for key in ("fit", "rec", "latent"):
@@ -280,11 +286,15 @@ class IRNLightning(L.LightningModule):
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         grads = [p.grad for p in self.model.parameters() if p.grad is not None]
+        if not grads:  # Lightning calls this hook for a step whose training_step returned None too
+            return
         # one reduction and one device sync for all gradients (not one per parameter)
-        if grads and not bool(torch.stack([torch.isfinite(g).all() for g in grads]).all()):
+        if not bool(torch.stack([torch.isfinite(g).all() for g in grads]).all()):
             for p in self.model.parameters():
                 p.grad = None
             self._count_nonfinite()
+        else:  # a finite loss and finite gradients: the run of non-finite steps is over
+            self.nonfinite_in_row = 0
 
     # ------------------------------------------------------------------ validation
     def validation_step(self, batch: tuple[Tensor, list[str]], batch_idx: int) -> None:
@@ -372,21 +382,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     """
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                torch.save(checkpoint, f)
-                f.flush()
-                os.fsync(f.fileno())
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o666 & ~umask)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_write(path, fsync=True) as f:
+            torch.save(checkpoint, f)
 
 
 class CheckpointEvery(L.Callback):

@@ -97,6 +97,14 @@ def test_tensors_keep_their_rank(model: IRN) -> None:
         (lambda m: irn.roundtrip_image(m, np.zeros((8, 8, 3), np.int32)), "unsupported array dtype int32"),
         (lambda m: irn.roundtrip_image(m, "photo.png"), "got str (a path? read it with irn.io.read_image"),
         (lambda m: irn.roundtrip_image(m, np.zeros((0, 0, 3), np.uint8)), "empty image (0x0 pixels)"),
+        (
+            lambda m: irn.downscale_image(m, torch.full((3, 8, 8), 200, dtype=torch.uint8)),
+            "a tensor image must be floating point in [0, 1], got torch.uint8 (8-bit pixels: divide by 255",
+        ),
+        (lambda m: m.downscale(torch.ones(1, 3, 8, 8, dtype=torch.int64)), "the image must be a torch.float32 tensor"),
+        (lambda m: m.encode(torch.rand(1, 3, 8, 8, dtype=torch.float64)), "the image is torch.float64 but the model"),
+        (lambda m: m.upscale(torch.ones(1, 3, 4, 4, dtype=torch.uint8)), "lr must be a torch.float32 tensor in [0, 1]"),
+        (lambda m: m.decode(torch.rand(1, 3, 4, 4), torch.randn(1, 9, 4, 4).double()), "z is torch.float64 but"),
     ],
 )
 def test_api_mistakes_are_irn_errors_and_value_errors(model: IRN, call, words: str) -> None:

@@ -307,6 +307,8 @@ def test_cli_irn_and_reverse(tmp_path: Path, capsys: pytest.CaptureFixture[str])
         (["--reverse", "c.png", "t.png", "-o", "x.png"], "--reverse needs an IRN"),
         (["c.png", "t.png", "-o", "x.png", "--resizer", "irn:nope.pt"], "no such checkpoint"),
         (["c.png", "t.png", "-o", "x.png", "--json", "."], "--json .: is a folder, expected a file"),
+        (["c.png", "t.png", "-o", "c.png/x.png"], "-o c.png/x.png: c.png is a file, not a folder"),
+        (["c.png", "t.png", "-o", "sub.png"], "-o sub.png: is a folder, expected a file"),
         (["c.png", "t.png", "-o", "x.png", "--json", "c.png/f.json"], "c.png is a file, not a folder"),
         (["--check", "c.png", "--json", "."], "--json .: is a folder"),
         (["--check", "c.png", "--threshold", "nan"], "--threshold must be a finite number of dB, got nan"),
@@ -317,6 +319,7 @@ def test_cli_errors_are_one_line_exit_2(
 ) -> None:
     _save(_scene(64, 20, "cover"), tmp_path / "c.png")
     _save(_scene(32, 21, "target"), tmp_path / "t.png")
+    (tmp_path / "sub.png").mkdir()
     monkeypatch.chdir(tmp_path)
     assert main(["craft", *argv]) == 2
     err = capsys.readouterr().err.strip()

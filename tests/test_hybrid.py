@@ -163,3 +163,7 @@ def test_cli_missing_input_and_bad_output(tmp_path: Path, capsys: pytest.Capture
     assert "no such FAR image" in capsys.readouterr().err
     assert main(["hybrid", str(near_path), str(near_path), "-o", str(tmp_path / "o.jpg")]) == 2
     assert ".png" in capsys.readouterr().err
+    for out, message in ((near_path / "o.png", f"{near_path} is a file, not a folder"), (tmp_path, "is a folder")):
+        assert main(["hybrid", str(near_path), str(near_path), "-o", str(out)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"irn: error: -o {out}: ") and message in err and "\n" not in err, err

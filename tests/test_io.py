@@ -12,6 +12,7 @@ from sample_images import (
     rgb_array,
     write_all_modes,
     write_animated_gif,
+    write_exif_rotated,
     write_multipage_tiff,
     write_png_header_only,
     write_truncated,
@@ -175,7 +176,7 @@ def test_write_image_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     target = tmp_path / "out.png"
 
     def broken_save(self: Image.Image, fp: object, *args: object, **kwargs: object) -> None:
-        Path(str(fp)).write_bytes(b"\x89PNG half")  # half-written, then the process "dies"
+        fp.write(b"\x89PNG half")  # type: ignore[attr-defined]  # half-written, then the process "dies"
         raise KeyboardInterrupt
 
     monkeypatch.setattr(Image.Image, "save", broken_save)
@@ -203,3 +204,51 @@ def test_our_limit_replaces_pillows_both_ways(tmp_path: Path, monkeypatch: pytes
     with pytest.raises(ImageTooLargeError, match="30x10 = 300 pixels is over the limit of 50 pixels"):
         read_image_checked(path, max_pixels=50)
     assert Image.MAX_IMAGE_PIXELS == 100
+
+
+def test_atomic_writes_keep_the_umask_permissions_and_lose_nothing(tmp_path: Path) -> None:
+    """Every file irn writes goes through io.atomic_write: mode 0o666 less the umask (mkstemp's
+    0o600 made exported models and JSON reports private), and a failed write keeps the old file."""
+    import json
+    import os
+
+    import irn
+    from irn.commands.evaluate import _write_json
+    from irn.commands.rescale import write_json
+    from irn.nn import IRN, IRNConfig
+    from irn.training import AtomicCheckpointIO
+
+    old = os.umask(0o022)
+    try:
+        written = [
+            irn.save(IRN(IRNConfig(scale=2, blocks_per_level=(1,), growth=4)), tmp_path / "m.pt"),
+            write_image(torch.rand(3, 8, 8), tmp_path / "a.png"),
+        ]
+        AtomicCheckpointIO().save_checkpoint({"w": torch.ones(2)}, tmp_path / "c.ckpt")
+        _write_json(tmp_path / "e.json", {"x": 1.0})
+        write_json(tmp_path / "r.json", {"x": 1})
+        written += [tmp_path / "c.ckpt", tmp_path / "e.json", tmp_path / "r.json"]
+    finally:
+        os.umask(old)
+    for path in written:
+        assert path.stat().st_mode & 0o777 == 0o644, path
+    with pytest.raises(RuntimeError, match="disk full"), io.atomic_write(tmp_path / "r.json", "w") as f:
+        f.write("{")
+        raise RuntimeError("disk full")
+    assert json.loads((tmp_path / "r.json").read_text()) == {"x": 1}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "c.ckpt", "e.json", "m.pt", "r.json"]
+
+
+def test_training_reader_turns_images_upright_as_read_image_does(tmp_path: Path) -> None:
+    """irn.data.read_uint8 (training and validation images) and read_image (irn eval, rescale)
+    apply the EXIF orientation alike, so val/psnr_y scores the pixels irn eval scores."""
+    from irn.data import read_uint8
+
+    arr = rgb_array(20, 30)
+    path = write_exif_rotated(tmp_path / "rot.png", arr, orientation=6)
+    upright = read_uint8(path)
+    assert upright.shape == (3, 30, 20)
+    torch.testing.assert_close(upright, (read_image(path) * 255).round().to(torch.uint8), rtol=0, atol=0)
+    plain = tmp_path / "plain.png"
+    Image.fromarray(arr).save(plain)
+    torch.testing.assert_close(read_uint8(plain), torch.from_numpy(arr).permute(2, 0, 1), rtol=0, atol=0)

@@ -225,8 +225,10 @@ def test_haar_channel_order() -> None:
     y, _ = HaarDownsampling(3)(x)
     mean = x.reshape(1, 3, 2, 2, 3, 2).mean(dim=(3, 5))
     torch.testing.assert_close(y[:, :3], mean)
-    horizontal = (x[..., 0::2, 0::2] - x[..., 0::2, 1::2] + x[..., 1::2, 0::2] - x[..., 1::2, 1::2]) / 4
-    torch.testing.assert_close(y[:, 3:6], horizontal)
+    a, b, c, d = x[..., 0::2, 0::2], x[..., 0::2, 1::2], x[..., 1::2, 0::2], x[..., 1::2, 1::2]  # [[a, b], [c, d]]
+    torch.testing.assert_close(y[:, 3:6], (a - b + c - d) / 4)  # left minus right column
+    torch.testing.assert_close(y[:, 6:9], (a + b - c - d) / 4)  # top minus bottom row
+    torch.testing.assert_close(y[:, 9:12], (a - b - c + d) / 4)  # diagonal
 
 
 def test_config_validation() -> None:

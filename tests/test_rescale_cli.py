@@ -114,7 +114,18 @@ def test_down_then_up_of_a_standalone_lr(tmp_path: Path, model_path: Path, capsy
         ["rescale", "up", str(lr), "--model", str(model_path), "-o", str(tmp_path / "hr"), "--z", "zero"], capsys
     )
     assert code == 0, err
-    assert Image.open(tmp_path / "hr" / "photo_x2_up.png").size == (10, 16)  # exactly 2x the LR
+    up = tmp_path / "hr" / "photo_x2_up.png"
+    assert Image.open(up).size == (10, 16)  # exactly 2x the LR
+    # the files hold the model's own outputs (8-bit): what model.downscale / upscale give
+    model = irn.load(model_path)
+    with torch.no_grad():
+        x = torch.from_numpy(np.asarray(Image.open(src))).permute(2, 0, 1)[None].float() / 255
+        lr_expected = model.downscale(x)
+        lr_file = torch.from_numpy(np.asarray(Image.open(lr))).permute(2, 0, 1)[None].float() / 255
+        up_expected = model.upscale(lr_file, z="zero")
+    to8 = lambda t: (t[0].permute(1, 2, 0) * 255).round().byte().numpy()  # noqa: E731
+    assert np.array_equal(np.asarray(Image.open(lr)), to8(lr_expected))
+    assert np.array_equal(np.asarray(Image.open(up)), to8(up_expected))
 
 
 def test_folders_recursion_and_globs(tmp_path: Path, model_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -56,19 +56,24 @@ def test_tiled_equals_untiled_with_enough_overlap(scale: int) -> None:
     """One coupling block per level: an LR pixel depends on inputs at most 10 (x2) / 15 (x4) LR
     pixels away, so an overlap of 16 makes tiles agree with the whole image up to fp32 rounding."""
     model = random_irn(scale, blocks=1, growth=16)
-    hr = torch.rand(1, 3, 54, 42)  # not a multiple of the scale: padded, then cropped back
-    tiling = Tiling(tile=6, overlap=16)  # 6-pixel LR cores, cut on multiples of the scale in HR
+    h, w = 40 * scale + 2, 36 * scale + 2  # not a multiple of the scale: padded, then cropped back
+    hr = torch.rand(1, 3, h, w)
+    tiling = Tiling(tile=12, overlap=16)  # 12-pixel LR cores, cut on multiples of the scale in HR
+    lr_h, lr_w = math.ceil(h / scale), math.ceil(w / scale)
+    # the tiles really are cut: most contexts are smaller than the LR image in both directions
+    assert sum(cb - ca < lr_h for _, _, ca, cb in spans(lr_h, 12, 16)) >= 2
+    assert sum(cb - ca < lr_w for _, _, ca, cb in spans(lr_w, 12, 16)) >= 2
     with torch.no_grad():
         lr = model.downscale(hr)
         lr_tiled = tiled_downscale(model, hr, tiling)
         lr_full, z_full = model.encode(hr)
         lr_enc, z_enc = tiled_encode(model, hr, tiling)
-        up = model.upscale(lr, seed=3, size=(54, 42))
-        up_tiled = tiled_upscale(model, lr, tiling, seed=3, size=(54, 42))
+        up = model.upscale(lr, seed=3, size=(h, w))
+        up_tiled = tiled_upscale(model, lr, tiling, seed=3, size=(h, w))
         up0 = model.upscale(lr, z="zero")
         up0_tiled = tiled_upscale(model, lr, tiling, z="zero")
-    assert lr_tiled.shape == lr.shape == (1, 3, math.ceil(54 / scale), math.ceil(42 / scale))
-    assert up_tiled.shape == (1, 3, 54, 42) and up0_tiled.shape == up0.shape
+    assert lr_tiled.shape == lr.shape == (1, 3, lr_h, lr_w)
+    assert up_tiled.shape == (1, 3, h, w) and up0_tiled.shape == up0.shape
     assert psnr(lr_tiled, lr) >= 60
     assert z_enc is not None and (z_enc - z_full).abs().max() < 1e-4 and (lr_enc - lr_full).abs().max() < 1e-4
     assert psnr(up_tiled, up) >= 60
@@ -97,6 +102,13 @@ def test_tiles_through_the_fast_path_with_a_given_latent() -> None:
     assert psnr(up_tiled, up) >= 60
     with pytest.raises(ValueError, match="z must have shape"):
         tiled_upscale(model, lr, Tiling(), z=z[:1])
+    # size crops, as model.upscale's does, and cannot enlarge or empty the output
+    with torch.no_grad():
+        cropped = tiled_upscale(fast, lr, Tiling(tile=7, overlap=12), z=z, size=(37, 30))
+    torch.testing.assert_close(cropped, up_tiled[..., :37, :30], rtol=0, atol=0)
+    for size in ((41, 36), (40, 37), (0, 36)):
+        with pytest.raises(irn.InputError, match="can be cropped to at most"):
+            tiled_upscale(fast, lr, Tiling(tile=7, overlap=12), z=z, size=size)
 
 
 def test_budget_picks_tiles_only_when_needed() -> None:

@@ -189,6 +189,29 @@ def test_validation_scores_the_weights_in_fp32_under_mixed_precision(tmp_path: P
     assert float((bf16_x0 - module.model.upscale(module.model.downscale(hr), z="zero")).abs().max()) > 1e-3
 
 
+@pytest.mark.parametrize(
+    ("fraction", "temperature", "zero"), [(0.0, 1.0, True), (0.1, 1.0, True), (0.5, 0.0, True), (0.5, 1.0, False)]
+)
+def test_recommended_z_is_zero_exactly_when_the_objective_never_sampled_z(
+    tmp_path: Path, fraction: float, temperature: float, zero: bool
+) -> None:
+    """irn export's recommended_z follows what losses() decodes: with batch 4, fraction 0.1 draws
+    round(0.4) = 0 samples, and temperature 0 scales every draw to 0."""
+    from irn.training import trained_on_zero_latent
+
+    raw = tiny_config(tmp_path, loss={"rec_sample_fraction": fraction, "rec_temperature": temperature})
+    raw["loss"]["rec_temperature_ramp_steps"] = 0
+    module = IRNLightning(config_from_dict(raw))
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in module.model.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen) * 0.05)
+    hr = torch.rand(4, 3, 16, 16, generator=gen)
+    recs = [float(module.losses(hr, 0, torch.Generator().manual_seed(seed))["rec"]) for seed in (1, 2)]
+    assert trained_on_zero_latent(module.config) is zero
+    assert (recs[0] == recs[1]) is zero, recs
+
+
 def test_lr_schedule_warmup_and_milestones() -> None:
     assert lr_factor(0, 4, [10], 0.5) == pytest.approx(0.25)
     assert lr_factor(3, 4, [10], 0.5) == 1.0
@@ -339,16 +362,37 @@ def test_atomic_checkpoint_keeps_the_old_file_when_a_write_fails(tmp_path: Path)
     assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]
 
 
-def test_nonfinite_losses_are_skipped_then_the_run_stops_with_a_usable_checkpoint(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize("where", ["loss", "gradient"])
+def test_nonfinite_steps_are_skipped_then_the_run_stops_with_a_usable_checkpoint(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, where: str
 ) -> None:
+    """A NaN loss (the step returns None) or NaN gradients behind a finite loss (the gradients are
+    dropped before the optimizer): both skip the step, count towards max_nonfinite_steps, stop."""
+    if where == "loss":
+        real_losses = IRNLightning.losses
+
+        def nan_loss(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+            terms = real_losses(self, *args, **kwargs)
+            return {**terms, "loss": terms["loss"] * float("nan")}
+
+        monkeypatch.setattr(IRNLightning, "losses", nan_loss)
+    else:
+
+        def nan_gradients(self) -> None:  # noqa: ANN001
+            for p in self.model.parameters():
+                if p.grad is not None:
+                    p.grad.fill_(float("nan"))
+
+        monkeypatch.setattr(IRNLightning, "on_after_backward", nan_gradients)
     raw = tiny_config(tmp_path, trainer={"max_steps": 50, "max_nonfinite_steps": 3})
-    raw["loss"]["lambda_latent"] = float("nan")
     cfg_path = write_config(tmp_path, raw)
     assert main(["train", "--config", str(cfg_path)]) == 2
-    err = capsys.readouterr().err
+    out, err = capsys.readouterr()
     lines = [line for line in err.splitlines() if line.startswith("irn: error:")]
-    assert len(lines) == 1 and "3 non-finite losses in a row" in lines[0], err[-1500:]
+    assert len(lines) == 1 and "3 non-finite losses or gradients in a row" in lines[0], err[-1500:]
+    assert [line for line in out.splitlines() if "step skipped" in line] == [
+        f"irn train: non-finite loss or gradient at step {k}, step skipped ({k + 1} in a row)" for k in range(3)
+    ]
     last = tmp_path / "run" / "checkpoints" / "last.ckpt"
     ckpt = torch.load(last, weights_only=True)
     assert ckpt["global_step"] == 3
@@ -370,6 +414,11 @@ def test_nonfinite_losses_are_skipped_then_the_run_stops_with_a_usable_checkpoin
         (lambda r: r["data"].update(patch_size=15), "data.patch_size 15 is not a positive multiple of model.scale 2"),
         (lambda r: r["model"].update(scale=3), "model.scale must be 2, 4 or 8"),
         (lambda r: r["optim"].update(lr="fast"), "optim.lr: expected a number, got 'fast'"),
+        (lambda r: r["optim"].update(lr=float("nan")), "optim.lr: expected a finite number, got nan"),
+        (lambda r: r["optim"].update(gamma=float("inf")), "optim.gamma: expected a finite number, got inf"),
+        (lambda r: r["loss"].update(charbonnier_eps=float("nan")), "loss.charbonnier_eps: expected a finite number"),
+        (lambda r: r["loss"].update(lambda_fit=-1), "loss.lambda_fit must be >= 0, got -1"),
+        (lambda r: r["loss"].update(lambda_latent=-0.5), "loss.lambda_latent must be >= 0, got -0.5"),
         (lambda r: r["model"].update(blocks_per_level=[1, 1]), "needs 1 entries for scale 2"),
         (lambda r: r["model"].update(init_log_scale=1.0), "model.init_log_scale must be in (-clamp, clamp)"),
         (lambda r: r["model"].update(init_log_scale=[0.0, 0.9]), "needs one value or 1 (one per Haar level)"),
@@ -468,6 +517,40 @@ def test_a_run_dir_that_is_a_file_is_one_line(tmp_path: Path, capsys: pytest.Cap
     assert (tmp_path / "taken").read_text() == "not a folder"
 
 
+def test_resume_and_export_check_their_paths_before_anything_starts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    raw = tiny_config(tmp_path, trainer={"max_steps": 1})
+    cfg_path = write_config(tmp_path, raw)
+    assert main(["train", "--config", str(cfg_path)]) == 0
+    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    config_yaml = (tmp_path / "run" / "config.yaml").read_text()
+    capsys.readouterr()
+    png = tmp_path / "train" / "img1.png"
+    cases = [
+        (["--resume", str(png)], f"irn: error: --resume {png}: not a readable training checkpoint ("),
+        (
+            ["--resume", "--model.growth=4", "--trainer.max_steps=3"],
+            f"irn: error: --resume {last}: its network (growth 8) is not the config's (growth 4)",
+        ),
+        (
+            ["--resume", str(last), "--model.blocks_per_level=[2]", "--trainer.max_steps=3"],
+            f"irn: error: --resume {last}: its network (blocks_per_level [1]) is not the config's "
+            "(blocks_per_level [2])",
+        ),
+    ]
+    for extra, message in cases:
+        assert main(["train", "--config", str(cfg_path), *extra]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(message) and err.count("\n") == 0, err
+    assert (tmp_path / "run" / "config.yaml").read_text() == config_yaml
+    assert torch.load(last, weights_only=True)["global_step"] == 1
+    # irn export checks its output the same way
+    for out, message in ((tmp_path, "is a folder, expected a file"), (png / "m.pt", f"{png} is a file, not a folder")):
+        assert main(["export", str(last), "-o", str(out)]) == 2
+        assert capsys.readouterr().err.strip() == f"irn: error: -o {out}: {message}"
+
+
 def test_bad_overrides_and_missing_resume(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     cfg_path = write_config(tmp_path, tiny_config(tmp_path))
     assert main(["train", "--config", str(cfg_path), "--data.patch_size=9"]) == 2
@@ -478,6 +561,8 @@ def test_bad_overrides_and_missing_resume(tmp_path: Path, capsys: pytest.Capture
         main(["train", "--config", str(cfg_path), "--trainer.nope=1"])
     assert exc.value.code == 2
     assert "unrecognized arguments: --trainer.nope=1" in capsys.readouterr().err
+    assert main(["train", "--config", str(cfg_path), "--optim.lr=.nan"]) == 2
+    assert "optim.lr: expected a finite number, got nan" in capsys.readouterr().err
     cfg = load_config(cfg_path, ["--optim.lr=5e-4", "--loss.lambda_fit=16"])  # YAML 1.1 reads 5e-4 as text
     assert cfg.optim.lr == 5e-4 and cfg.loss.lambda_fit == 16.0
     with pytest.raises(ConfigError, match="no such config file"):

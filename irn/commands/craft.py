@@ -78,9 +78,10 @@ def _emit(doc: dict[str, Any], json_path: str | None, summary: str) -> None:
     print(text)
     print(summary, file=sys.stderr)
     if json_path:
-        path = Path(json_path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text + "\n")
+        from irn.io import atomic_write
+
+        with atomic_write(json_path, "w") as f:
+            f.write(text + "\n")
 
 
 def _read(path_text: str) -> Any:
@@ -96,9 +97,9 @@ def _png_output(args: argparse.Namespace) -> Path:
     out = Path(args.output)
     if out.suffix.lower() != ".png":
         raise IRNError(f"{out}: the output must be a .png (a lossy format would destroy the crafted pixels)")
-    if out.is_dir():
-        raise IRNError(f"{out}: is a folder")
-    return out
+    from irn.io import check_output_path
+
+    return check_output_path(out, "-o")
 
 
 def _write_png(image: Any, path: Path) -> Any:

@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
 
     from irn import decay
     from irn.commands.rescale import resolve_device
-    from irn.io import IMAGE_SUFFIXES, check_output_path, read_image
+    from irn.io import IMAGE_SUFFIXES, atomic_write, check_output_path, read_image
 
     device = torch.device(resolve_device(args.device))
     out = check_output_path(args.output, "-o", folder=True)
@@ -137,7 +137,8 @@ def run(args: argparse.Namespace) -> int:
 
     h, w = decay.modcrop(image, scale).shape[-2:]
     doc = decay.summarise(traces, image=str(image_path), size=(h, w), scale=scale, config=config)
-    (out / "decay.json").write_text(json.dumps(doc, indent=1) + "\n")
+    with atomic_write(out / "decay.json", "w") as f:
+        f.write(json.dumps(doc, indent=1) + "\n")
     jpeg = f", JPEG q{config.jpeg_quality} on {config.jpeg_on}" if config.jpeg_quality else ""
     decay.write_plot(traces, str(out / "decay.png"), title=f"{image_path.name}: x{scale} rescaling cycles{jpeg}")
     decay.write_gif(traces, str(out / "decay.gif"))

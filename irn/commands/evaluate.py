@@ -499,19 +499,11 @@ def _jsonable(obj: Any) -> Any:
 
 
 def _write_json(path: Path, report: dict[str, Any]) -> None:
-    import os
-    import tempfile
+    from irn.io import atomic_write
 
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as exc:
-        raise IRNError(f"--json {path}: cannot write ({exc.strerror or exc})") from None
-    try:
-        with os.fdopen(fd, "w") as f:
+        with atomic_write(path, "w") as f:
             json.dump(_jsonable(report), f, indent=2, allow_nan=False)
             f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    except OSError as exc:
+        raise IRNError(f"--json {path}: cannot write ({exc.strerror or exc})") from None

@@ -17,9 +17,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from irn.io import check_output_path
     from irn.training import export_checkpoint
 
-    src, dst = Path(args.checkpoint), Path(args.output)
+    src, dst = Path(args.checkpoint), check_output_path(args.output, "-o")
     if not src.is_file():
         raise IRNError(f"{src}: no such checkpoint file")
     meta = export_checkpoint(src, dst)

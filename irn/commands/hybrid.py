@@ -79,9 +79,9 @@ def _read(path_text: str, what: str) -> Tensor:
 
 def run(args: argparse.Namespace) -> int:
     from irn import hybrid
-    from irn.io import write_image
+    from irn.io import atomic_write, check_output_path, write_image
 
-    out = Path(args.output)
+    out = check_output_path(args.output, "-o")
     if out.suffix.lower() != ".png":
         raise IRNError(f"{out}: the output must be a .png file")
     size = _parse_size(args.size)
@@ -120,7 +120,8 @@ def run(args: argparse.Namespace) -> int:
         "strip": str(strip_path),
         "distances": list(factors),
     }
-    json_path.write_text(json.dumps(doc, indent=1) + "\n")
+    with atomic_write(json_path, "w") as f:
+        f.write(json.dumps(doc, indent=1) + "\n")
     info = result.info
     print(
         f"loss {result.loss:.6f} (near {result.near_term:.6f} + far {result.far_term:.6f}; "

@@ -17,9 +17,7 @@ from __future__ import annotations
 import argparse
 import glob
 import json
-import os
 import sys
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -488,14 +486,10 @@ def _json_number(value: float | None) -> float | None:
 
 def write_json(path: Path, payload: dict[str, Any]) -> None:
     """Write ``payload`` as JSON, atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
-    try:
-        tmp.write_text(json.dumps(payload, indent=2, allow_nan=False) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    from irn.io import atomic_write
+
+    with atomic_write(path, "w") as f:
+        f.write(json.dumps(payload, indent=2, allow_nan=False) + "\n")
 
 
 def _latent_mode(requested: str, metadata: dict[str, object]) -> str:

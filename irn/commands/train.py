@@ -43,6 +43,10 @@ def overrides_from_args(args: argparse.Namespace) -> list[str]:
     return out
 
 
+#: model fields that define the network: a checkpoint resumes only into the same values
+ARCHITECTURE_KEYS = ("scale", "blocks_per_level", "growth", "clamp")
+
+
 def resolve_config(args: argparse.Namespace) -> tuple[TrainConfig, Path | None]:
     """The config of this run and the checkpoint to resume from (None: a fresh run)."""
     from irn.training import read_training_checkpoint
@@ -67,6 +71,16 @@ def resolve_config(args: argparse.Namespace) -> tuple[TrainConfig, Path | None]:
         resume = checkpoint_dir(cfg) / "last.ckpt" if args.resume == "last" else Path(args.resume)
         if not resume.is_file():
             raise ConfigError(f"--resume: no checkpoint at {resume}")
+        try:
+            saved = read_training_checkpoint(resume)["hyper_parameters"]["config"].get("model", {})
+        except CheckpointError as exc:
+            raise ConfigError(f"--resume {exc}") from None
+        mine = dataclasses.asdict(cfg.model)
+        differ = [k for k in ARCHITECTURE_KEYS if saved.get(k) != mine[k]]
+        if differ:
+            theirs = ", ".join(f"{k} {saved.get(k)}" for k in differ)
+            ours = ", ".join(f"{k} {mine[k]}" for k in differ)
+            raise ConfigError(f"--resume {resume}: its network ({theirs}) is not the config's ({ours})")
     return cfg, resume
 
 
@@ -222,8 +236,8 @@ def train(cfg: TrainConfig, resume: Path | None = None, callbacks: Sequence[Any]
         return code
     if module.stopped_for_nonfinite:
         raise IRNError(
-            f"training stopped: {module.nonfinite_in_row} non-finite losses in a row at step {trainer.global_step} "
-            f"(all skipped; weights are from the last finite step); checkpoint: {saver.last_path}"
+            f"training stopped: {module.nonfinite_in_row} non-finite losses or gradients in a row at step "
+            f"{trainer.global_step} (all skipped; weights are from the last finite step); checkpoint: {saver.last_path}"
         )
     if trainer.is_global_zero:
         summary = {

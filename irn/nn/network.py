@@ -74,6 +74,22 @@ def quantize(x: Tensor) -> Tensor:
     return torch.round(x.clamp(0, 1) * 255) / 255
 
 
+def check_decode_inputs(lr: Tensor, z: Tensor, size: tuple[int, int] | None, scale: int, latent_channels: int) -> None:
+    """Raises :class:`InputError` unless z (B, latent_channels, h, w) fits lr (B, C, h, w) and ``size``
+    crops the (s h, s w) output (never enlarges or empties it)."""
+    if lr.shape[0] != z.shape[0] or lr.shape[-2:] != z.shape[-2:] or z.shape[1] != latent_channels:
+        raise InputError(
+            f"lr {tuple(lr.shape)} and z {tuple(z.shape)} do not fit: z needs "
+            f"{latent_channels} channels and the same batch and size as lr"
+        )
+    full = (lr.shape[-2] * scale, lr.shape[-1] * scale)
+    if size is not None and not (0 < size[0] <= full[0] and 0 < size[1] <= full[1]):
+        raise InputError(
+            f"size {tuple(size)}: the output can be cropped to at most {full} (the LR {tuple(lr.shape[-2:])} "
+            f"times {scale}), not enlarged or emptied"
+        )
+
+
 class IRN(nn.Module):
     """Invertible Rescaling Network.
 
@@ -115,11 +131,20 @@ class IRN(nn.Module):
         return x, logdet
 
     # ---------------------------------------------------------------- image API
+    def _check_dtype(self, name: str, x: Tensor) -> None:
+        """Pixels are floats of the model's dtype: 8-bit integers would be read as values far above 1."""
+        dtype = next(self.parameters()).dtype
+        if not x.is_floating_point():
+            raise InputError(f"{name} must be a {dtype} tensor in [0, 1], got {x.dtype} (8-bit pixels: divide by 255)")
+        if x.dtype != dtype and not torch.is_autocast_enabled(x.device.type):  # autocast mixes dtypes on purpose
+            raise InputError(f"{name} is {x.dtype} but the model is {dtype}: convert it with .to({dtype})")
+
     def _pad(self, hr: Tensor) -> Tensor:
         if hr.dim() != 4 or hr.shape[1] != self.config.in_channels:
             raise InputError(
                 f"expected an image batch (B, {self.config.in_channels}, H, W), got shape {tuple(hr.shape)}"
             )
+        self._check_dtype("the image", hr)
         s = self.scale
         h, w = hr.shape[-2:]
         ph, pw = (-h) % s, (-w) % s
@@ -140,17 +165,9 @@ class IRN(nn.Module):
 
     def decode(self, lr: Tensor, z: Tensor, size: tuple[int, int] | None = None) -> Tensor:
         """Exact inverse of :meth:`encode`: (lr, z) -> hr (B, 3, s h, s w), cropped to ``size``."""
-        if lr.shape[0] != z.shape[0] or lr.shape[-2:] != z.shape[-2:] or z.shape[1] != self.latent_channels:
-            raise InputError(
-                f"lr {tuple(lr.shape)} and z {tuple(z.shape)} do not fit: z needs "
-                f"{self.latent_channels} channels and the same batch and size as lr"
-            )
-        full = (lr.shape[-2] * self.scale, lr.shape[-1] * self.scale)
-        if size is not None and not (0 < size[0] <= full[0] and 0 < size[1] <= full[1]):
-            raise InputError(
-                f"size {tuple(size)}: the output can be cropped to at most {full} (the LR {tuple(lr.shape[-2:])} "
-                f"times {self.scale}), not enlarged or emptied"
-            )
+        check_decode_inputs(lr, z, size, self.scale, self.latent_channels)
+        self._check_dtype("lr", lr)
+        self._check_dtype("z", z)
         hr, _ = self(torch.cat((lr, z), 1), rev=True)
         hr = hr[:, : self.config.in_channels]
         if size is not None:
@@ -210,6 +227,7 @@ class IRN(nn.Module):
         """
         if lr.dim() != 4 or lr.shape[1] != self.config.in_channels:
             raise InputError(f"expected an LR batch (B, {self.config.in_channels}, h, w), got shape {tuple(lr.shape)}")
+        self._check_dtype("lr", lr)
         latent = self.sample_latent(lr, z, temperature, seed)
         return self.decode(lr, latent, size).clamp(0, 1)
 
