@@ -360,12 +360,13 @@ def validate(cfg: TrainConfig) -> None:
 
 def check_paths(cfg: TrainConfig) -> None:
     """Checks that need the file system: data folders exist and hold images, the run folder can be one."""
-    from irn.io import IMAGE_SUFFIXES
+    from irn.errors import IRNError
+    from irn.io import IMAGE_SUFFIXES, check_output_path
 
-    run_dir = Path(cfg.trainer.run_dir)
-    taken = next((p for p in (run_dir, *run_dir.parents) if p.exists()), None)
-    if taken is not None and not taken.is_dir():
-        raise ConfigError(f"trainer.run_dir {cfg.trainer.run_dir!r}: {str(taken)!r} is a file, not a folder")
+    try:
+        check_output_path(cfg.trainer.run_dir, "trainer.run_dir", folder=True)
+    except IRNError as exc:
+        raise ConfigError(str(exc)) from None
 
     for key, folder in (("data.train_dir", cfg.data.train_dir), ("data.val_dir", cfg.data.val_dir)):
         if folder is None:

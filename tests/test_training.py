@@ -512,8 +512,19 @@ def test_a_run_dir_that_is_a_file_is_one_line(tmp_path: Path, capsys: pytest.Cap
     raw = tiny_config(tmp_path, trainer={"run_dir": str(tmp_path / "taken" / "run")})
     assert main(["train", "--config", str(write_config(tmp_path, raw))]) == 2
     err = capsys.readouterr().err.strip()
-    run_dir, taken = str(tmp_path / "taken" / "run"), str(tmp_path / "taken")
-    assert err == f"irn: error: trainer.run_dir {run_dir!r}: {taken!r} is a file, not a folder"
+    run_dir, taken = tmp_path / "taken" / "run", tmp_path / "taken"
+    assert err == f"irn: error: trainer.run_dir {run_dir}: {taken} is a file, not a folder"
+    assert (
+        main(
+            [
+                "train",
+                "--config",
+                str(write_config(tmp_path, {**raw, "trainer": {**raw["trainer"], "run_dir": str(taken)}})),
+            ]
+        )
+        == 2
+    )
+    assert capsys.readouterr().err.strip() == f"irn: error: trainer.run_dir {taken}: is a file, expected a folder"
     assert (tmp_path / "taken").read_text() == "not a folder"
 
 
