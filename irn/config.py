@@ -214,6 +214,36 @@ def _check_type(where: str, value: Any, annotation: Any) -> Any:
     raise ConfigError(f"{where}: unsupported type {annotation}")  # pragma: no cover
 
 
+def field_help(cls: type) -> dict[str, str]:
+    """One help line per field of a config section: its ``#:`` comment, type in YAML words and default."""
+    import inspect
+    import json
+    import re
+
+    docs: dict[str, str] = {}
+    pending: list[str] = []
+    try:
+        source = inspect.getsource(cls).splitlines()
+    except (OSError, TypeError):  # no source (frozen or zipped install): types and defaults only
+        source = []
+    for line in source:
+        text = line.strip()
+        if text.startswith("#:"):
+            pending.append(text[2:].strip())
+            continue
+        match = re.match(r"(\w+)\s*:", text)
+        if match and pending:
+            docs[match.group(1)] = " ".join(pending)
+        pending = []
+    hints = typing.get_type_hints(cls)
+    out = {}
+    for f in dataclasses.fields(cls):
+        default = f.default_factory() if f.default is dataclasses.MISSING else f.default  # type: ignore[misc]
+        doc = docs.get(f.name)
+        out[f.name] = f"{doc.rstrip('.') + '. ' if doc else ''}{_name(hints[f.name])}; default {json.dumps(default)}"
+    return out
+
+
 def _name(annotation: Any) -> str:
     """A field type in YAML words: ``int | None`` -> "an integer or null"."""
     origin, args = typing.get_origin(annotation), typing.get_args(annotation)

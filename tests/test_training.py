@@ -580,6 +580,27 @@ def test_bad_overrides_and_missing_resume(tmp_path: Path, capsys: pytest.Capture
         load_config(tmp_path / "missing.yaml")
 
 
+def test_train_help_documents_every_config_field(capsys: pytest.CaptureFixture[str]) -> None:
+    import dataclasses
+
+    from irn.config import SECTIONS, field_help
+
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--help"])
+    assert exc.value.code == 0
+    out = " ".join(capsys.readouterr().out.split())
+    for section, cls in SECTIONS.items():
+        for f in dataclasses.fields(cls):
+            assert f"--{section}.{f.name} V" in out
+    trainer = field_help(SECTIONS["trainer"])
+    assert trainer["compile"] == (
+        "torch.compile the flow of the training step: null (off), default, reduce-overhead (+ CUDA graphs), "
+        "max-autotune. one of 'default', 'reduce-overhead', 'max-autotune' or null; default null"
+    )
+    assert field_help(SECTIONS["model"])["scale"] == "an integer; default 2"
+    assert field_help(SECTIONS["optim"])["betas"] == "a list of numbers; default [0.9, 0.999]"
+
+
 def test_shipped_configs_parse_and_keep_the_paper_recipe() -> None:
     for scale in (2, 4, 8):
         cfg = load_config(REPO / "configs" / f"x{scale}.yaml")

@@ -13,7 +13,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from irn.config import SECTIONS, ConfigError, TrainConfig, check_paths, config_from_dict, dump_config, load_config
+from irn.config import (
+    SECTIONS,
+    ConfigError,
+    TrainConfig,
+    check_paths,
+    config_from_dict,
+    dump_config,
+    field_help,
+    load_config,
+)
 from irn.errors import IRNError
 
 HELP = "train an IRN from a YAML config, with dotted overrides (--trainer.max_steps=100)"
@@ -29,10 +38,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="CKPT",
         help="continue from RUN_DIR/checkpoints/last.ckpt, or from the Lightning checkpoint CKPT",
     )
-    group = parser.add_argument_group("overrides", "any config field as --section.key=value (YAML syntax)")
+    group = parser.add_argument_group(
+        "overrides",
+        "any config field as --section.key=value (YAML syntax), over the config file's value; "
+        "the defaults shown are for fields the config file leaves out",
+    )
     for section, cls in SECTIONS.items():
+        helps = field_help(cls)
         for f in dataclasses.fields(cls):
-            group.add_argument(f"--{section}.{f.name}", dest=f"override:{section}.{f.name}", metavar="V", default=None)
+            dest = f"override:{section}.{f.name}"
+            # "%" is argparse's format character
+            group.add_argument(
+                f"--{section}.{f.name}", dest=dest, metavar="V", default=None, help=helps[f.name].replace("%", "%%")
+            )
 
 
 def overrides_from_args(args: argparse.Namespace) -> list[str]:
