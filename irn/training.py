@@ -285,6 +285,8 @@ class IRNLightning(L.LightningModule):
             self.trainer.should_stop = True
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        if self.trainer.precision == "16-mixed":  # its GradScaler skips overflowing steps and rescales
+            return
         grads = [p.grad for p in self.model.parameters() if p.grad is not None]
         if not grads:  # Lightning calls this hook for a step whose training_step returned None too
             return

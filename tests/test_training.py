@@ -404,6 +404,22 @@ def test_nonfinite_steps_are_skipped_then_the_run_stops_with_a_usable_checkpoint
     assert math.isclose(float(ckpt["irn"]["nonfinite_total"]), 3)
 
 
+def test_fp16_overflows_are_left_to_the_grad_scaler(tmp_path: Path) -> None:
+    """Under 16-mixed, inf gradients are the GradScaler's business (it skips the step and lowers the
+    scale); they must not count towards max_nonfinite_steps. Under other precisions they do."""
+    from types import SimpleNamespace
+
+    module = IRNLightning(config_from_dict(tiny_config(tmp_path)))
+    module.log = lambda *args, **kwargs: None  # type: ignore[method-assign]
+    for precision, counted in (("16-mixed", 0), ("32-true", 1), ("bf16-mixed", 2)):
+        module.trainer = SimpleNamespace(precision=precision, global_step=0)  # type: ignore[assignment]
+        for p in module.model.parameters():
+            p.grad = torch.full_like(p, float("inf"))
+        module.on_before_optimizer_step(None)  # type: ignore[arg-type]
+        assert module.nonfinite_in_row == counted
+        assert all((p.grad is None) == (precision != "16-mixed") for p in module.model.parameters())
+
+
 # ---------------------------------------------------------------------- bad configs
 @pytest.mark.parametrize(
     ("edit", "message"),
