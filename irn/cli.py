@@ -54,6 +54,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def describe_os_error(exc: BaseException) -> str:
+    """ "cannot write /proc/x.png: No such file or directory" from an OSError (or "out of memory")."""
+    if isinstance(exc, MemoryError):
+        return f"out of memory ({' '.join(str(exc).split()) or 'MemoryError'})"
+    name = getattr(exc, "filename", None)
+    reason = getattr(exc, "strerror", None) or " ".join(str(exc).split()) or type(exc).__name__
+    return f"{name}: {reason}" if name else reason
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(list(argv) if argv is not None else None)
@@ -62,6 +71,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except IRNError as exc:
         print(f"irn: error: {exc}", file=sys.stderr)
         return 2
+    except (OSError, MemoryError) as exc:
+        # the machine said no (a path that cannot be written, a full disk, not enough memory): one
+        # line naming the file; the commands check their outputs up front, so this is the rare case
+        # of an environment that changed or refused late (outputs are written atomically)
+        print(f"irn: error: {describe_os_error(exc)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("irn: interrupted", file=sys.stderr)
         return 130

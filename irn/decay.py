@@ -129,7 +129,7 @@ def irn_rescaler(model: IRN, z: ZChoice = "sample", seed: int = 0, name: str = "
     def up(lr: Tensor, cycle: int) -> Tensor:  # not clamped: the cycle's 8-bit rounding clamps (and counts it)
         if z == "zero":
             return model.decode(lr, model.sample_latent(lr, "zero"))
-        latent = model.sample_latent(lr, "sample", seed=seed + cycle if z == "resample" else seed)
+        latent = model.sample_latent(lr, "sample", seed=(seed + cycle) % 2**63 if z == "resample" else seed)
         return model.decode(lr, latent)
 
     meta = dict(getattr(model, "metadata", {}) or {})

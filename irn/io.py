@@ -360,6 +360,23 @@ def check_output_path(path: str | os.PathLike[str], flag: str, *, folder: bool =
     return path
 
 
+def refuse_overwriting(
+    outputs: dict[str, str | os.PathLike[str] | None], inputs: dict[str, str | os.PathLike[str]]
+) -> None:
+    """One line, before any work, when an output would replace an input or another output.
+
+    ``outputs``: flag -> path (None: not asked for); ``inputs``: what the file is ("the COVER image")
+    -> path. Paths are compared after resolving links and ``..``."""
+    taken: dict[Path, str] = {Path(p).resolve(): name for name, p in inputs.items()}
+    for flag, p in outputs.items():
+        if p is None:
+            continue
+        key = Path(p).resolve()
+        if key in taken:
+            raise IRNError(f"{flag} {p} is {taken[key]}: writing it would overwrite it")
+        taken[key] = f"the {flag} output"
+
+
 @contextmanager
 def atomic_write(path: str | os.PathLike[str], mode: Literal["wb", "w"] = "wb", *, fsync: bool = False) -> Iterator[IO]:
     """A new file to write ``path``'s contents into; it replaces ``path`` in one rename when the block ends.
@@ -369,10 +386,19 @@ def atomic_write(path: str | os.PathLike[str], mode: Literal["wb", "w"] = "wb", 
     reader sees the old complete file or the new complete one. ``fsync``: flush to disk before the rename.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_dir():
+        raise IRNError(f"{path}: is a folder, expected a file")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise IRNError(f"{path}: cannot write ({exc.strerror or exc})") from None
     tmp = path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
     try:
-        with open(tmp, "xb" if mode == "wb" else "x", **({} if mode == "wb" else {"encoding": "utf-8"})) as f:
+        handle = open(tmp, "xb" if mode == "wb" else "x", **({} if mode == "wb" else {"encoding": "utf-8"}))
+    except OSError as exc:
+        raise IRNError(f"{path}: cannot write ({exc.strerror or exc})") from None
+    try:
+        with handle as f:
             yield f
             if fsync:
                 f.flush()

@@ -368,7 +368,7 @@ def test_user_mistakes_are_one_line_exit_2(
         (["--temperature", "inf"], "argument --temperature: expected a finite number, got 'inf'"),
         (["--temperature", "nan"], "argument --temperature: expected a finite number, got 'nan'"),
         (["--max-memory", "inf"], "argument --max-memory: expected a size such as 2G or 512M, got 'inf'"),
-        (["--seed", "1.5"], "argument --seed: invalid int value: '1.5'"),
+        (["--seed", "1.5"], "argument --seed: expected an integer, got '1.5'"),
         (["--z", "gauss"], "argument --z: invalid choice: 'gauss'"),
     ],
 )
@@ -419,7 +419,12 @@ def test_chart_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     code, _, err = run_cli(["chart", "-o", str(tmp_path / "c3.png"), "--size", "64"], capsys)
     assert code == 2 and "at least 128x128" in err
     code, _, err = run_cli(["chart", "-o", str(tmp_path / "c1.png" / "c4.png")], capsys)  # under a file
-    assert code == 2 and err.startswith(f"irn: error: -o {tmp_path / 'c1.png' / 'c4.png'}: cannot write")
+    assert (
+        err.strip() == f"irn: error: -o {tmp_path / 'c1.png' / 'c4.png'}: {tmp_path / 'c1.png'} is a file, not a folder"
+    )
+    assert code == 2
+    code, _, err = run_cli(["chart", "-o", str(tmp_path / "c5.png"), "--size", "99999x128"], capsys)
+    assert (code, err.strip()) == (2, "irn: error: --size 99999x128: at most 8192x8192 pixels")
     assert len(err.strip().splitlines()) == 1
 
 

@@ -30,6 +30,10 @@ def number_type(
     return parse
 
 
+#: --seed: what torch.Generator.manual_seed takes, from 0
+seed_type = number_type(int, "an integer", lambda v: 0 <= v < 2**63, "a seed must be in [0, 2^63), got {text}")
+
+
 def with_suffixes(factors: dict[str, int]) -> Callable[[str], int]:
     """``"1.5G"`` -> int(1.5 * factors["G"]); no suffix -> factor 1 (case-insensitive)."""
 

@@ -22,18 +22,26 @@ def _size(text: str) -> tuple[int, int]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", default="chart.png", help="output image file (default chart.png)")
-    parser.add_argument("--size", type=_size, default=(512, 512), metavar="N|WxH", help="chart size (default 512)")
+    parser.add_argument(
+        "--size", type=_size, default=(512, 512), metavar="N|WxH", help="chart size, 128 to 8192 pixels a side (512)"
+    )
+
+
+#: the largest side --size accepts (a 8192^2 chart is 0.2 GB as 8-bit, 0.8 GB as the float tensor written)
+MAX_SIZE = 8192
 
 
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from irn.chart import MIN_SIZE, make_chart
-    from irn.io import image_format, write_image
+    from irn.io import check_output_path, image_format, write_image
 
     width, height = args.size
     if width < MIN_SIZE or height < MIN_SIZE:
         raise IRNError(f"--size {width}x{height}: the chart needs at least {MIN_SIZE}x{MIN_SIZE} pixels")
+    if width > MAX_SIZE or height > MAX_SIZE:
+        raise IRNError(f"--size {width}x{height}: at most {MAX_SIZE}x{MAX_SIZE} pixels")
     path = Path(args.output)
     try:
         image_format(path)
@@ -41,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
         raise IRNError(f"-o {path}: unknown image suffix {path.suffix!r} (use .png)") from None
     if path.is_dir():
         raise IRNError(f"-o {path}: is a folder; give a file name such as {path / 'chart.png'}")
+    check_output_path(path, "-o")
     import torch
 
     chart = torch.from_numpy(np.asarray(make_chart(width, height)).transpose(2, 0, 1).astype(np.float32) / 255.0)

@@ -138,11 +138,12 @@ def _load_model(resizer: str, device: str) -> tuple[Any, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from irn.io import check_output_path
+    from irn.io import check_output_path, refuse_overwriting
 
     if args.json_path:
         check_output_path(args.json_path, "--json")
     if args.check:
+        refuse_overwriting({"--json": args.json_path}, {"the IMAGE": args.check})
         return _run_check(args)
     from irn import craft as C
 
@@ -151,6 +152,19 @@ def run(args: argparse.Namespace) -> int:
     C.check_resizer(args.resizer)
     size = C.parse_size(args.size) if args.size else None
     out = _png_output(args)
+    if args.upscaled:
+        if not args.reverse:
+            raise IRNError("--upscaled applies to --reverse only")
+        if Path(args.upscaled).suffix.lower() != ".png":
+            raise IRNError(f"{args.upscaled}: --upscaled must be a .png")
+        check_output_path(args.upscaled, "--upscaled")
+    refuse_overwriting(
+        {"-o": out, "--upscaled": args.upscaled, "--json": args.json_path},
+        {"the COVER image": args.cover, "the TARGET image": args.target},
+    )
+    given = [flag for flag, value in (("--weight", args.weight), ("--steps", args.steps)) if value is not None]
+    if given and not args.resizer.startswith("irn:"):
+        raise IRNError(f"{given[0]} applies to irn:MODEL resizers and --reverse only")
     if args.weight is not None and (math.isnan(args.weight) or args.weight <= 0):
         raise IRNError(f"--weight must be positive, got {args.weight}")
     if args.steps is not None and args.steps < 0:
@@ -233,6 +247,8 @@ def _run_reverse(args: argparse.Namespace, out: Path) -> int:
         raise IRNError("--reverse takes no --size: the LR size is TARGET's size / the model's scale")
     if args.curve:
         raise IRNError("--curve applies to the downscale craft, not --reverse")
+    if args.weight is not None and not math.isfinite(args.weight):
+        raise IRNError(f"--reverse needs a finite --weight, got {args.weight}")
     cover = _read(args.cover)
     target = _read(args.target)
     model, _ = _load_model(args.resizer, args.device)
@@ -241,10 +257,7 @@ def _run_reverse(args: argparse.Namespace, out: Path) -> int:
     result = C.craft_reverse(cover, target, model, weight=weight, steps=steps)
     reopened = _write_png(result.image, out)
     if args.upscaled:
-        up_path = Path(args.upscaled)
-        if up_path.suffix.lower() != ".png":
-            raise IRNError(f"{up_path}: --upscaled must be a .png")
-        _write_png(result.upscaled, up_path)
+        _write_png(result.upscaled, Path(args.upscaled))
     doc = {
         "mode": "reverse",
         "resizer": args.resizer,
@@ -276,6 +289,8 @@ def _run_check(args: argparse.Namespace) -> int:
 
     if args.cover is not None or args.target is not None:
         raise IRNError("--check takes one IMAGE and no COVER/TARGET")
+    if args.output:
+        raise IRNError("--check writes no image: drop -o (--json PATH writes the report)")
     threshold = C.CHECK_THRESHOLD_DB if args.threshold is None else args.threshold
     if not math.isfinite(threshold):
         raise IRNError(f"--threshold must be a finite number of dB, got {threshold}")

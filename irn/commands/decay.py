@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from irn.commands.argtypes import seed_type
 from irn.errors import IRNError
 
 HELP = "repeat downscale -> upscale N times with several rescalers; JSON figures, a PSNR plot and a GIF"
@@ -35,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="latent for irn: methods without a @suffix: zero, sample (fixed seed, the same z every cycle; "
         "default) or resample (seed + cycle)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed of the sampled latent (0)")
+    parser.add_argument("--seed", type=seed_type, default=0, help="seed of the sampled latent (0)")
     parser.add_argument("--jpeg", type=int, default=None, metavar="Q", help="JPEG round trip at quality Q")
     parser.add_argument(
         "--jpeg-on", choices=("lr", "hr", "both"), default="both", help="where --jpeg applies (both: LR and HR)"

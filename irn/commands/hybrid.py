@@ -79,11 +79,19 @@ def _read(path_text: str, what: str) -> Tensor:
 
 def run(args: argparse.Namespace) -> int:
     from irn import hybrid
-    from irn.io import atomic_write, check_output_path, write_image
+    from irn.io import atomic_write, check_output_path, refuse_overwriting, write_image
 
     out = check_output_path(args.output, "-o")
     if out.suffix.lower() != ".png":
         raise IRNError(f"{out}: the output must be a .png file")
+    refuse_overwriting(
+        {
+            "-o": out,
+            "-o (its strip)": out.with_name(f"{out.stem}_strip.png"),
+            "-o (its JSON)": out.with_suffix(".json"),
+        },
+        {"the NEAR image": args.near, "the FAR image": args.far},
+    )
     size = _parse_size(args.size)
     factors = _parse_distances(args.distances)
     config = hybrid.HybridConfig(

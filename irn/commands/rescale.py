@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from irn.commands.argtypes import number_type, with_suffixes
+from irn.commands.argtypes import number_type, seed_type, with_suffixes
 from irn.errors import IRNError
 
 if TYPE_CHECKING:
@@ -108,7 +108,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "the model's recommended_z metadata (shipped models name it in checkpoints/README.md), else sample",
     )
     latent.add_argument(
-        "--seed", type=int, default=0, help="seed of the latent sample, the same for every image (default 0)"
+        "--seed", type=seed_type, default=0, help="seed of the latent sample, the same for every image (default 0)"
     )
     latent.add_argument(
         "--temperature",

@@ -198,6 +198,10 @@ class IRN(nn.Module):
         if z == "zero":
             return lr.new_zeros(shape)
         if z == "sample":
+            if not (math.isfinite(temperature) and temperature >= 0):
+                raise InputError(f"temperature must be a finite number >= 0, got {temperature}")
+            if seed is not None and not (isinstance(seed, int) and 0 <= seed < 2**63):
+                raise InputError(f"seed must be an integer in [0, 2^63), got {seed!r}")
             gen = None
             if seed is not None:
                 gen = torch.Generator(device=lr.device).manual_seed(seed)
