@@ -190,6 +190,26 @@ def test_save_images_never_writes_into_a_data_folder(tmp_path: Path, capsys) -> 
     err = capsys.readouterr().err
     assert err.startswith(f"irn: error: --save-images {tmp_path}: would write ev's images into the data folder")
     assert {p: p.read_bytes() for p in images} == before and sorted(data.iterdir()) == sorted(images)
+    # nor --json over a data image
+    argv = ["eval", "--method", "bicubic", "--scale", "2", "--data", str(data), "--json", str(images[0])]
+    assert main(argv) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"irn: error: --json {images[0]} is the data image {images[0]}: writing it would overwrite it"
+    )
+    assert {p: p.read_bytes() for p in images} == before
+
+
+def test_images_sharing_a_stem_are_saved_apart(tmp_path: Path) -> None:
+    data = tmp_path / "mix"
+    (png,) = _write_images(data, [(32, 32)])
+    Image.open(png).save(data / f"{png.stem}.bmp")
+    saved = tmp_path / "saved"
+    code, _ = _run(["eval", "--method", "bicubic", "--scale", "2", "--data", str(data), "--save-images", str(saved)])
+    assert code == 0
+    names = sorted(p.name for p in (saved / "mix").iterdir())
+    assert names == sorted(
+        f"{png.stem}_{ext}_{kind}.png" for ext in ("bmp", "png") for kind in ("hr", "lr", "bicubic", "compare")
+    )
 
 
 def test_identical_reconstruction_reports_inf(tmp_path: Path) -> None:

@@ -306,6 +306,14 @@ def test_never_overwrites_an_input(tmp_path: Path, model_path: Path, capsys: pyt
     assert err.strip() == f"irn: error: output {up} would overwrite the input {up}; choose another -o"
     assert {p: p.read_bytes() for p in (lr, up)} == before
     assert sorted(p.name for p in folder.iterdir()) == ["photo_x2_lr.png", "photo_x2_up.png"]
+    # nor with the JSON summary: an input, or one of the images this run writes
+    out = tmp_path / "out"
+    for json_path, what in ((lr, f"the input {lr}"), (out / "photo_x2_up.png", "the image output")):
+        code, _, err = run_cli(
+            ["rescale", "up", str(lr), "--model", str(model_path), "-o", str(out), "--json", str(json_path)], capsys
+        )
+        assert code == 2 and err.startswith(f"irn: error: --json {json_path} is {what}"), err
+    assert {p: p.read_bytes() for p in (lr, up)} == before and not out.exists()
 
 
 def test_two_inputs_one_output_name_is_refused(

@@ -27,6 +27,7 @@ import math
 import statistics
 import sys
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -400,7 +401,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from irn.commands.rescale import resolve_device
-    from irn.io import check_output_path, read_image
+    from irn.io import check_output_path, read_image, refuse_overwriting
 
     if args.json:
         check_output_path(args.json, "--json")
@@ -417,6 +418,8 @@ def run(args: argparse.Namespace) -> int:
             "are absent; pass --data DIR with a folder of HR images"
         )
     datasets = find_datasets(dirs)
+    if args.json:
+        refuse_overwriting({"--json": args.json}, {f"the data image {p}": p for d in datasets for p in d.images})
     _check_sizes(datasets, scale, crop)
     lpips_net = None
     if args.lpips:
@@ -447,6 +450,9 @@ def run(args: argparse.Namespace) -> int:
     tables = []
     warmed_up = False
     for dataset in datasets:
+        # saved images are named after the input's stem; inputs sharing one (a.png, a.jpg) keep their suffix
+        stem_count = Counter(p.stem for p in dataset.images)
+        save_stems = {p: p.stem if stem_count[p.stem] == 1 else f"{p.stem}_{p.suffix[1:]}" for p in dataset.images}
         images: list[dict[str, Any]] = []
         draws_per_image: list[list[dict[str, float]]] = []
         for path in tqdm(dataset.images, desc=dataset.name, unit="img", file=sys.stderr, leave=False):
@@ -472,7 +478,7 @@ def run(args: argparse.Namespace) -> int:
                 entry["std"] = {k: _std([r[k] for r in rows]) for k in keys}
             images.append(entry)
             if save_root is not None:
-                save_images(save_root / dataset.name, path.stem, out, is_model, scale, entry["psnr_y"])
+                save_images(save_root / dataset.name, save_stems[path], out, is_model, scale, entry["psnr_y"])
         mean, std = summarise(draws_per_image)
         record: dict[str, Any] = {"folder": str(dataset.folder), "count": len(images), "mean": mean}
         if args.draws > 1:

@@ -504,7 +504,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     import irn
-    from irn.io import ImageReadError, check_output_path
+    from irn.io import ImageReadError, check_output_path, refuse_overwriting
     from irn.zoo import resolve
 
     action: Action = args.action
@@ -530,6 +530,10 @@ def run(args: argparse.Namespace) -> int:
 
     lr_suffix = LR_FORMATS[getattr(args, "format", "png")]
     jobs = plan_outputs(action, inputs, outdir, scale, lr_suffix)
+    if args.json:
+        taken = {f"the input {job.source}": job.source for job in jobs}
+        taken.update({f"the image output {out}": out for job in jobs for out in job.outputs.values()})
+        refuse_overwriting({"--json": args.json}, taken)
     if lr_suffix != ".png":
         print(LOSSY_WARNING.format(fmt=lr_suffix[1:].upper()), file=sys.stderr)
     opts = Options(
