@@ -30,7 +30,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from irn.errors import IRNError
+from irn.errors import InputError, IRNError
 from irn.io import atomic_write
 from irn.nn.network import IRN, IRNConfig
 
@@ -222,15 +222,43 @@ def save(model: IRN, path: str | os.PathLike[str], metadata: Mapping[str, Any] |
     return path
 
 
+def resolve_device(name: str | torch.device, what: str = "device") -> str:
+    """``auto`` -> cuda if available, else mps if available, else cpu; other names are checked."""
+    if isinstance(name, torch.device):
+        name = str(name)
+    if name == "auto":
+        if torch.cuda.is_available():
+            return "cuda"
+        if torch.backends.mps.is_available():
+            return "mps"
+        return "cpu"
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise InputError(f"{what} {name!r}: not a device name (cpu, cuda, cuda:N, mps, auto)") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise InputError(f"{what} {name}: CUDA is not available on this machine")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise InputError(f"{what} {name}: only {torch.cuda.device_count()} CUDA device(s) present")
+    elif device.type == "mps" and not torch.backends.mps.is_available():
+        raise InputError(f"{what} {name}: MPS is not available on this machine")
+    elif device.type not in ("cpu", "cuda", "mps"):
+        raise InputError(f"{what} {name}: unsupported device type {device.type!r}")
+    return str(device)
+
+
 def load(name_or_path: str | os.PathLike[str], device: str | torch.device | None = None) -> IRN:
     """A shipped model by name (``"x2"``, ``"x4"``) or any checkpoint file, in eval mode.
 
-    Raises :class:`CheckpointError` with one line naming the file and the problem.
+    ``device``: ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"`` or ``"auto"`` (the best present).
+    Raises :class:`CheckpointError` with one line naming the file and the problem, and
+    :class:`irn.InputError` for a device that is not there.
     """
     path = resolve(name_or_path)
     model, meta = load_checkpoint(path)
     model.metadata = meta  # type: ignore[assignment]
     model.eval().requires_grad_(False)
     if device is not None:
-        model.to(device)
+        model.to(resolve_device(device))
     return model

@@ -377,6 +377,7 @@ def test_user_mistakes_are_one_line_exit_2(
         (["--temperature", "nan"], "argument --temperature: expected a finite number, got 'nan'"),
         (["--max-memory", "inf"], "argument --max-memory: expected a size such as 2G or 512M, got 'inf'"),
         (["--seed", "1.5"], "argument --seed: expected an integer, got '1.5'"),
+        (["--seed", "99999999999999999999"], "argument --seed: a seed must be in [0, 2^63), got 99999999999999999999"),
         (["--z", "gauss"], "argument --z: invalid choice: 'gauss'"),
     ],
 )

@@ -298,29 +298,10 @@ def _inode(path: Path) -> tuple[int, int] | None:
 
 # ----------------------------------------------------------------------------- model and images
 def resolve_device(name: str) -> str:
-    """``auto`` -> cuda if available, else mps if available, else cpu; other names are checked."""
-    import torch
+    """``--device NAME`` checked: see :func:`irn.zoo.resolve_device`."""
+    from irn.zoo import resolve_device as check
 
-    if name == "auto":
-        if torch.cuda.is_available():
-            return "cuda"
-        if torch.backends.mps.is_available():
-            return "mps"
-        return "cpu"
-    try:
-        device = torch.device(name)
-    except (RuntimeError, ValueError):
-        raise IRNError(f"--device {name!r}: not a device name (cpu, cuda, cuda:N, mps, auto)") from None
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise IRNError(f"--device {name}: CUDA is not available on this machine")
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise IRNError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) present")
-    elif device.type == "mps" and not torch.backends.mps.is_available():
-        raise IRNError(f"--device {name}: MPS is not available on this machine")
-    elif device.type not in ("cpu", "cuda", "mps"):
-        raise IRNError(f"--device {name}: unsupported device type {device.type!r}")
-    return str(device)
+    return check(name, "--device")
 
 
 def _run_model(
