@@ -312,10 +312,14 @@ def config_from_dict(raw: dict[str, Any], overrides: list[str] | tuple[str, ...]
 def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> TrainConfig:
     """Read a YAML config file and apply dotted overrides; raises :class:`ConfigError`."""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a folder, not a config file")
     if not path.is_file():
         raise ConfigError(f"{path}: no such config file")
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a YAML config (not UTF-8 text)") from None
     except yaml.YAMLError as exc:
         first = str(exc).strip().splitlines()[0]
         raise ConfigError(f"{path}: not valid YAML ({first})") from None
@@ -406,8 +410,31 @@ def check_paths(cfg: TrainConfig) -> None:
             raise ConfigError(f"{key}: folder {folder!r} does not exist (relative paths resolve against {Path.cwd()})")
         if not any(p.suffix.lower() in IMAGE_SUFFIXES for p in path.rglob("*") if p.is_file()):
             raise ConfigError(f"{key}: folder {folder!r} holds no images")
+    if cfg.data.val_dir is not None:
+        _check_validation_sizes(Path(cfg.data.val_dir), cfg.model.scale)
     if cfg.model.init_from is not None and not Path(cfg.model.init_from).is_file():
         raise ConfigError(f"model.init_from: no such file {cfg.model.init_from!r}")
+
+
+def _check_validation_sizes(folder: Path, scale: int) -> None:
+    """Validation modcrops each image to the scale and crops ``scale`` px per side before PSNR-Y:
+    an image under 3 x scale px a side would fail at the first validation, after the run started."""
+    from PIL import Image
+
+    from irn.data import list_images
+
+    need = 3 * scale
+    for path in list_images(folder):
+        try:
+            with Image.open(path) as im:
+                w, h = im.size
+        except Exception:  # noqa: BLE001 - any reason a header cannot be read
+            raise ConfigError(f"data.val_dir: {path} is not a readable image") from None
+        if min(h - h % scale, w - w % scale) < need:
+            raise ConfigError(
+                f"data.val_dir: {path} is {w}x{h}, too small to validate at scale {scale} "
+                f"(needs at least {need}x{need}: a {scale} px border is cropped per side)"
+            )
 
 
 def dump_config(cfg: TrainConfig) -> str:

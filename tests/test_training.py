@@ -523,6 +523,22 @@ def test_compiled_training_runs_the_compiled_flow_and_matches_eager(
         torch.testing.assert_close(compiled[k], eager[k], rtol=1e-4, atol=1e-5)
 
 
+def test_validation_images_too_small_are_refused_before_the_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    val = tmp_path / "val"
+    val.mkdir()
+    Image.new("RGB", (40, 40)).save(val / "ok.png")
+    Image.new("RGB", (5, 30)).save(val / "thin.png")  # 4 px after the modcrop: under 3 x 2
+    raw = tiny_config(tmp_path, data={"val_dir": str(val)})
+    assert main(["train", "--config", str(write_config(tmp_path, raw))]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"irn: error: data.val_dir: {val / 'thin.png'} is 5x30, too small to validate at scale 2 "
+        "(needs at least 6x6: a 2 px border is cropped per side)"
+    )
+    assert not (tmp_path / "run").exists()
+
+
 def test_a_run_dir_that_is_a_file_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "taken").write_text("not a folder")
     raw = tiny_config(tmp_path, trainer={"run_dir": str(tmp_path / "taken" / "run")})
@@ -570,12 +586,27 @@ def test_resume_and_export_check_their_paths_before_anything_starts(
         assert main(["train", "--config", str(cfg_path), *extra]) == 2
         err = capsys.readouterr().err.strip()
         assert err.startswith(message) and err.count("\n") == 0, err
+    # without --config (the checkpoint's own), an override cannot change the network either
+    assert main(["train", "--resume", str(last), "--model.growth=4", "--trainer.max_steps=3"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"irn: error: --resume {last}: its network (growth 8) is not the config's (growth 4)"
+    # a run already at max_steps has nothing to do: say so, do not exit 0 silently
+    assert main(["train", "--resume", str(last)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        f"irn: error: --resume {last}: the run is at step 1, trainer.max_steps is 1: nothing to do "
+        "(raise --trainer.max_steps to train on)"
+    )
     assert (tmp_path / "run" / "config.yaml").read_text() == config_yaml
     assert torch.load(last, weights_only=True)["global_step"] == 1
     # irn export checks its output the same way
     for out, message in ((tmp_path, "is a folder, expected a file"), (png / "m.pt", f"{png} is a file, not a folder")):
         assert main(["export", str(last), "-o", str(out)]) == 2
         assert capsys.readouterr().err.strip() == f"irn: error: -o {out}: {message}"
+    assert main(["export", str(last), "-o", str(last)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"irn: error: -o {last} is the training checkpoint: writing it would overwrite it"
+    assert torch.load(last, weights_only=True)["global_step"] == 1
 
 
 def test_bad_overrides_and_missing_resume(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -594,6 +625,10 @@ def test_bad_overrides_and_missing_resume(tmp_path: Path, capsys: pytest.Capture
     assert cfg.optim.lr == 5e-4 and cfg.loss.lambda_fit == 16.0
     with pytest.raises(ConfigError, match="no such config file"):
         load_config(tmp_path / "missing.yaml")
+    with pytest.raises(ConfigError, match="is a folder, not a config file"):
+        load_config(tmp_path)
+    with pytest.raises(ConfigError, match=r"img1.png: not a YAML config \(not UTF-8 text\)"):
+        load_config(tmp_path / "train" / "img1.png")
 
 
 def test_train_help_documents_every_config_field(capsys: pytest.CaptureFixture[str]) -> None:

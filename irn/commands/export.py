@@ -17,12 +17,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from irn.io import check_output_path
+    from irn.io import check_output_path, refuse_overwriting
     from irn.training import export_checkpoint
 
     src, dst = Path(args.checkpoint), check_output_path(args.output, "-o")
     if not src.is_file():
         raise IRNError(f"{src}: no such checkpoint file")
+    refuse_overwriting({"-o": dst}, {"the training checkpoint": src})
     meta = export_checkpoint(src, dst)
     print(f"wrote {dst} (step {meta['steps']}, {meta['train_seconds']:.0f} s of training)", file=sys.stderr)
     return 0

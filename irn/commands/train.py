@@ -81,24 +81,32 @@ def resolve_config(args: argparse.Namespace) -> tuple[TrainConfig, Path | None]:
         if not resume.is_file():
             raise ConfigError(f"--resume {resume}: no such checkpoint")
         try:
-            raw = read_training_checkpoint(resume)["hyper_parameters"]["config"]
+            ckpt = read_training_checkpoint(resume)
         except CheckpointError as exc:
             raise ConfigError(f"--resume {exc}") from None
-        cfg = config_from_dict(raw, overrides)
+        cfg = config_from_dict(ckpt["hyper_parameters"]["config"], overrides)
     if args.resume is not None and resume is None:
         resume = checkpoint_dir(cfg) / "last.ckpt" if args.resume == "last" else Path(args.resume)
         if not resume.is_file():
             raise ConfigError(f"--resume: no checkpoint at {resume}")
         try:
-            saved = read_training_checkpoint(resume)["hyper_parameters"]["config"].get("model", {})
+            ckpt = read_training_checkpoint(resume)
         except CheckpointError as exc:
             raise ConfigError(f"--resume {exc}") from None
+    if resume is not None:
+        saved = ckpt["hyper_parameters"]["config"].get("model", {})
         mine = dataclasses.asdict(cfg.model)
         differ = [k for k in ARCHITECTURE_KEYS if saved.get(k) != mine[k]]
         if differ:
             theirs = ", ".join(f"{k} {saved.get(k)}" for k in differ)
             ours = ", ".join(f"{k} {mine[k]}" for k in differ)
             raise ConfigError(f"--resume {resume}: its network ({theirs}) is not the config's ({ours})")
+        step = int(ckpt.get("global_step", 0))
+        if step >= cfg.trainer.max_steps:
+            raise ConfigError(
+                f"--resume {resume}: the run is at step {step}, trainer.max_steps is {cfg.trainer.max_steps}: "
+                "nothing to do (raise --trainer.max_steps to train on)"
+            )
     return cfg, resume
 
 
