@@ -108,6 +108,11 @@ def _array_to_float(arr: np.ndarray) -> np.ndarray:
     if arr.dtype == np.bool_:
         return arr.astype(np.float32)
     if np.issubdtype(arr.dtype, np.floating):
+        if arr.size and float(np.nanmax(arr)) > 2.0:  # clearly 0-255 (or 0-65535) values, not [0, 1]
+            raise ValueError(
+                f"a float array must hold values in [0, 1], got up to {float(np.nanmax(arr)):g} "
+                "(divide by 255, or pass a uint8 array)"
+            )
         return arr.astype(np.float32)
     raise TypeError(f"unsupported array dtype {arr.dtype}")
 
@@ -140,11 +145,15 @@ def _alpha_tensor(alpha: np.ndarray) -> Tensor:
 
 
 def to_uint8(x: Tensor) -> np.ndarray:
-    """(C, H, W) or (1, C, H, W) in [0, 1] -> uint8 array (H, W, C), rounded."""
+    """(C, H, W) or (1, C, H, W) in [0, 1] (or uint8 in 0-255, kept) -> uint8 array (H, W, C), rounded."""
     if x.dim() == 4:
         if x.shape[0] != 1:
             raise ValueError(f"expected one image, got a batch of {x.shape[0]}")
         x = x[0]
+    if x.dtype == torch.uint8:
+        return x.detach().cpu().permute(1, 2, 0).numpy()
+    if not x.is_floating_point():
+        raise ValueError(f"expected a float tensor in [0, 1] (or uint8), got {x.dtype}")
     arr = (x.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).cpu()
     return arr.permute(1, 2, 0).numpy()
 

@@ -52,6 +52,9 @@ def _as_batch(x: Tensor, name: str) -> Tensor:
 def _prepare(x: Tensor, y: Tensor, crop_border: int, min_size: int) -> tuple[Tensor, Tensor]:
     """Validate, broadcast greyscale to RGB, crop, and promote both to one float dtype."""
     x, y = _as_batch(x, "x"), _as_batch(y, "y")
+    for name, t in (("x", x), ("y", y)):
+        if not t.is_floating_point():
+            raise MetricInputError(f"{name} must be a float tensor in [0, 1], got {t.dtype} (8-bit: divide by 255)")
     if x.shape[0] != y.shape[0] or x.shape[-2:] != y.shape[-2:]:
         raise MetricInputError(f"images differ in shape: {tuple(x.shape)} vs {tuple(y.shape)}")
     if crop_border < 0:

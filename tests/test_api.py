@@ -106,6 +106,10 @@ def test_tensors_keep_their_rank(model: IRN) -> None:
         (lambda m: m.upscale(torch.ones(1, 3, 4, 4, dtype=torch.uint8)), "lr must be a torch.float32 tensor in [0, 1]"),
         (lambda m: m.decode(torch.rand(1, 3, 4, 4), torch.randn(1, 9, 4, 4).double()), "z is torch.float64 but"),
         (lambda m: irn.load("x2", device="foo"), "device 'foo': not a device name (cpu, cuda, cuda:N, mps, auto)"),
+        (
+            lambda m: irn.roundtrip_image(m, np.full((8, 8, 3), 200.0, np.float32)),
+            "a float array must hold values in [0, 1], got up to 200 (divide by 255, or pass a uint8 array)",
+        ),
         (lambda m: m.upscale(torch.rand(1, 3, 4, 4), seed=2**70), "seed must be an integer in [0, 2^63)"),
         (lambda m: m.upscale(torch.rand(1, 3, 4, 4), temperature=float("nan")), "temperature must be a finite number"),
         (lambda m: m.upscale(torch.rand(1, 3, 4, 4), temperature=-1.0), "temperature must be a finite number >= 0"),

@@ -252,3 +252,11 @@ def test_training_reader_turns_images_upright_as_read_image_does(tmp_path: Path)
     plain = tmp_path / "plain.png"
     Image.fromarray(arr).save(plain)
     torch.testing.assert_close(read_uint8(plain), torch.from_numpy(arr).permute(2, 0, 1), rtol=0, atol=0)
+
+
+def test_write_image_takes_uint8_tensors_as_they_are(tmp_path: Path) -> None:
+    pixels = torch.from_numpy(rgb_array(6, 5)).permute(2, 0, 1).contiguous()
+    write_image(pixels, tmp_path / "u8.png")
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "u8.png")), rgb_array(6, 5))
+    with pytest.raises(ValueError, match="expected a float tensor in \\[0, 1\\] \\(or uint8\\), got torch.int64"):
+        write_image(pixels.long(), tmp_path / "i64.png")

@@ -114,6 +114,8 @@ def test_bad_inputs_are_clear_errors() -> None:
         psnr(x, y[..., :19])
     with pytest.raises(MetricInputError, match="differ in shape"):
         ssim(x, y[:1])
+    with pytest.raises(MetricInputError, match=r"x must be a float tensor in \[0, 1\], got torch.uint8"):
+        psnr((x * 255).round().byte(), y)  # would be -36 dB: 0-255 values read as [0, 1]
     with pytest.raises(ValueError, match="too small"):  # also a ValueError
         ssim(x, y, crop_border=5)  # 10x10 left < 11x11 window
     assert ssim(x, y, crop_border=4).shape == (2,)  # 12x12 is enough
