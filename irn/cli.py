@@ -50,7 +50,11 @@ def build_parser() -> argparse.ArgumentParser:
         module = importlib.import_module(f"irn.commands.{module_name}")
         p = sub.add_parser(name, help=module.HELP, description=module.HELP)
         module.add_arguments(p)
-        p.set_defaults(_run=module.run)
+        p.set_defaults(_run=module.run, _parser=p)
+        for action in p._actions:  # rescale down/up/roundtrip, data list/download: their own --help
+            if isinstance(action, argparse._SubParsersAction):
+                for nested in action.choices.values():
+                    nested.set_defaults(_parser=nested)
     return parser
 
 
@@ -65,7 +69,9 @@ def describe_os_error(exc: BaseException) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(list(argv) if argv is not None else None)
+    args, extra = parser.parse_known_args(list(argv) if argv is not None else None)
+    if extra:  # reported by the subcommand's parser, so the message points at its --help
+        args._parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return int(args._run(args) or 0)
     except IRNError as exc:

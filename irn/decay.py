@@ -227,8 +227,8 @@ class MethodTrace:
     ssim_vs_original: list[float] = field(default_factory=list)
     psnr_vs_previous: list[float | None] = field(default_factory=list)
     ssim_vs_previous: list[float] = field(default_factory=list)
-    lr_changed_fraction: list[float] = field(default_factory=list)
-    lr_max_change: list[int] = field(default_factory=list)
+    lr_changed_fraction: list[float | None] = field(default_factory=list)  # None at cycle 1: no previous LR
+    lr_max_change: list[int | None] = field(default_factory=list)
     hr_changed_fraction: list[float] = field(default_factory=list)
     hr_clipped_fraction: list[float] = field(default_factory=list)
     seconds: float = 0.0
@@ -242,7 +242,7 @@ class MethodTrace:
     def fixed_point_cycle(self) -> int | None:
         """The first cycle k whose HR image equals cycle k-1's (every later cycle then repeats it)."""
         for i, frac in enumerate(self.hr_changed_fraction):
-            if frac == 0.0 and self.lr_changed_fraction[i] == 0.0:
+            if frac == 0.0 and self.lr_changed_fraction[i] in (0.0, None):
                 return i + 1
         return None
 
@@ -373,9 +373,10 @@ def decay_trace(
 
 
 def _record_lr_change(trace: MethodTrace, lr: Tensor, prev_lr: Tensor | None) -> None:
+    """Cycle 1's LR has no previous LR to compare with: null."""
     if prev_lr is None:
-        trace.lr_changed_fraction.append(1.0)
-        trace.lr_max_change.append(255)
+        trace.lr_changed_fraction.append(None)
+        trace.lr_max_change.append(None)
         return
     diff = ((lr - prev_lr).abs() * 255).round()
     trace.lr_changed_fraction.append(float((diff > 0).float().mean()))

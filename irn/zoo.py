@@ -176,7 +176,9 @@ def load_checkpoint(path: str | os.PathLike[str]) -> tuple[IRN, dict[str, Any]]:
         raise CheckpointError(f"{path}: not an IRN checkpoint (holds a {type(obj).__name__}, not a dict)")
     if obj.get("format") == FORMAT:
         version = obj.get("format_version")
-        if not isinstance(version, int) or version > FORMAT_VERSION:
+        if not isinstance(version, int) or isinstance(version, bool):
+            raise CheckpointError(f"{path}: damaged irn checkpoint (format_version {version!r} is not an integer)")
+        if version > FORMAT_VERSION:
             raise CheckpointError(
                 f"{path}: checkpoint format version {version!r} is newer than this irn supports "
                 f"({FORMAT_VERSION}); upgrade irn"

@@ -246,6 +246,11 @@ def test_future_format_version(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError) as exc:
         irn.load(path)
     assert_one_line_naming(exc, path, "newer", "upgrade")
+    payload["format_version"] = "1"  # not a version this or any irn writes: damaged, not "newer"
+    torch.save(payload, path)
+    with pytest.raises(CheckpointError) as exc:
+        irn.load(path)
+    assert_one_line_naming(exc, path, "damaged irn checkpoint (format_version '1' is not an integer)")
 
 
 def test_unknown_config_key(tmp_path: Path) -> None:

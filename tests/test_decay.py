@@ -104,7 +104,8 @@ def test_irn_cycles_reach_a_fixed_point_while_bicubic_keeps_changing() -> None:
     psnr = bicubic.psnr_vs_original
     assert all(p is not None and math.isfinite(p) for p in psnr)
     assert all(a > b for a, b in zip(psnr, psnr[1:], strict=False))  # it keeps decaying
-    assert all(f > 0.1 for f in bicubic.lr_changed_fraction)
+    assert bicubic.lr_changed_fraction[0] is None and bicubic.lr_max_change[0] is None  # no LR before cycle 1
+    assert all(f > 0.1 for f in bicubic.lr_changed_fraction[1:])
     assert bicubic.ssim_vs_original[-1] < bicubic.ssim_vs_original[0] < 1
 
 
@@ -216,6 +217,7 @@ def test_cli_jpeg_between_steps_changes_the_result(tmp_path: Path) -> None:
         (["-m", "bicubic,bicubic"], "twice"),
         (["-m", "bicubic", "--device", "warp9"], "--device 'warp9': not a device name"),
         (["-m", "bicubic", "-o", "in.png"], "-o in.png: is a file, expected a folder"),
+        (["-m", "bicubic", "-s", "1"], "--scale must be 2 or more (1 does not rescale), got 1"),
     ],
 )
 def test_cli_errors_are_one_line_exit_2(

@@ -618,7 +618,8 @@ def test_bad_overrides_and_missing_resume(tmp_path: Path, capsys: pytest.Capture
     with pytest.raises(SystemExit) as exc:
         main(["train", "--config", str(cfg_path), "--trainer.nope=1"])
     assert exc.value.code == 2
-    assert "unrecognized arguments: --trainer.nope=1" in capsys.readouterr().err
+    err = capsys.readouterr().err.strip()
+    assert err == "irn: error: irn train: unrecognized arguments: --trainer.nope=1 (see 'irn train --help')"
     assert main(["train", "--config", str(cfg_path), "--optim.lr=.nan"]) == 2
     assert "optim.lr: expected a finite number, got nan" in capsys.readouterr().err
     cfg = load_config(cfg_path, ["--optim.lr=5e-4", "--loss.lambda_fit=16"])  # YAML 1.1 reads 5e-4 as text

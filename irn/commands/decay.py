@@ -63,8 +63,8 @@ def _method_specs(args: argparse.Namespace) -> list[str]:
 
 def _scale(args: argparse.Namespace, specs: list[str], models: dict) -> int:
     if args.scale is not None:
-        if args.scale < 1:
-            raise IRNError(f"--scale must be a positive integer, got {args.scale}")
+        if args.scale < 2:
+            raise IRNError(f"--scale must be 2 or more (1 does not rescale), got {args.scale}")
         return int(args.scale)
     from irn.zoo import load
 
@@ -89,6 +89,8 @@ def run(args: argparse.Namespace) -> int:
     device = torch.device(resolve_device(args.device))
     out = check_output_path(args.output, "-o", folder=True)
     image_path = Path(args.image)
+    if image_path.is_dir():
+        raise IRNError(f"{image_path}: is a folder; give one image file")
     if not image_path.is_file():
         raise IRNError(f"{image_path}: no such image file")
     if image_path.suffix.lower() not in IMAGE_SUFFIXES:
@@ -125,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
         final = trace.psnr_vs_original[-1]
         fixed = trace.fixed_point_cycle
         print(
-            f"{r.name:>24}: cycle {config.cycles} PSNR-Y {final if final is None else round(final, 3)} dB, "
+            f"{r.name:>24}: cycle {config.cycles} PSNR-Y {'inf' if final is None else f'{final:.3f}'} dB, "
             f"SSIM-Y {trace.ssim_vs_original[-1]:.5f}, fixed point "
             f"{'at cycle ' + str(fixed) if fixed else 'not reached'} "
             f"({trace.computed_cycles} cycles computed, {trace.seconds:.1f} s)"

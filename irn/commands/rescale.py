@@ -46,7 +46,7 @@ _pixel_count = number_type(
     with_suffixes({"M": 1_000_000, "G": 1_000_000_000}),
     "a pixel count such as 50000000 or 50M",
     lambda v: v > 0,
-    "must be positive, got {text!r}",
+    "must be at least 1 pixel, got {text!r} ({value} whole pixels)",
 )
 _pixel_side = number_type(int, "a tile side in pixels", lambda v: v >= 16, "must be at least 16 pixels, got {text!r}")
 #: ``2G``, ``512M``, ``1.5G`` or ``2000000000`` -> bytes (K, M, G are powers of 1024; a trailing B is allowed)
