@@ -84,7 +84,27 @@ def test_roundtrip_end_to_end(tmp_path: Path, model_path: Path, capsys: pytest.C
     mean_y = (data["images"][0]["psnr_y"] + data["images"][1]["psnr_y"]) / 2
     assert data["mean_psnr_y"] == pytest.approx(mean_y, abs=1e-3)
     assert f"mean over 2 image(s), x2: PSNR-Y {mean_y:.2f} dB" in stdout
+    assert data["exact_images"] == 0
     assert hidden_files(out) == []  # no temporary file left behind
+
+
+def test_an_exactly_reconstructed_image_does_not_make_the_mean_inf(
+    tmp_path: Path, model_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    a = save_rgb(tmp_path / "a.png", 14, 10, seed=1)
+    dot = tmp_path / "dot.png"
+    Image.new("RGB", (1, 1), (0, 0, 0)).save(dot)
+    # a fresh network is the plain Haar transform (its last convolutions are zero): with z = 0 a flat
+    # image comes back exactly (PSNR inf), a textured one does not
+    haar = irn.save(IRN(IRNConfig(scale=2, blocks_per_level=(1,), growth=8)), tmp_path / "haar.pt")
+    summary = tmp_path / "s.json"
+    argv = ["rescale", "roundtrip", str(a), str(dot), "--model", str(haar), "-o", str(tmp_path / "o")]
+    code, stdout, stderr = run_cli([*argv, "--z", "zero", "--json", str(summary)], capsys)
+    assert code == 0, stderr
+    data = json.loads(summary.read_text())
+    assert data["images"][1]["psnr_y"] is None and data["exact_images"] == 1  # inf is null in the JSON
+    assert data["mean_psnr_y"] == pytest.approx(data["images"][0]["psnr_y"], abs=1e-4)
+    assert "mean over 1 image(s) (1 reconstructed exactly, PSNR inf, left out), x2: PSNR-Y" in stdout
 
 
 def test_roundtrip_is_reproducible_with_seed_and_zero_latent(

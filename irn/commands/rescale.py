@@ -571,12 +571,22 @@ def run(args: argparse.Namespace) -> int:
     skipped = [r for r in records if r.status == "skipped"]
     failed = [r for r in records if r.status == "failed"]
     mean_y = mean_rgb = None
+    identical = 0
     if action == "roundtrip":
         scored = [r for r in ok + skipped if r.psnr_y is not None and r.psnr_rgb is not None]
-        if scored:
-            mean_y = sum(r.psnr_y for r in scored) / len(scored)  # type: ignore[misc]
-            mean_rgb = sum(r.psnr_rgb for r in scored) / len(scored)  # type: ignore[misc]
-            print(f"mean over {len(scored)} image(s), x{scale}: PSNR-Y {_fmt_db(mean_y)}  PSNR-RGB {_fmt_db(mean_rgb)}")
+        # an exactly reconstructed image (PSNR inf, e.g. 1x1) would make the mean inf: left out, counted
+        finite = [r for r in scored if r.psnr_y != float("inf") and r.psnr_rgb != float("inf")]
+        identical = len(scored) - len(finite)
+        if finite:
+            mean_y = sum(r.psnr_y for r in finite) / len(finite)  # type: ignore[misc]
+            mean_rgb = sum(r.psnr_rgb for r in finite) / len(finite)  # type: ignore[misc]
+            left_out = f" ({identical} reconstructed exactly, PSNR inf, left out)" if identical else ""
+            print(
+                f"mean over {len(finite)} image(s){left_out}, x{scale}: "
+                f"PSNR-Y {_fmt_db(mean_y)}  PSNR-RGB {_fmt_db(mean_rgb)}"
+            )
+        elif scored:
+            print(f"all {len(scored)} image(s) reconstructed exactly: PSNR inf")
     summary = f"{len(ok)} written, {len(skipped)} skipped (outputs exist), {len(failed)} failed; outputs in {outdir}"
     print(summary, file=sys.stderr)
 
@@ -596,7 +606,9 @@ def run(args: argparse.Namespace) -> int:
         if action != "down":
             payload.update(z=opts.z, seed=opts.seed, temperature=opts.temperature)
         if action == "roundtrip":
-            payload.update(mean_psnr_y=_json_number(mean_y), mean_psnr_rgb=_json_number(mean_rgb))
+            payload.update(
+                mean_psnr_y=_json_number(mean_y), mean_psnr_rgb=_json_number(mean_rgb), exact_images=identical
+            )
         for r in records:
             item = {k: v for k, v in vars(r).items() if action == "roundtrip" or not k.startswith("psnr")}
             for key in ("psnr_y", "psnr_rgb"):
