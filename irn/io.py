@@ -15,6 +15,7 @@ atomically (temporary file, then rename).
 from __future__ import annotations
 
 import os
+import tempfile
 import threading
 import uuid
 import warnings
@@ -355,7 +356,8 @@ def image_format(path: str | os.PathLike[str]) -> str:
 def check_output_path(path: str | os.PathLike[str], flag: str, *, folder: bool = False) -> Path:
     """Refuse, in one line, an output that cannot be written, before any work: a file where a
     folder is wanted (``folder=True``) or the other way round, a file among the parent folders
-    (missing folders are fine: the writers make them), or a folder without write permission."""
+    (missing folders are fine: the writers make them), or a nearest existing folder in which a
+    file cannot be created (tried: a hidden file is made and removed)."""
     path = Path(path)
     wanted, other = ("folder", "file") if folder else ("file", "folder")
     if path.exists() and path.is_dir() != folder:
@@ -364,8 +366,15 @@ def check_output_path(path: str | os.PathLike[str], flag: str, *, folder: bool =
     existing = next((p for p in (start, *start.parents) if p.exists()), None)
     if existing is not None and not existing.is_dir():
         raise IRNError(f"{flag} {path}: {existing} is a file, not a folder")
-    if existing is not None and not os.access(existing, os.W_OK | os.X_OK):
-        raise IRNError(f"{flag} {path}: cannot write in {existing} (permission denied)")
+    if existing is not None:
+        # a real write, not os.access: root passes access() where writes still fail (a read-only
+        # mount, /proc), and the answer is needed before the work, not after it
+        try:
+            fd, probe = tempfile.mkstemp(prefix=".irn-write-test-", dir=existing)
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as exc:
+            raise IRNError(f"{flag} {path}: cannot write in {existing} ({exc.strerror or exc})") from None
     return path
 
 

@@ -260,3 +260,16 @@ def test_write_image_takes_uint8_tensors_as_they_are(tmp_path: Path) -> None:
     assert np.array_equal(np.asarray(Image.open(tmp_path / "u8.png")), rgb_array(6, 5))
     with pytest.raises(ValueError, match="expected a float tensor in \\[0, 1\\] \\(or uint8\\), got torch.int64"):
         write_image(pixels.long(), tmp_path / "i64.png")
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc (a folder no one can create files in)")
+def test_output_check_tries_a_real_write(tmp_path: Path) -> None:
+    """os.access says yes to root everywhere; check_output_path creates (and removes) a file instead."""
+    from irn.errors import IRNError
+
+    with pytest.raises(IRNError, match=r"^--json /proc/irn-x.json: cannot write in /proc \("):
+        io.check_output_path("/proc/irn-x.json", "--json")
+    with pytest.raises(IRNError, match=r"^-o /proc/irn-out: cannot write in /proc \("):
+        io.check_output_path("/proc/irn-out", "-o", folder=True)
+    assert io.check_output_path(tmp_path / "new" / "x.png", "-o") == tmp_path / "new" / "x.png"
+    assert list(tmp_path.iterdir()) == []  # the probe left nothing behind, and made no folder
