@@ -21,13 +21,7 @@ measures:
 Run through ``benchmarks/run.py --only gpu`` (see its ``--gpu-*`` options). Without CUDA the rows
 say "not measured"; ``--gpu-device cpu`` runs the same code on the CPU (tests do, tiny).
 
-On a lent device machine (torch, lightning, tensorboard, nvidia-ml-py are there; irn is not
-installed, so ``PYTHONPATH=.``; its ``../shared`` does not travel, so copy the images into the
-ignored ``datasets/`` first: ``cp -r ../shared/datasets/{Set5,SunHays80} datasets/`` and carry both),
-one scale per call to stay inside its 10 minutes::
-
-    PYTHONPATH=. PYTHONUNBUFFERED=1 python3 benchmarks/run.py --only gpu --gpu-scales 2 \
-        --train-dir datasets/SunHays80 --val-dir datasets/Set5/HR --json $OUT/gpu_x2.json 2>&1 | tee $OUT/gpu_x2.log
+On a lent GPU machine: ``benchmarks/device_gpu.sh`` (one scale per call; it says what to carry).
 """
 
 from __future__ import annotations
