@@ -67,11 +67,21 @@ def describe_os_error(exc: BaseException) -> str:
     return f"{name}: {reason}" if name else reason
 
 
+def is_out_of_memory(exc: BaseException) -> bool:
+    """torch's OutOfMemoryError (CUDA) or its CPU allocator's "can't allocate memory"."""
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    text = str(exc)
+    return "OutOfMemoryError" in names or "can't allocate memory" in text or "CUDA out of memory" in text
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args, extra = parser.parse_known_args(list(argv) if argv is not None else None)
-    if extra:  # reported by the subcommand's parser, so the message points at its --help
-        args._parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    words = list(argv) if argv is not None else sys.argv[1:]
+    args, extra = parser.parse_known_args(words)
+    if extra:  # reported by the parser they were given to, so the message points at the right --help
+        before_command = words[: words.index(args.command)] if args.command in words else []
+        owner = parser if any(word in before_command for word in extra) else args._parser
+        owner.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return int(args._run(args) or 0)
     except IRNError as exc:
@@ -82,6 +92,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         # line naming the file; the commands check their outputs up front, so this is the rare case
         # of an environment that changed or refused late (outputs are written atomically)
         print(f"irn: error: {describe_os_error(exc)}", file=sys.stderr)
+        return 1
+    except RuntimeError as exc:  # torch reports a failed allocation (CPU or GPU) as a RuntimeError
+        if not is_out_of_memory(exc):
+            raise
+        first = " ".join(str(exc).split())[:300]
+        print(f"irn: error: out of memory ({first}); try a smaller input", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("irn: interrupted", file=sys.stderr)

@@ -130,7 +130,7 @@ class TrainerConfig:
     threads: int | None = None
     channels_last: bool = False
     #: torch.compile the flow of the training step: null (off), default, reduce-overhead (+ CUDA graphs),
-    #: max-autotune
+    #: max-autotune (+ kernel autotuning and CUDA graphs)
     compile: Literal["default", "reduce-overhead", "max-autotune"] | None = None
     progress_bar: bool = True
     deterministic: bool = False
@@ -411,12 +411,12 @@ def check_paths(cfg: TrainConfig) -> None:
         if not any(p.suffix.lower() in IMAGE_SUFFIXES for p in path.rglob("*") if p.is_file()):
             raise ConfigError(f"{key}: folder {folder!r} holds no images")
     if cfg.data.val_dir is not None:
-        _check_validation_sizes(Path(cfg.data.val_dir), cfg.model.scale)
+        _check_validation_sizes(Path(cfg.data.val_dir), cfg.model.scale, cfg.data.val_max_images)
     if cfg.model.init_from is not None and not Path(cfg.model.init_from).is_file():
         raise ConfigError(f"model.init_from: no such file {cfg.model.init_from!r}")
 
 
-def _check_validation_sizes(folder: Path, scale: int) -> None:
+def _check_validation_sizes(folder: Path, scale: int, max_images: int | None) -> None:
     """Validation modcrops each image to the scale and crops ``scale`` px per side before PSNR-Y:
     an image under 3 x scale px a side would fail at the first validation, after the run started."""
     from PIL import Image
@@ -424,7 +424,7 @@ def _check_validation_sizes(folder: Path, scale: int) -> None:
     from irn.data import list_images
 
     need = 3 * scale
-    for path in list_images(folder):
+    for path in list_images(folder)[:max_images]:  # the images validation uses (irn.data.FolderImages)
         try:
             with Image.open(path) as im:
                 w, h = im.size

@@ -50,7 +50,7 @@ from torch import Tensor
 
 from irn.nn.coupling import AffineCoupling
 from irn.nn.haar import HaarDownsampling
-from irn.nn.network import IRN, quantize
+from irn.nn.network import IRN, check_decode_inputs, quantize
 from irn.nn.subnets import DenseBlock
 from irn.tiling import spans
 
@@ -405,8 +405,9 @@ class FastIRN(IRN):
         """:meth:`IRN.decode`, with the flow input assembled channels-last in one copy."""
         if self._needs_autograd(lr, z):
             return super().decode(lr, z, size)
-        if lr.shape[0] != z.shape[0] or lr.shape[-2:] != z.shape[-2:] or z.shape[1] != self.latent_channels:
-            return super().decode(lr, z, size)  # raises the shape error
+        check_decode_inputs(lr, z, size, self.scale, self.latent_channels)
+        self._check_dtype("lr", lr)
+        self._check_dtype("z", z)
         c = self.config.in_channels
         flow_in = torch.empty((lr.shape[0], c + z.shape[1], *lr.shape[-2:]), dtype=lr.dtype, device=lr.device)
         flow_in = flow_in.contiguous(memory_format=torch.channels_last)

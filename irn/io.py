@@ -402,10 +402,17 @@ def atomic_write(path: str | os.PathLike[str], mode: Literal["wb", "w"] = "wb", 
     The file is created beside ``path`` (hidden, unique name) with the permissions a plain ``open``
     gives (0o666 less the umask); on any error it is removed and ``path`` is left as it was, so a
     reader sees the old complete file or the new complete one. ``fsync``: flush to disk before the rename.
+    A symbolic link keeps pointing at the (replaced) file; a device or pipe is written through.
     """
     path = Path(path)
     if path.is_dir():
         raise IRNError(f"{path}: is a folder, expected a file")
+    if path.is_symlink():  # replace the file the link points to, keep the link
+        path = Path(os.path.realpath(path))
+    if path.exists() and not path.is_file():  # a device or a pipe (/dev/stdout): write through it
+        with open(path, mode, **({} if mode == "wb" else {"encoding": "utf-8"})) as f:
+            yield f
+        return
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -194,11 +194,11 @@ class IRNLightning(L.LightningModule):
         if config.trainer.channels_last:
             self.model.to(memory_format=torch.channels_last)
         # torch.compile'd network forward for the objective (a function, not a module: the state
-        # dict keeps the network's own keys); compiled lazily at the first step
+        # dict keeps the network's own keys); torch compiles it at the first step
         self._compiled_flow: Any = None
         if config.trainer.compile is not None:
             try:
-                self._compiled_flow = torch.compile(self.model.forward, mode=config.trainer.compile)
+                self._compiled_flow = self._compile_flow()
             except RuntimeError as exc:  # e.g. a Python version dynamo does not support yet
                 raise ValueError(f"trainer.compile: {' '.join(str(exc).split())}") from None
         self.nonfinite_in_row = 0
@@ -214,9 +214,18 @@ class IRNLightning(L.LightningModule):
             return lo.rec_temperature * min(1.0, step / lo.rec_temperature_ramp_steps)
         return lo.rec_temperature
 
+    def _compile_flow(self) -> Any:
+        return torch.compile(self.model.forward, mode=self.config.trainer.compile)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # a compiled function does not pickle (ddp_spawn pickles the module): rebuilt on first use
+        return {**super().__getstate__(), "_compiled_flow": None}
+
     def flow(self, x: Tensor, rev: bool = False) -> tuple[Tensor, Tensor]:
         """The network's raw flow (``trainer.compile``'d when set): (B, C, H, W) -> (output, logdet (B,))."""
-        if self._compiled_flow is not None:
+        if self.config.trainer.compile is not None:
+            if self._compiled_flow is None:
+                self._compiled_flow = self._compile_flow()
             return self._compiled_flow(x, rev)
         return self.model(x, rev)
 
@@ -285,10 +294,11 @@ class IRNLightning(L.LightningModule):
             self.trainer.should_stop = True
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
-        if self.trainer.precision == "16-mixed":  # its GradScaler skips overflowing steps and rescales
-            return
         grads = [p.grad for p in self.model.parameters() if p.grad is not None]
         if not grads:  # Lightning calls this hook for a step whose training_step returned None too
+            return
+        if self.trainer.precision == "16-mixed":  # overflowing gradients: its GradScaler skips the step
+            self.nonfinite_in_row = 0  # the loss was finite
             return
         # one reduction and one device sync for all gradients (not one per parameter)
         if not bool(torch.stack([torch.isfinite(g).all() for g in grads]).all()):

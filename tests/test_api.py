@@ -25,6 +25,12 @@ def model() -> IRN:
     return net.eval()
 
 
+def fast(model: IRN) -> IRN:
+    from irn.inference import optimize_for_inference
+
+    return optimize_for_inference(model)
+
+
 def rgb(h: int = 9, w: int = 7) -> np.ndarray:
     return np.random.default_rng(0).integers(0, 256, (h, w, 3), dtype=np.uint8)
 
@@ -106,6 +112,9 @@ def test_tensors_keep_their_rank(model: IRN) -> None:
         (lambda m: m.upscale(torch.ones(1, 3, 4, 4, dtype=torch.uint8)), "lr must be a torch.float32 tensor in [0, 1]"),
         (lambda m: m.decode(torch.rand(1, 3, 4, 4), torch.randn(1, 9, 4, 4).double()), "z is torch.float64 but"),
         (lambda m: irn.load("x2", device="foo"), "device 'foo': not a device name (cpu, cuda, cuda:N, mps, auto)"),
+        (lambda m: fast(m).upscale(torch.rand(1, 3, 4, 4), z="zero", size=(0, 5)), "can be cropped to at most"),
+        (lambda m: fast(m).upscale(torch.rand(1, 3, 4, 4), z="zero", size=(9, 8)), "can be cropped to at most"),
+        (lambda m: fast(m).decode(torch.rand(1, 3, 4, 4), torch.zeros(1, 9, 4, 4, dtype=torch.int64)), "z must be a"),
         (
             lambda m: irn.roundtrip_image(m, np.full((8, 8, 3), 200.0, np.float32)),
             "a float array must hold values in [0, 1], got up to 200 (divide by 255, or pass a uint8 array)",

@@ -218,12 +218,13 @@ def test_cli_jpeg_between_steps_changes_the_result(tmp_path: Path) -> None:
         (["-m", "bicubic", "--device", "warp9"], "--device 'warp9': not a device name"),
         (["-m", "bicubic", "-o", "in.png"], "-o in.png: is a file, expected a folder"),
         (["-m", "bicubic", "-s", "1"], "--scale must be 2 or more (1 does not rescale), got 1"),
+        (["-m", "bicubic", "-o", "."], "(its decay.png) decay.png is the input image: writing it would overwrite it"),
     ],
 )
 def test_cli_errors_are_one_line_exit_2(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, extra: list[str], message: str
 ) -> None:
-    image = tmp_path / "in.png"
+    image = tmp_path / ("decay.png" if extra[-1:] == ["."] else "in.png")
     write_image(smooth_image(16, 16), image)
     before = image.read_bytes()
     monkeypatch.chdir(tmp_path)

@@ -273,3 +273,25 @@ def test_output_check_tries_a_real_write(tmp_path: Path) -> None:
         io.check_output_path("/proc/irn-out", "-o", folder=True)
     assert io.check_output_path(tmp_path / "new" / "x.png", "-o") == tmp_path / "new" / "x.png"
     assert list(tmp_path.iterdir()) == []  # the probe left nothing behind, and made no folder
+
+
+def test_atomic_write_keeps_links_and_writes_through_pipes(tmp_path: Path) -> None:
+    import os
+    import threading
+
+    target = tmp_path / "real.json"
+    target.write_text("old")
+    link = tmp_path / "link.json"
+    link.symlink_to(target)
+    with io.atomic_write(link, "w") as f:
+        f.write("new")
+    assert link.is_symlink() and target.read_text() == "new"
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()))
+    reader.start()
+    with io.atomic_write(fifo) as f:
+        f.write(b"through")
+    reader.join(timeout=10)
+    assert got == [b"through"] and not fifo.is_file()  # still the pipe, not replaced by a file

@@ -481,3 +481,26 @@ def test_z_auto_follows_the_checkpoint_recommendation(
         results[name] = (data["z"], np.asarray(Image.open(out / "a_x2_rt.png")))
     assert results["auto-zero"][0] == "zero" and results["auto-none"][0] == "sample"
     np.testing.assert_array_equal(results["auto-zero"][1], results["explicit-zero"][1])
+
+
+def test_cli_reports_out_of_memory_and_unknown_options_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import irn.commands.chart as chart
+
+    def oom(args: object) -> int:
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: can't allocate memory")
+
+    monkeypatch.setattr(chart, "run", oom)
+    assert main(["chart", "-o", "x.png"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("irn: error: out of memory ([enforce fail") and err.endswith("try a smaller input")
+    monkeypatch.setattr(chart, "run", lambda args: (_ for _ in ()).throw(RuntimeError("a bug, not memory")))
+    with pytest.raises(RuntimeError, match="a bug, not memory"):  # other errors are not dressed up
+        main(["chart", "-o", "x.png"])
+    for argv, owner in ((["--bogus", "chart"], "irn"), (["chart", "--bogus"], "irn chart")):
+        with pytest.raises(SystemExit):
+            main(argv)
+        assert capsys.readouterr().err.strip() == (
+            f"irn: error: {owner}: unrecognized arguments: --bogus (see '{owner} --help')"
+        )

@@ -418,6 +418,12 @@ def test_fp16_overflows_are_left_to_the_grad_scaler(tmp_path: Path) -> None:
         module.on_before_optimizer_step(None)  # type: ignore[arg-type]
         assert module.nonfinite_in_row == counted
         assert all((p.grad is None) == (precision != "16-mixed") for p in module.model.parameters())
+    # under 16-mixed a step with a finite loss (it reached the optimizer) ends a run of NaN losses too
+    module.trainer = SimpleNamespace(precision="16-mixed", global_step=0)  # type: ignore[assignment]
+    for p in module.model.parameters():
+        p.grad = torch.zeros_like(p)
+    module.on_before_optimizer_step(None)  # type: ignore[arg-type]
+    assert module.nonfinite_in_row == 0
 
 
 # ---------------------------------------------------------------------- bad configs
@@ -471,6 +477,19 @@ def test_bad_configs_fail_with_one_line_before_anything_starts(
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and err.startswith("irn: error:") and message in err, err
     assert not (tmp_path / "run").exists()
+
+
+def test_a_compiled_module_pickles_and_compiles_again_after(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """ddp_spawn pickles the LightningModule: the compiled function is left out and rebuilt."""
+    import pickle
+
+    calls: list[str | None] = []
+    monkeypatch.setattr(torch, "compile", lambda fn, mode=None: calls.append(mode) or fn)
+    module = IRNLightning(config_from_dict(tiny_config(tmp_path, trainer={"compile": "max-autotune"})))
+    clone = pickle.loads(pickle.dumps(module))
+    assert calls == ["max-autotune"] and clone._compiled_flow is None
+    out, _ = clone.flow(torch.rand(1, 3, 8, 8))
+    assert calls == ["max-autotune", "max-autotune"] and out.shape == (1, 12, 4, 4)
 
 
 def test_compile_on_a_cpu_without_a_compiler_is_one_line(
@@ -537,6 +556,10 @@ def test_validation_images_too_small_are_refused_before_the_run(
         "(needs at least 6x6: a 2 px border is cropped per side)"
     )
     assert not (tmp_path / "run").exists()
+    # only the images validation uses are checked (data.val_max_images, in name order)
+    raw["data"]["val_max_images"] = 1
+    raw["trainer"]["max_steps"] = 1
+    assert main(["train", "--config", str(write_config(tmp_path, raw))]) == 0
 
 
 def test_a_run_dir_that_is_a_file_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -647,7 +670,8 @@ def test_train_help_documents_every_config_field(capsys: pytest.CaptureFixture[s
     trainer = field_help(SECTIONS["trainer"])
     assert trainer["compile"] == (
         "torch.compile the flow of the training step: null (off), default, reduce-overhead (+ CUDA graphs), "
-        "max-autotune. one of 'default', 'reduce-overhead', 'max-autotune' or null; default null"
+        "max-autotune (+ kernel autotuning and CUDA graphs). one of 'default', 'reduce-overhead', 'max-autotune' "
+        "or null; default null"
     )
     assert field_help(SECTIONS["model"])["scale"] == "an integer; default 2"
     assert field_help(SECTIONS["optim"])["betas"] == "a list of numbers; default [0.9, 0.999]"

@@ -61,6 +61,11 @@ def _method_specs(args: argparse.Namespace) -> list[str]:
     return specs
 
 
+def _safe(name: str) -> str:
+    """A rescaler's name as a file-name part: ``irn:x2@zero`` -> ``irn_x2@zero``."""
+    return "".join(c if c.isalnum() or c in "-_@" else "_" for c in name)
+
+
 def _scale(args: argparse.Namespace, specs: list[str], models: dict) -> int:
     if args.scale is not None:
         if args.scale < 2:
@@ -84,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
 
     from irn import decay
     from irn.commands.rescale import resolve_device
-    from irn.io import IMAGE_SUFFIXES, atomic_write, check_output_path, read_image
+    from irn.io import IMAGE_SUFFIXES, atomic_write, check_output_path, read_image, refuse_overwriting
 
     device = torch.device(resolve_device(args.device))
     out = check_output_path(args.output, "-o", folder=True)
@@ -109,6 +114,11 @@ def run(args: argparse.Namespace) -> int:
     if not specs:
         specs = ["bicubic", "pil-lanczos", f"irn:x{scale}@zero", f"irn:x{scale}@sample"]
     rescalers = [decay.make_rescaler(s, scale, default_z=args.z, seed=args.seed, models=models) for s in specs]
+    names = ["decay.json", "decay.png", "decay.gif"]
+    if args.save_final:
+        names += [f"final_{_safe(r.name)}.png" for r in rescalers]
+    written = {f"-o {out} (its {name})": out / name for name in names}
+    refuse_overwriting(written, {"the input image": image_path})
     for model in models.values():
         model.to(device)
     try:
@@ -135,8 +145,7 @@ def run(args: argparse.Namespace) -> int:
         if args.save_final:
             from irn.io import write_image
 
-            safe = "".join(c if c.isalnum() or c in "-_@" else "_" for c in r.name)
-            write_image(trace.final[0], out / f"final_{safe}.png")
+            write_image(trace.final[0], out / f"final_{_safe(r.name)}.png")
 
     h, w = decay.modcrop(image, scale).shape[-2:]
     doc = decay.summarise(traces, image=str(image_path), size=(h, w), scale=scale, config=config)
