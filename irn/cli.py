@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
@@ -87,6 +88,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except IRNError as exc:
         print(f"irn: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `irn ... | head`: the reader left; say nothing more
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, as the shell reports it
     except (OSError, MemoryError) as exc:
         # the machine said no (a path that cannot be written, a full disk, not enough memory): one
         # line naming the file; the commands check their outputs up front, so this is the rare case

@@ -171,7 +171,10 @@ def build_lpips(device: str | torch.device | None = None) -> nn.Module:
     try:
         backbone = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # any unreadable file gets the same clear message
-        raise IRNError(f"{path}: cannot read the AlexNet weights ({type(exc).__name__}: {exc})") from None
+        reason = " ".join(str(exc).split())[:200]
+        if "Weights only load failed" in reason:  # torch's long advice about untrusted pickles
+            reason = "not a weights file"
+        raise IRNError(f"{path}: cannot read the AlexNet weights ({type(exc).__name__}: {reason})") from None
     import lpips
 
     with warnings.catch_warnings():  # torchvision's notes on the deprecated 'pretrained' argument

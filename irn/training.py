@@ -118,6 +118,8 @@ def read_training_checkpoint(path: str | Path) -> dict[str, Any]:
         ckpt = torch.load(Path(path), map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any failure to read is reported in one line
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if "Weights only load failed" in first:  # torch's advice to unpickle untrusted code: not for us
+            first = "not a PyTorch checkpoint, or one holding Python objects"
         raise CheckpointError(f"{path}: not a readable training checkpoint ({first})") from None
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "config" not in ckpt.get("hyper_parameters", {}):
         raise CheckpointError(f"{path}: not an irn training checkpoint (no state_dict / config)")

@@ -504,3 +504,17 @@ def test_cli_reports_out_of_memory_and_unknown_options_in_one_line(
         assert capsys.readouterr().err.strip() == (
             f"irn: error: {owner}: unrecognized arguments: --bogus (see '{owner} --help')"
         )
+
+
+def test_a_closed_pipe_ends_quietly() -> None:
+    """`irn data list | head -1`: the reader leaves early; no "Broken pipe" error line."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "irn.cli", "data", "list"], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141 and err == ""

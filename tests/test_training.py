@@ -613,6 +613,17 @@ def test_resume_and_export_check_their_paths_before_anything_starts(
     assert main(["train", "--resume", str(last), "--model.growth=4", "--trainer.max_steps=3"]) == 2
     err = capsys.readouterr().err.strip()
     assert err == f"irn: error: --resume {last}: its network (growth 8) is not the config's (growth 4)"
+    # resuming into a folder that holds another run's last.ckpt would overwrite it
+    other = tmp_path / "other" / "checkpoints"
+    other.mkdir(parents=True)
+    (other / "last.ckpt").write_bytes(last.read_bytes())
+    run_dir_override = f"--trainer.run_dir={tmp_path / 'other'}"
+    assert (
+        main(["train", "--config", str(cfg_path), "--resume", str(last), run_dir_override, "--trainer.max_steps=3"])
+        == 2
+    )
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"irn: error: --resume {last}: this run would write into {other}, over the last.ckpt")
     # a run already at max_steps has nothing to do: say so, do not exit 0 silently
     assert main(["train", "--resume", str(last)]) == 2
     err = capsys.readouterr().err.strip()

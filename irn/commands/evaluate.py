@@ -356,7 +356,7 @@ def comparison_image(panels: list[tuple[str, Tensor]], hr: Tensor, bicubic: Tens
     return canvas
 
 
-def save_images(folder: Path, stem: str, out: Outputs, is_model: bool, scale: int, rec_psnr: float) -> None:
+def save_images(folder: Path, stem: str, out: Outputs, is_model: bool, scale: int, rec_psnr: float, crop: int) -> None:
     from irn.io import write_image
     from irn.metrics import psnr
 
@@ -364,7 +364,7 @@ def save_images(folder: Path, stem: str, out: Outputs, is_model: bool, scale: in
     write_image(out.hr[0].float(), folder / f"{stem}_hr.png")
     write_image(out.lr[0].float(), folder / f"{stem}_lr.png")
     write_image(out.bicubic[0].float(), folder / f"{stem}_bicubic.png")
-    bic_psnr = float(psnr(out.bicubic, out.hr, scale, True))
+    bic_psnr = float(psnr(out.bicubic, out.hr, crop, True))  # the same border crop as rec_psnr
     panels = [("HR", out.hr), (f"LR x1/{scale}", out.lr), (f"bicubic {bic_psnr:.2f} dB", out.bicubic)]
     if is_model:
         write_image(out.reconstructions[0][0].float(), folder / f"{stem}_rec.png")
@@ -478,7 +478,7 @@ def run(args: argparse.Namespace) -> int:
                 entry["std"] = {k: _std([r[k] for r in rows]) for k in keys}
             images.append(entry)
             if save_root is not None:
-                save_images(save_root / dataset.name, save_stems[path], out, is_model, scale, entry["psnr_y"])
+                save_images(save_root / dataset.name, save_stems[path], out, is_model, scale, entry["psnr_y"], crop)
         mean, std = summarise(draws_per_image)
         record: dict[str, Any] = {"folder": str(dataset.folder), "count": len(images), "mean": mean}
         if args.draws > 1:

@@ -119,9 +119,13 @@ def run(args: argparse.Namespace) -> int:
     check_paths(cfg)
     check_compiler(cfg)
     ckpt_dir = checkpoint_dir(cfg)
-    if resume is None and (ckpt_dir / "last.ckpt").exists():
+    last = ckpt_dir / "last.ckpt"
+    if resume is None and last.exists():
+        raise ConfigError(f"{last} exists: continue it with --resume, or choose another --trainer.run_dir")
+    if resume is not None and last.exists() and last.resolve() != resume.resolve():
         raise ConfigError(
-            f"{ckpt_dir / 'last.ckpt'} exists: continue it with --resume, or choose another --trainer.run_dir"
+            f"--resume {resume}: this run would write into {ckpt_dir}, over the last.ckpt of another run; "
+            "choose another --trainer.run_dir"
         )
     return train(cfg, resume)
 
