@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import REPO
+from conftest import REPO, benchmark_module
 
 from irn.nn import IRN, IRNConfig
 
@@ -161,13 +161,8 @@ def test_run_reports_ratios_to_the_paper(paper_checkout: Path, tmp_path: Path) -
 @pytest.fixture
 def run_module() -> Iterator[object]:
     """benchmarks/run.py imported in this process (its spawned workers import it by name)."""
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        import run
-
-        yield run
-    finally:
-        sys.path.remove(str(BENCHMARKS))
+    with benchmark_module("run") as module:
+        yield module
 
 
 def test_data_parallel_step_averages_the_whole_batchs_gradient(run_module: object) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import REPO
+from conftest import REPO, benchmark_module
 from PIL import Image
 
 BENCHMARKS = REPO / "benchmarks"
@@ -23,13 +23,8 @@ BENCHMARKS = REPO / "benchmarks"
 
 @pytest.fixture
 def gpu_training() -> Iterator[object]:
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        import gpu_training
-
-        yield gpu_training
-    finally:
-        sys.path.remove(str(BENCHMARKS))
+    with benchmark_module("gpu_training") as module:
+        yield module
 
 
 def smooth_pngs(folder: Path, n: int, size: tuple[int, int] = (48, 64)) -> Path:

@@ -129,11 +129,10 @@ def _load_model(resizer: str, device: str) -> tuple[Any, Any]:
     """(plain model for verification and gradients, inference-optimised view for forward passes)."""
     import torch
 
-    from irn.commands.rescale import resolve_device
     from irn.inference import optimize_for_inference
-    from irn.zoo import load
+    from irn.zoo import load, resolve_device
 
-    model = load(resizer[4:], device=torch.device(resolve_device(device)))
+    model = load(resizer[4:], device=torch.device(resolve_device(device, "--device")))
     return model, optimize_for_inference(model)
 
 

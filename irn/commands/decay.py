@@ -88,10 +88,10 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from irn import decay
-    from irn.commands.rescale import resolve_device
     from irn.io import IMAGE_SUFFIXES, atomic_write, check_output_path, read_image, refuse_overwriting
+    from irn.zoo import resolve_device
 
-    device = torch.device(resolve_device(args.device))
+    device = torch.device(resolve_device(args.device, "--device"))
     out = check_output_path(args.output, "-o", folder=True)
     image_path = Path(args.image)
     if image_path.is_dir():

@@ -400,14 +400,14 @@ def run(args: argparse.Namespace) -> int:
     import torch
     from tqdm import tqdm
 
-    from irn.commands.rescale import resolve_device
     from irn.io import check_output_path, read_image, refuse_overwriting
+    from irn.zoo import resolve_device
 
     if args.json:
         check_output_path(args.json, "--json")
     if args.save_images:
         check_output_path(args.save_images, "--save-images", folder=True)
-    device = resolve_device(args.device)
+    device = resolve_device(args.device, "--device")
     model, scale, label = _load_model(args, device)
     is_model = model is not None
     crop = scale if args.crop_border is None else args.crop_border

@@ -297,13 +297,6 @@ def _inode(path: Path) -> tuple[int, int] | None:
 
 
 # ----------------------------------------------------------------------------- model and images
-def resolve_device(name: str) -> str:
-    """``--device NAME`` checked: see :func:`irn.zoo.resolve_device`."""
-    from irn.zoo import resolve_device as check
-
-    return check(name, "--device")
-
-
 def _run_model(
     model: IRN,
     x: Tensor,
@@ -486,7 +479,7 @@ def run(args: argparse.Namespace) -> int:
 
     import irn
     from irn.io import ImageReadError, check_output_path, refuse_overwriting
-    from irn.zoo import resolve
+    from irn.zoo import resolve, resolve_device
 
     action: Action = args.action
     quality = getattr(args, "quality", 95)
@@ -498,7 +491,7 @@ def run(args: argparse.Namespace) -> int:
     inputs, missing = collect_inputs(list(args.inputs), args.recursive, outdir)
     if not inputs and missing:
         raise IRNError("; ".join(f"{p}: {why}" for p, why in missing))
-    device = resolve_device(args.device)
+    device = resolve_device(args.device, "--device")
     checkpoint = resolve(args.model)
     model = irn.load(checkpoint, device=device)
     latent = _latent_mode(getattr(args, "z", "auto"), model.metadata)
