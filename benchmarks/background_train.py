@@ -1,0 +1,84 @@
+"""Issue 16's background training: make the held-out split, then start (or resume) the CPU runs.
+
+    python benchmarks/background_train.py split            # datasets/cpu_train, datasets/cpu_val
+    python benchmarks/background_train.py start x2 --hours 2.0 [--init PATH] [--resume]
+    python benchmarks/background_train.py start x4 --hours 2.0
+
+The split is a pure function of the file names: every 36th CBSD432 image and every 20th
+SunHays80 image (sorted) is held out for validation (12 + 4 = 16 images); the rest are training
+images. Both folders hold symbolic links into ``../shared/datasets`` (nothing copied). A run logs
+to ``runs/cpu_x{2,4}/train.log`` and runs ``irn train --config configs/cpu_x{2,4}.yaml`` with
+``trainer.max_time`` set from ``--hours``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "datasets"
+SOURCES = {"CBSD432": 36, "SunHays80": 20}  # folder -> every n-th image held out
+
+
+def split() -> tuple[int, int]:
+    train, val = REPO / "datasets" / "cpu_train", REPO / "datasets" / "cpu_val"
+    n_train = n_val = 0
+    for name, every in SOURCES.items():
+        src = SHARED / name
+        if not src.is_dir():
+            sys.exit(f"background_train: {src} is missing (the shared training folders)")
+        files = sorted(p for p in src.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+        for i, f in enumerate(files):
+            held_out = i % every == every // 2
+            dst = val / f"{name}_{f.name}" if held_out else train / name / f.name
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            if not dst.is_symlink():
+                dst.symlink_to(f.resolve())
+            n_val += held_out
+            n_train += not held_out
+    return n_train, n_val
+
+
+def start(scale: str, hours: float, init: str | None, resume: bool) -> None:
+    run_dir = REPO / "runs" / f"cpu_{scale}"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    h = int(hours)
+    m = int(round((hours - h) * 60))
+    cmd = [sys.executable, "-m", "irn.cli", "train", f"--trainer.max_time=00:{h:02d}:{m:02d}:00"]
+    if resume:
+        cmd += ["--resume", str(run_dir / "checkpoints" / "last.ckpt")]
+    else:
+        cmd += ["--config", str(REPO / "configs" / f"cpu_{scale}.yaml")]
+        if init:
+            cmd.append(f"--model.init_from={init}")
+    log = (run_dir / "train.log").open("a")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    (run_dir / "train.pid").write_text(f"{proc.pid}\n")
+    print(f"started {' '.join(cmd)} (pid {proc.pid}), log {run_dir / 'train.log'}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("split")
+    s = sub.add_parser("start")
+    s.add_argument("scale", choices=["x2", "x4"])
+    s.add_argument("--hours", type=float, default=2.0)
+    s.add_argument("--init", default=None, help="model.init_from (default: the config's)")
+    s.add_argument("--resume", action="store_true", help="continue runs/cpu_SCALE/checkpoints/last.ckpt")
+    args = p.parse_args(argv)
+    if args.cmd == "split":
+        n_train, n_val = split()
+        print(f"datasets/cpu_train: {n_train} images, datasets/cpu_val: {n_val} images")
+    else:
+        split()
+        start(args.scale, args.hours, args.init, args.resume)
+
+
+if __name__ == "__main__":
+    main()
