@@ -2,7 +2,7 @@
 real library, against a global-search baseline (dual annealing), and the IRN trade-off curve.
 
 For each pair (COVER, TARGET) of SunHays80 photos (read from ../shared, centre-cropped square
-and Lanczos-resized) and each linear resizer: :func:`irn.craft.craft`, the 8-bit x written as a
+and Lanczos-resized) and each linear resizer: :func:`irn.experiments.craft.craft`, the 8-bit x written as a
 PNG file, reopened, resized by the library's own function. Printed per resizer and size (median
 over the pairs): PSNR(resized, TARGET), PSNR(x, COVER), the least-change bound, their gap,
 and the crafting time (extraction + solve; verification excluded, shown apart).
@@ -40,7 +40,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from irn import craft as C
+from irn.experiments import craft as C
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 PHOTOS = SHARED / "datasets" / "SunHays80"
@@ -154,7 +154,7 @@ def irn_curve(model_name: str, pairs: list[tuple[Path, Path]], side: int, weight
     import irn
 
     model = irn.load(model_name)
-    from irn.inference import optimize_for_inference
+    from irn.nn.fast import optimize_for_inference
 
     fast = optimize_for_inference(model)
     cover_path, target_path = pairs[0]
@@ -278,7 +278,7 @@ def main() -> None:
         report["irn"] = irn_curve(model_name, pairs, args.irn_size, weights)
 
     if args.out:
-        from irn.commands.craft import _finite  # JSON has no infinity: inf -> null
+        from irn.cli.craft import _finite  # JSON has no infinity: inf -> null
 
         Path(args.out).write_text(json.dumps(_finite(report), indent=1) + "\n")
         print(f"wrote {args.out}")

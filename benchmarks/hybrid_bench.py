@@ -1,10 +1,10 @@
 """Hybrid-image solver against the plain recipe, in one run on the same inputs and threads.
 
-Baseline (the plain recipe, :func:`irn.hybrid.solve_gd`): x = sigmoid(theta), 200 gradient
+Baseline (the plain recipe, :func:`irn.experiments.hybrid.solve_gd`): x = sigmoid(theta), 200 gradient
 steps of size 0.3 on the per-pixel gradient, 512 x 512, direct separable Gaussian
-convolution, equal weights. Ours: :func:`irn.hybrid.solve_admm` (DCT-diagonal ADMM).
+convolution, equal weights. Ours: :func:`irn.experiments.hybrid.solve_admm` (DCT-diagonal ADMM).
 
-Both are scored with the same function (:func:`irn.hybrid.hybrid_loss`, float64, direct
+Both are scored with the same function (:func:`irn.experiments.hybrid.hybrid_loss`, float64, direct
 convolution). Reported:
 
 * ``time_ratio``: baseline seconds / seconds our solver needs to reach the baseline's final
@@ -27,8 +27,8 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from irn import hybrid
-from irn.io import read_image, to_tensor
+from irn.experiments import hybrid
+from irn.imaging.io import read_image, to_tensor
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "Set14" / "HR"
 
@@ -40,7 +40,7 @@ def inputs(size: int) -> tuple[Tensor, Tensor, str]:
         near = hybrid.fit_to(read_image(near_path), (size, size))
         far = hybrid.fit_to(read_image(far_path), (size, size))
         return near, far, "Set14 lenna (near) / baboon (far)"
-    from irn.chart import make_chart
+    from irn.experiments.chart import make_chart
 
     chart = to_tensor(make_chart(size))
     return chart, chart.flip(-1).flip(-2), "generated chart (near) / chart rotated 180 degrees (far)"

@@ -14,15 +14,15 @@ Sections:
 
 * ``inference`` -- down+up (``downscale`` then ``upscale(seed=0)``) in this process on 512x512,
   x2 and x4: the plain eager fp32 :class:`irn.IRN` (the baseline) and
-  :class:`irn.inference.FastIRN`, interleaved run by run, medians, megapixels (HR) per second and
+  :class:`irn.nn.fast.FastIRN`, interleaved run by run, medians, megapixels (HR) per second and
   the ratio to the baseline. Agreement: the largest absolute difference of ``encode`` (LR and z)
   and of ``decode`` given the same (quantised LR, z), which must be <= 1e-4 in fp32. On a GPU the
-  same for the bf16-mixed/channels-last/compiled flow (:func:`irn.inference.accelerated_flow`),
+  same for the bf16-mixed/channels-last/compiled flow (:func:`irn.nn.fast.accelerated_flow`),
   whose agreement is reported, not required.
 * ``whole`` -- one down+up per fresh process (``python benchmarks/run.py --child ...``): its
   time and its peak resident memory (``ru_maxrss``: everything the process ever held, torch's
   libraries included), 512x512 and 2040x1356, x2 and x4, plain and fast, alternating.
-* ``training`` -- the training objective (:meth:`irn.training.IRNLightning.losses`, paper Eq. 5-9)
+* ``training`` -- the training objective (:meth:`irn.train.module.IRNLightning.losses`, paper Eq. 5-9)
   forward + backward + Adam step, 144x144 patches: batch 4 on CPU (x2, x4), plain eager fp32 against
   channels-last and against DDP over two CPU processes of half the threads each (2 + 2 patches,
   gloo; :class:`DataParallelStep`, agreement by the averaged gradient).
@@ -31,9 +31,9 @@ Sections:
   it/s (median of 5 timed windows), GPU utilisation, data wait, peak memory and Set5 PSNR-Y after
   the same number of steps against fp32 (:mod:`gpu_training`). Without CUDA: "not measured".
 * ``data`` -- training patches per second from a folder of 2040x1356 PNGs written to /tmp, by
-  :class:`irn.data.PatchDataset` through a DataLoader, with and without the decoded-image cache.
+  :class:`irn.train.data.PatchDataset` through a DataLoader, with and without the decoded-image cache.
 * ``tiling`` -- PSNR of tiled against whole-image down and up for growing overlaps (the measurement
-  behind :data:`irn.tiling.DEFAULT_OVERLAP`); needs trained weights (``--x2``/``--x4`` checkpoints or
+  behind :data:`irn.imaging.tiling.DEFAULT_OVERLAP`); needs trained weights (``--x2``/``--x4`` checkpoints or
   the shipped models), else runs on random weights and says so.
 
 Weights: the shipped/trained checkpoints when given or found, else seeded random ones; speed
@@ -70,7 +70,7 @@ NOT_MEASURED = "not measured (no GPU)"
 LABELS = {
     "paper": "the paper's code (anchor, --paper-code)",
     "plain": "plain eager fp32 (baseline)",
-    "fast": "FastIRN (irn.inference)",
+    "fast": "FastIRN (irn.nn.fast)",
     "channels-last": "channels-last (trainer.channels_last)",
     "ddp": "DDP, {world} CPU processes x {threads} (trainer.devices={world}, strategy=ddp)",
 }
@@ -193,7 +193,7 @@ def agreement(plain: Any, other: Any, hr: torch.Tensor) -> tuple[float, float]:
 
 
 def bench_inference(args: argparse.Namespace) -> list[Row]:
-    from irn.inference import FastIRN
+    from irn.nn.fast import FastIRN
 
     rows = []
     side = 128 if args.quick else 512
@@ -247,7 +247,7 @@ def bench_inference(args: argparse.Namespace) -> list[Row]:
 def gpu_inference(plain: Any, hr: torch.Tensor, scale: int, case: str, args: argparse.Namespace) -> list[Row]:
     import copy
 
-    from irn.inference import AcceleratorOptions, accelerated_flow
+    from irn.nn.fast import AcceleratorOptions, accelerated_flow
     from irn.nn.network import quantize
 
     device = torch.device("cuda")
@@ -294,7 +294,7 @@ def gpu_inference(plain: Any, hr: torch.Tensor, scale: int, case: str, args: arg
 def child(args: argparse.Namespace) -> None:
     """One down+up in this fresh process; prints a JSON line with times and peak RSS."""
     start = time.perf_counter()
-    from irn.inference import FastIRN, return_freed_memory_promptly
+    from irn.nn.fast import FastIRN, return_freed_memory_promptly
 
     if args.child_variant == "fast":
         return_freed_memory_promptly()
@@ -377,8 +377,8 @@ def training_step_fn(
     scale: int, batch: int, patch: int, device: torch.device, variant: str
 ) -> tuple[Callable[[], float], Any]:
     """One step of the paper's objective: forward + backward + Adam. Returns (step, the LightningModule)."""
-    from irn.config import TrainConfig
-    from irn.training import IRNLightning
+    from irn.train.config import TrainConfig
+    from irn.train.module import IRNLightning
 
     config = TrainConfig()
     config.model.scale = scale
@@ -529,7 +529,7 @@ def plain_gradient(lit: Any, hr: torch.Tensor) -> tuple[torch.Tensor, float]:
 
 def paper_step(code: Any, lit: Any, batch: int, patch: int) -> Callable[[], float]:
     """The paper's training step on the weights and the batch of :func:`training_step_fn`'s ``lit``."""
-    from irn.resize import imresize
+    from irn.imaging.resize import imresize
 
     hr = bench_batch(batch, patch)
     lr_ref = imresize(hr, scale=1.0 / lit.config.model.scale)
@@ -658,7 +658,7 @@ def write_pngs(folder: Path, count: int, size: tuple[int, int]) -> None:
 def bench_data(args: argparse.Namespace) -> list[Row]:
     from torch.utils.data import DataLoader
 
-    from irn.data import PatchDataset, StepBatchSampler
+    from irn.train.data import PatchDataset, StepBatchSampler
 
     folder = Path(args.data_dir)
     count, size = (2, (256, 384)) if args.quick else (8, (1356, 2040))
@@ -691,9 +691,9 @@ def bench_data(args: argparse.Namespace) -> list[Row]:
 
 # ------------------------------------------------------------------------------ (d) tiling overlap
 def bench_tiling(args: argparse.Namespace) -> list[Row]:
-    from irn.inference import FastIRN
-    from irn.io import read_image
-    from irn.tiling import Tiling, tiled_downscale, tiled_upscale
+    from irn.imaging.io import read_image
+    from irn.imaging.tiling import Tiling, tiled_downscale, tiled_upscale
+    from irn.nn.fast import FastIRN
 
     image = REPO.parent / "shared" / "datasets" / "Set14" / "HR" / "baboon.png"
     hr = read_image(image)[None] if image.exists() else torch.rand(1, 3, 480, 500)

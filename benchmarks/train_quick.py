@@ -29,9 +29,9 @@ SET5 = REPO.parent / "shared" / "datasets" / "Set5" / "HR"
 
 def bicubic_baseline(scale: int = 2) -> float:
     """Bicubic & Bicubic Set5 PSNR-Y (MATLAB-style resize, 8-bit rounding), measured now."""
-    from irn.data import FolderImages
-    from irn.resize import imresize
-    from irn.training import psnr_y
+    from irn.imaging.resize import imresize
+    from irn.train.data import FolderImages
+    from irn.train.module import psnr_y
 
     values = []
     for hr, _ in FolderImages(SET5, scale):
@@ -63,8 +63,8 @@ def read_curve(run_dir: Path) -> list[dict[str, float]]:
 def plot(
     rows: list[dict[str, float]], bicubic: float, path: Path, title: str, ylabel: str = "Set5 x2 PSNR-Y (dB)"
 ) -> None:
-    """PSNR-Y (z = 0, sampled z) against training minutes, with the bicubic line (irn.plotting)."""
-    from irn.plotting import line_plot
+    """PSNR-Y (z = 0, sampled z) against training minutes, with the bicubic line (irn.experiments.plotting)."""
+    from irn.experiments.plotting import line_plot
 
     minutes = [r["train_seconds"] / 60 for r in rows]
     series = {
@@ -90,8 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.from_run:
         run_dir = Path(args.from_run)
     else:
-        from irn.commands.train import train
-        from irn.config import load_config
+        from irn.cli.train import train
+        from irn.train.config import load_config
 
         run_dir = Path(args.run_dir)
         total = int(args.minutes * 60)

@@ -1,11 +1,71 @@
-"""irn: Invertible Image Rescaling (Xiao et al., ECCV 2020) as a toolkit."""
+"""irn: Invertible Image Rescaling (Xiao et al., ECCV 2020) as a toolkit.
 
-__version__ = "0.1.0"
+The package is layered; each layer imports only from the layers below it::
 
-from irn.api import downscale_image, roundtrip_image, upscale_image  # noqa: E402
-from irn.errors import InputError, IRNError  # noqa: E402
-from irn.nn.network import IRN, IRNConfig  # noqa: E402
-from irn.zoo import CheckpointError, load, save  # noqa: E402
+    irn.nn          blocks, networks, the fast inference path (irn.nn.fast)
+    irn.imaging     image files, MATLAB-style resize, tiling
+    irn.zoo         checkpoint formats, shipped models
+    irn.api         the Python API on images (downscale_image, ...)
+    irn.eval / irn.train / irn.datasets
+    irn.experiments craft, decay, hybrid, chart
+    irn.cli         the ``irn`` command
+
+``import irn`` itself imports nothing heavy: the names below load their module (and torch)
+on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+from irn._version import __version__
+from irn.errors import InputError, IRNError
+
+if TYPE_CHECKING:  # for type checkers and IDEs; at run time the names load lazily
+    from irn.api import downscale_image, roundtrip_image, upscale_image
+    from irn.nn.network import IRN, IRNConfig
+    from irn.zoo import CheckpointError, load, save
+
+#: public name -> the module that defines it
+_EXPORTS = {
+    "IRN": "irn.nn.network",
+    "IRNConfig": "irn.nn.network",
+    "CheckpointError": "irn.zoo",
+    "load": "irn.zoo",
+    "save": "irn.zoo",
+    "downscale_image": "irn.api",
+    "upscale_image": "irn.api",
+    "roundtrip_image": "irn.api",
+}
+
+#: ``irn.<name>`` after a plain ``import irn``: the module it names (the older flat names
+#: ``irn.metrics``, ``irn.io``, ... point at their place in the layered package)
+_SUBMODULES = {
+    "nn": "irn.nn",
+    "fast": "irn.nn.fast",
+    "imaging": "irn.imaging",
+    "io": "irn.imaging.io",
+    "resize": "irn.imaging.resize",
+    "tiling": "irn.imaging.tiling",
+    "zoo": "irn.zoo",
+    "api": "irn.api",
+    "eval": "irn.eval",
+    "metrics": "irn.eval.metrics",
+    "train": "irn.train",
+    "config": "irn.train.config",
+    "data": "irn.train.data",
+    "training": "irn.train.module",
+    "datasets": "irn.datasets",
+    "download": "irn.datasets.download",
+    "experiments": "irn.experiments",
+    "craft": "irn.experiments.craft",
+    "decay": "irn.experiments.decay",
+    "hybrid": "irn.experiments.hybrid",
+    "chart": "irn.experiments.chart",
+    "plotting": "irn.experiments.plotting",
+    "inference": "irn.nn.fast",
+}
 
 __all__ = [
     "IRN",
@@ -21,26 +81,16 @@ __all__ = [
     "upscale_image",
 ]
 
-_SUBMODULES = {
-    "chart",
-    "config",
-    "craft",
-    "data",
-    "decay",
-    "download",
-    "hybrid",
-    "inference",
-    "metrics",
-    "plotting",
-    "tiling",
-    "training",
-}
-
 
 def __getattr__(name: str) -> object:
-    """``irn.metrics.psnr(...)`` after a plain ``import irn``: submodules import on first use."""
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
     if name in _SUBMODULES:
-        import importlib
-
-        return importlib.import_module(f"irn.{name}")
+        return importlib.import_module(_SUBMODULES[name])
     raise AttributeError(f"module 'irn' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS, *_SUBMODULES})

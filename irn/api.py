@@ -9,7 +9,7 @@ Kinds: a PIL image comes back as an RGB (or RGBA) PIL image; a numpy array (H, W
 back as an (H', W', 3) array (4 channels when it had alpha) of the same dtype (uint8, uint16,
 or float in [0, 1]); a tensor (3, H, W) or (B, 3, H, W) in [0, 1] comes back as a tensor of
 the same rank. Greyscale becomes RGB. Alpha (PIL modes with transparency, 2- or 4-channel
-arrays) is resized with plain MATLAB bicubic (:mod:`irn.resize`) and re-attached.
+arrays) is resized with plain MATLAB bicubic (:mod:`irn.imaging.resize`) and re-attached.
 
 Sizes that are not multiples of the scale s are reflect-padded at the bottom and right:
 the LR has ceil(H/s) x ceil(W/s) pixels; :func:`upscale_image` returns s x the LR size unless
@@ -27,9 +27,9 @@ from PIL import Image
 from torch import Tensor
 
 from irn.errors import InputError
-from irn.io import to_pil, to_tensor_rgba
+from irn.imaging.io import to_pil, to_tensor_rgba
+from irn.imaging.resize import imresize
 from irn.nn.network import ZMode, quantize
-from irn.resize import imresize
 
 if TYPE_CHECKING:
     from irn.nn.network import IRN
@@ -53,7 +53,11 @@ def _model_device(model: IRN) -> torch.device:
 
 def _split(image: Image.Image | np.ndarray) -> tuple[Tensor, Tensor | None]:
     if not isinstance(image, (Image.Image, np.ndarray)):
-        hint = " (a path? read it with irn.io.read_image or PIL.Image.open)" if isinstance(image, (str, Path)) else ""
+        hint = (
+            " (a path? read it with irn.imaging.io.read_image or PIL.Image.open)"
+            if isinstance(image, (str, Path))
+            else ""
+        )
         raise InputError(f"expected a PIL image or a numpy array (H, W[, C]), got {type(image).__name__}{hint}")
     try:
         rgb, alpha = to_tensor_rgba(image)

@@ -30,8 +30,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from irn._version import __version__
 from irn.errors import InputError, IRNError
-from irn.io import atomic_write
+from irn.imaging.io import atomic_write
 from irn.nn.network import IRN, IRNConfig
 
 FORMAT = "irn"
@@ -207,8 +208,6 @@ def load_checkpoint(path: str | os.PathLike[str]) -> tuple[IRN, dict[str, Any]]:
 
 def save(model: IRN, path: str | os.PathLike[str], metadata: Mapping[str, Any] | None = None) -> Path:
     """Write ``model`` in our format, atomically (temporary file, then rename)."""
-    from irn import __version__
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {

@@ -11,8 +11,8 @@ import torch
 from PIL import Image
 
 import irn
+from irn.imaging.resize import imresize
 from irn.nn import IRN, IRNConfig
-from irn.resize import imresize
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +26,7 @@ def model() -> IRN:
 
 
 def fast(model: IRN) -> IRN:
-    from irn.inference import optimize_for_inference
+    from irn.nn.fast import optimize_for_inference
 
     return optimize_for_inference(model)
 
@@ -101,7 +101,7 @@ def test_tensors_keep_their_rank(model: IRN) -> None:
         (lambda m: m.upscale(torch.rand(1, 3, 4, 4), size=(9, 8)), "size (9, 8): the output can be cropped to at most"),
         (lambda m: m.upscale(torch.rand(1, 3, 4, 4), size=(0, 0)), "size (0, 0): the output can be cropped to at most"),
         (lambda m: irn.roundtrip_image(m, np.zeros((8, 8, 3), np.int32)), "unsupported array dtype int32"),
-        (lambda m: irn.roundtrip_image(m, "photo.png"), "got str (a path? read it with irn.io.read_image"),
+        (lambda m: irn.roundtrip_image(m, "photo.png"), "got str (a path? read it with irn.imaging.io.read_image"),
         (lambda m: irn.roundtrip_image(m, np.zeros((0, 0, 3), np.uint8)), "empty image (0x0 pixels)"),
         (
             lambda m: irn.downscale_image(m, torch.full((3, 8, 8), 200, dtype=torch.uint8)),

@@ -269,11 +269,11 @@ def test_shipped_models_beat_bicubic_by_3_db_with_their_recommended_latent(name:
     """Issue 5's bar on Set5: mean PSNR-Y (official protocol) of the round trip with the latent the
     file recommends at least 3 dB over MATLAB Bicubic & Bicubic; sampled z within 1.5 dB of z = 0
     when the file recommends sampling. (FastIRN: the plain model's outputs within 1e-4, faster.)"""
-    from irn.data import FolderImages
-    from irn.inference import optimize_for_inference
-    from irn.metrics import psnr
+    from irn.eval.metrics import psnr
+    from irn.imaging.resize import imresize
+    from irn.nn.fast import optimize_for_inference
     from irn.nn.network import quantize
-    from irn.resize import imresize
+    from irn.train.data import FolderImages
 
     folder = shared_path("datasets", "Set5", "HR")
     model = optimize_for_inference(irn.load(name))

@@ -14,8 +14,8 @@ import torch
 from conftest import shared_path
 from PIL import Image
 
-from irn import craft as C
-from irn.cli import main
+from irn.cli.main import main
+from irn.experiments import craft as C
 from irn.nn.network import IRN, IRNConfig
 
 HAS_CV2 = importlib.util.find_spec("cv2") is not None
@@ -72,7 +72,7 @@ def _float_reference(name: str, x: np.ndarray, out: tuple[int, int]) -> np.ndarr
             t, size=(h, w), mode=mode, align_corners=False, antialias=name.endswith("-aa")
         )
     else:
-        from irn.resize import imresize
+        from irn.imaging.resize import imresize
 
         y = imresize(t, size=(h, w))
     return y[0].numpy().transpose(1, 2, 0)
@@ -298,7 +298,7 @@ def test_cli_irn_and_reverse(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     [
         (["missing.png", "t.png", "-o", "x.png"], "no such file"),
         (["c.png", "t.png", "-o", "x.png", "--size", "12"], "--size must look like"),
-        (["c.png", "t.png", "-o", "x.png", "--size", "0x5"], "--size must be positive"),
+        (["c.png", "t.png", "-o", "x.png", "--size", "0x5"], "--size must be at least 1 pixels per side"),
         (["c.png", "t.png", "-o", "x.png", "--resizer", "pil-box"], "unknown resizer 'pil-box'"),
         (["c.png", "t.png", "-o", "x.jpg"], "must be a .png"),
         (["c.png", "t.png"], "-o OUT.png"),

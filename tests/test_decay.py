@@ -13,8 +13,9 @@ from PIL import Image
 
 import irn
 from irn import IRN, IRNConfig
-from irn.cli import main
-from irn.decay import (
+from irn.cli.main import main
+from irn.errors import IRNError
+from irn.experiments.decay import (
     DecayConfig,
     Rescaler,
     decay_trace,
@@ -24,8 +25,7 @@ from irn.decay import (
     make_rescaler,
     pil_rescaler,
 )
-from irn.errors import IRNError
-from irn.io import write_image
+from irn.imaging.io import write_image
 from irn.nn.network import quantize
 
 
@@ -139,7 +139,7 @@ def test_periodicity_shortcut_gives_the_same_figures(make: Callable[[], Rescaler
 def test_pillow_rescaler_matches_pillow_resize() -> None:
     img = quantize(texture_image(16, 20))[None]
     lr = pil_rescaler("pil-lanczos", 2).down(img)
-    from irn.io import to_pil, to_tensor
+    from irn.imaging.io import to_pil, to_tensor
 
     expected = to_tensor(to_pil(img).resize((10, 8), Image.Resampling.LANCZOS))[None]
     assert torch.equal(lr, expected)

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from irn import download
-from irn.cli import main
-from irn.download import Checksum, FetchOptions, UnsafeArchiveError, extract_zip
+from irn.cli.main import main
+from irn.datasets import download
+from irn.datasets.download import Checksum, FetchOptions, UnsafeArchiveError, extract_zip
 
 
 @dataclasses.dataclass

@@ -17,8 +17,8 @@ from PIL import Image
 
 import irn
 from irn import IRN, IRNConfig
-from irn.cli import main
-from irn.metrics import ALEXNET_FILE, psnr, ssim
+from irn.cli.main import main
+from irn.eval.metrics import ALEXNET_FILE, psnr, ssim
 from irn.nn.network import quantize
 
 # Reference figures (official IRN evaluation code on ../shared; see ../shared/README.md).
@@ -123,8 +123,8 @@ def test_eval_irn_checkpoint_with_draws(tmp_path: Path, tiny_model: tuple[Path, 
     assert "| **mean** |" in stdout and "±" in stdout and "LR PSNR-Y" in stdout
 
     # the figures are those of a direct computation: modcrop, downscale, upscale with seeds 0 and 1, 8-bit
-    from irn.io import read_image
-    from irn.resize import imresize
+    from irn.imaging.io import read_image
+    from irn.imaging.resize import imresize
 
     for path, entry in zip(images, dataset["images"], strict=True):
         hr = read_image(path)[None]
@@ -220,7 +220,7 @@ def test_identical_reconstruction_reports_inf(tmp_path: Path) -> None:
     code, stdout = _run(["eval", "--method", "bicubic", "--scale", "2", "--data", str(data), "--json", str(out_json)])
     assert code == 0 and "| **inf** |" in stdout
     report = json.loads(out_json.read_text())  # strict JSON: infinities are written as strings
-    assert report["datasets"]["flat"]["mean"]["psnr_y"] == "inf"
+    assert report["datasets"]["flat"]["mean"]["psnr_y"] is None  # inf: null, the one JSON rule
     assert report["datasets"]["flat"]["images"][0]["ssim_y"] == pytest.approx(1.0)
 
 
@@ -284,7 +284,7 @@ def test_user_mistakes_are_one_line_errors(tmp_path: Path, capsys) -> None:
 
 
 def test_dataset_names(tmp_path: Path) -> None:
-    from irn.commands.evaluate import find_datasets
+    from irn.cli.evaluate import find_datasets
 
     for folder in (tmp_path / "A" / "HR", tmp_path / "B" / "HR", tmp_path / "x" / "A"):
         _write_images(folder, [(16, 16)])

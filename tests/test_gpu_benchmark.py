@@ -37,7 +37,7 @@ def smooth_pngs(folder: Path, n: int, size: tuple[int, int] = (48, 64)) -> Path:
 
 
 def test_recipes_are_the_trainers_own_options(gpu_training: object) -> None:
-    from irn.config import load_config
+    from irn.train.config import load_config
 
     for name, recipe in gpu_training.RECIPES.items():  # type: ignore[attr-defined]
         cfg = load_config(REPO / "configs" / "x2.yaml", recipe.overrides())

@@ -12,11 +12,11 @@ import torch
 from PIL import Image
 from scipy import fft as sfft
 
-from irn import hybrid
-from irn.cli import main
+from irn.cli.main import main
 from irn.errors import IRNError
-from irn.io import write_image
-from irn.resize import imresize
+from irn.experiments import hybrid
+from irn.imaging.io import write_image
+from irn.imaging.resize import imresize
 
 
 @pytest.fixture(autouse=True)

@@ -18,8 +18,8 @@ from sample_images import (
     write_truncated,
 )
 
-from irn import io
-from irn.io import ImageReadError, ImageTooLargeError, read_image, read_image_checked, write_image
+from irn.imaging import io
+from irn.imaging.io import ImageReadError, ImageTooLargeError, read_image, read_image_checked, write_image
 
 
 @pytest.fixture(scope="module")
@@ -213,10 +213,10 @@ def test_atomic_writes_keep_the_umask_permissions_and_lose_nothing(tmp_path: Pat
     import os
 
     import irn
-    from irn.commands.evaluate import _write_json
-    from irn.commands.rescale import write_json
+    from irn.cli.evaluate import _write_json
+    from irn.imaging.io import write_json
     from irn.nn import IRN, IRNConfig
-    from irn.training import AtomicCheckpointIO
+    from irn.train.module import AtomicCheckpointIO
 
     old = os.umask(0o022)
     try:
@@ -240,9 +240,9 @@ def test_atomic_writes_keep_the_umask_permissions_and_lose_nothing(tmp_path: Pat
 
 
 def test_training_reader_turns_images_upright_as_read_image_does(tmp_path: Path) -> None:
-    """irn.data.read_uint8 (training and validation images) and read_image (irn eval, rescale)
+    """irn.train.data.read_uint8 (training and validation images) and read_image (irn eval, rescale)
     apply the EXIF orientation alike, so val/psnr_y scores the pixels irn eval scores."""
-    from irn.data import read_uint8
+    from irn.train.data import read_uint8
 
     arr = rgb_array(20, 30)
     path = write_exif_rotated(tmp_path / "rot.png", arr, orientation=6)
@@ -295,3 +295,14 @@ def test_atomic_write_keeps_links_and_writes_through_pipes(tmp_path: Path) -> No
         f.write(b"through")
     reader.join(timeout=10)
     assert got == [b"through"] and not fifo.is_file()  # still the pipe, not replaced by a file
+
+
+def test_one_json_rule_for_non_finite_figures(tmp_path: Path) -> None:
+    """Every JSON file irn writes is strict JSON: inf/-inf/NaN become null, tuples lists, scalars numbers."""
+    import json
+
+    doc = {"a": float("inf"), "b": [float("-inf"), float("nan"), 1.5], "c": (1, 2), "d": np.float32(0.5)}
+    doc["e"] = torch.tensor(2.0)
+    path = io.write_json(tmp_path / "x.json", doc)
+    assert json.loads(path.read_text()) == {"a": None, "b": [None, None, 1.5], "c": [1, 2], "d": 0.5, "e": 2.0}
+    assert "Infinity" not in io.json_text({"x": float("inf")}) and "NaN" not in io.json_text([float("nan")])

@@ -1,4 +1,4 @@
-"""irn.metrics: PSNR/SSIM against a direct NumPy/SciPy transcription of the MATLAB/BasicSR
+"""irn.eval.metrics: PSNR/SSIM against a direct NumPy/SciPy transcription of the MATLAB/BasicSR
 definitions, edge cases, and the LPIPS weight-loading path."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import torch
 from scipy.signal import convolve2d
 
 from irn.errors import IRNError
-from irn.metrics import (
+from irn.eval.metrics import (
     ALEXNET_FILE,
     MetricInputError,
     alexnet_weights_path,

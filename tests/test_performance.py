@@ -1,4 +1,4 @@
-"""The fast inference path (irn.inference) against the plain path, and the GPU recipe run on CPU."""
+"""The fast inference path (irn.nn.fast) against the plain path, and the GPU recipe run on CPU."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ import pytest
 import torch
 from conftest import shared_path
 
-from irn.inference import (
+from irn.imaging.tiling import spans
+from irn.nn import IRN, IRNConfig
+from irn.nn.fast import (
     AcceleratorOptions,
     FastIRN,
     FastOptions,
@@ -14,8 +16,6 @@ from irn.inference import (
     mkldnn_available,
     optimize_for_inference,
 )
-from irn.nn import IRN, IRNConfig
-from irn.tiling import spans
 from irn.zoo import load_checkpoint
 
 TOL = 1e-4
@@ -145,7 +145,7 @@ def test_fast_path_runs_other_dtypes_generically() -> None:
 
 
 def test_stripes_cover_rows_once_with_halo() -> None:
-    got = list(spans(23, 5, 2))  # FastIRN's stripes (irn.tiling.spans)
+    got = list(spans(23, 5, 2))  # FastIRN's stripes (irn.imaging.tiling.spans)
     assert [(a, b) for a, b, _, _ in got] == [(0, 5), (5, 10), (10, 15), (15, 20), (20, 23)]
     assert [(ha, hb) for _, _, ha, hb in got] == [(0, 7), (3, 12), (8, 17), (13, 22), (18, 23)]
     with pytest.raises(ValueError, match="stripe_pixels"):

@@ -19,9 +19,9 @@ from sample_images import (
 )
 
 import irn
-from irn.cli import main
+from irn.cli.main import main
+from irn.imaging.resize import imresize
 from irn.nn import IRN, IRNConfig
-from irn.resize import imresize
 
 
 @pytest.fixture(scope="module")
@@ -86,6 +86,33 @@ def test_roundtrip_end_to_end(tmp_path: Path, model_path: Path, capsys: pytest.C
     assert f"mean over 2 image(s), x2: PSNR-Y {mean_y:.2f} dB" in stdout
     assert data["exact_images"] == 0
     assert hidden_files(out) == []  # no temporary file left behind
+
+
+def test_roundtrip_bicubic_scores_the_baseline_on_the_same_image(
+    tmp_path: Path, model_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--bicubic: MATLAB-style bicubic down to the model's LR size, 8-bit, up to the input size, 8-bit,
+    scored like the reconstruction; printed beside it and written to the JSON (absent without the flag)."""
+    src = save_rgb(tmp_path / "in" / "a.png", 15, 9, seed=3)  # odd size: LR 8x5
+    summary = tmp_path / "s.json"
+    argv = ["rescale", "roundtrip", str(src), "--model", str(model_path), "-o", str(tmp_path / "o")]
+    code, stdout, stderr = run_cli([*argv, "--bicubic", "--json", str(summary)], capsys)
+    assert code == 0, stderr
+    item = json.loads(summary.read_text())["images"][0]
+    hr = torch.from_numpy(np.asarray(Image.open(src)).copy()).permute(2, 0, 1)[None].double() / 255
+    lr = torch.round(imresize(hr, size=(8, 5)).clamp(0, 1) * 255) / 255
+    up = torch.round(imresize(lr, size=(15, 9)).clamp(0, 1) * 255)[0].permute(1, 2, 0).numpy().astype(np.uint8)
+    expected = psnr_y_and_rgb(np.asarray(Image.open(src)), up)
+    assert item["bicubic_psnr_y"] == pytest.approx(expected[0], abs=1e-3)
+    assert item["bicubic_psnr_rgb"] == pytest.approx(expected[1], abs=1e-3)
+    assert item["bicubic_psnr_y"] != pytest.approx(item["psnr_y"], abs=1e-2)  # a different decoder
+    data = json.loads(summary.read_text())
+    assert data["mean_bicubic_psnr_y"] == pytest.approx(item["bicubic_psnr_y"], abs=1e-4)
+    assert f"(bicubic: PSNR-Y {item['bicubic_psnr_y']:.2f} dB" in stdout
+    assert stdout.count("(bicubic: ") == 2  # the image's line and the mean
+    code, stdout, _ = run_cli([*argv, "-o", str(tmp_path / "o2"), "--json", str(tmp_path / "t.json")], capsys)
+    assert code == 0 and "(bicubic: " not in stdout
+    assert "bicubic_psnr_y" not in json.loads((tmp_path / "t.json").read_text())["images"][0]
 
 
 def test_an_exactly_reconstructed_image_does_not_make_the_mean_inf(
@@ -455,6 +482,50 @@ def test_chart_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     code, _, err = run_cli(["chart", "-o", str(tmp_path / "c5.png"), "--size", "99999x128"], capsys)
     assert (code, err.strip()) == (2, "irn: error: --size 99999x128: at most 8192x8192 pixels")
     assert len(err.strip().splitlines()) == 1
+    code, _, err = run_cli(["chart", "-o", str(tmp_path / "c6.png"), "--size", "12x"], capsys)
+    assert (code, err.strip()) == (2, "irn: error: --size must look like N or WxH (e.g. 512 or 640x480), got '12x'")
+
+
+@pytest.mark.parametrize(
+    ("text", "kwargs", "expected"),
+    [
+        ("640x480", {}, (640, 480)),
+        (" 640 X 480 ", {}, (640, 480)),
+        ("640×480", {}, (640, 480)),
+        ("512", {"square": True}, (512, 512)),
+        ("512", {}, "must look like WxH"),
+        ("0x5", {}, "must be at least 1 pixels per side, got 0x5"),
+        ("9000x8", {"lo": 8, "hi": 8192}, "must be between 8 and 8192 pixels per side, got 9000x8"),
+        ("-3x4", {}, "must look like"),
+        ("axb", {}, "must look like"),
+    ],
+)
+def test_one_wxh_parser(text: str, kwargs: dict[str, object], expected: object) -> None:
+    from irn.cli.common import parse_wxh
+    from irn.errors import IRNError
+
+    if isinstance(expected, tuple):
+        assert parse_wxh(text, "--size", **kwargs) == expected  # type: ignore[arg-type]
+    else:
+        with pytest.raises(IRNError, match=str(expected)):
+            parse_wxh(text, "--size", **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("command", ["rescale roundtrip", "eval", "decay", "craft"])
+def test_device_defaults_to_auto_in_every_command(command: str) -> None:
+    import argparse
+
+    from irn.cli.main import build_parser
+
+    parser = build_parser()
+    words = command.split()
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            sub = action.choices[words[0]]
+    if len(words) > 1:
+        sub = next(a for a in sub._actions if isinstance(a, argparse._SubParsersAction)).choices[words[1]]
+    device = next(a for a in sub._actions if "--device" in a.option_strings)
+    assert device.default == "auto" and "auto" in device.help
 
 
 def test_z_auto_follows_the_checkpoint_recommendation(
@@ -486,7 +557,7 @@ def test_z_auto_follows_the_checkpoint_recommendation(
 def test_cli_reports_out_of_memory_and_unknown_options_in_one_line(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import irn.commands.chart as chart
+    import irn.cli.chart as chart
 
     def oom(args: object) -> int:
         raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: can't allocate memory")

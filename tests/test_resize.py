@@ -1,4 +1,4 @@
-"""irn.resize.imresize against MATLAB's own output, an independent float64 reference of MATLAB's
+"""irn.imaging.resize.imresize against MATLAB's own output, an independent float64 reference of MATLAB's
 formula, Pillow (where Pillow's definition agrees: away from the borders) and pooling."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import torch.nn.functional as F
 from conftest import shared_path
 from PIL import Image
 
-from irn.io import read_image
-from irn.resize import imresize, output_size
+from irn.imaging.io import read_image
+from irn.imaging.resize import imresize, output_size
 
 # ----------------------------------------------------------------- independent reference
 
@@ -192,7 +192,7 @@ def test_batch_dtype_and_layout() -> None:
 
 
 def test_dense_and_gather_paths_agree(monkeypatch: pytest.MonkeyPatch) -> None:
-    import irn.resize as resize_module
+    import irn.imaging.resize as resize_module
 
     img = torch.rand(1, 3, 31, 40)
     dense = [imresize(img, s, kernel=k) for s in (0.25, 2.5) for k in ("cubic", "lanczos3")]
@@ -228,7 +228,7 @@ def test_reduced_precision_matmul_is_not_used(monkeypatch: pytest.MonkeyPatch) -
 
 @pytest.mark.parametrize("scale", [0.5, 1.5])
 def test_gradients(scale: float, monkeypatch: pytest.MonkeyPatch) -> None:
-    import irn.resize as resize_module
+    import irn.imaging.resize as resize_module
 
     img = torch.rand(1, 2, 6, 7, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda t: imresize(t, scale), (img,), fast_mode=True)

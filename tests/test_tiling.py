@@ -1,4 +1,4 @@
-"""Tiled rescaling (irn.tiling) against the whole-image path, and `irn rescale --tile/--max-memory`."""
+"""Tiled rescaling (irn.imaging.tiling) against the whole-image path, and `irn rescale --tile/--max-memory`."""
 
 from __future__ import annotations
 
@@ -12,9 +12,8 @@ from PIL import Image
 from test_performance import random_irn
 
 import irn
-from irn.cli import main
-from irn.inference import FastIRN
-from irn.tiling import (
+from irn.cli.main import main
+from irn.imaging.tiling import (
     DEFAULT_OVERLAP,
     DEFAULT_TILE,
     Tiling,
@@ -28,6 +27,7 @@ from irn.tiling import (
     tiles,
     tiling_for_budget,
 )
+from irn.nn.fast import FastIRN
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:

@@ -47,6 +47,8 @@ from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor
 
 from irn.errors import IRNError
+from irn.imaging.io import to_pil
+from irn.imaging.resize import imresize
 
 Solver = Literal["admm", "gd"]
 SOLVERS: tuple[str, ...] = ("admm", "gd")
@@ -305,8 +307,6 @@ def solve(
 # ----------------------------------------------------------------------------- images
 def fit_to(image: Tensor, size_hw: tuple[int, int]) -> Tensor:
     """Centre-crop (3, H, W) to the aspect ratio of ``size_hw`` and resize to it (MATLAB bicubic)."""
-    from irn.resize import imresize
-
     th, tw = size_hw
     h, w = image.shape[-2:]
     if h * tw > w * th:  # too tall
@@ -322,8 +322,6 @@ def fit_to(image: Tensor, size_hw: tuple[int, int]) -> Tensor:
 
 def view_at_distance(x: Tensor, factor: int, gamma: float = 2.2) -> Tensor:
     """(3, H, W) as seen ``factor`` times farther away: downscaled by ``factor`` in linear light (antialiased)."""
-    from irn.resize import imresize
-
     if factor == 1:
         return x
     small = imresize(x.clamp(0, 1) ** gamma, scale=1 / factor, kernel="cubic").clamp(0, 1)
@@ -342,8 +340,6 @@ def viewing_strip(
 ) -> Image.Image:
     """A strip: x (3, H, W) downscaled by each factor (farther away), bottom-aligned and labelled;
     with ``sigma``, also x blurred in linear light at full size (what the far term sees)."""
-    from irn.io import to_pil
-
     panels: list[tuple[str, Image.Image]] = []
     for f in factors:
         panels.append(("up close" if f == 1 else f"{f}x farther", to_pil(view_at_distance(x, f, gamma))))

@@ -14,6 +14,8 @@ atomically (temporary file, then rename).
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import tempfile
 import threading
@@ -22,7 +24,7 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Literal, NamedTuple
+from typing import IO, Any, Literal, NamedTuple
 
 import numpy as np
 import torch
@@ -447,3 +449,31 @@ def write_image(x: Tensor, path: str | os.PathLike[str], *, alpha: Tensor | None
     with atomic_write(path) as f:
         image.save(f, format=fmt, **save_kwargs)
     return path
+
+
+# ----------------------------------------------------------------------------- JSON
+def json_safe(value: Any) -> Any:
+    """The one rule for figures in irn's JSON files: JSON has no infinity or NaN, so a non-finite
+    float (the PSNR of identical images, a figure that could not be computed) becomes ``null``;
+    tuples become lists, numpy and torch scalars plain numbers."""
+    if isinstance(value, (np.generic, Tensor)) and getattr(value, "ndim", 0) == 0:
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def json_text(doc: Any, indent: int = 2) -> str:
+    """``doc`` as JSON text under :func:`json_safe`'s rule (strict JSON: never ``Infinity``/``NaN``)."""
+    return json.dumps(json_safe(doc), indent=indent, allow_nan=False)
+
+
+def write_json(path: str | os.PathLike[str], doc: Any) -> Path:
+    """Write ``doc`` to ``path`` as JSON (:func:`json_text`), atomically (:func:`atomic_write`)."""
+    with atomic_write(path, "w") as f:
+        f.write(json_text(doc) + "\n")
+    return Path(path)

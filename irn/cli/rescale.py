@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import argparse
 import glob
-import json
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from irn.commands.argtypes import number_type, seed_type, with_suffixes
+from irn.cli.common import add_device_argument, number_type, seed_type, with_suffixes
 from irn.errors import IRNError
 
 if TYPE_CHECKING:
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 HELP = "Rescale images with IRN: down (HR -> LR), up (LR -> HR), roundtrip (down, up, PSNR)."
 
-DEFAULT_MAX_PIXELS = 50_000_000  # the same value as irn.io.DEFAULT_MAX_PIXELS, kept import-free here
+DEFAULT_MAX_PIXELS = 50_000_000  # the same value as irn.imaging.io.DEFAULT_MAX_PIXELS, kept import-free here
 LR_FORMATS = {"png": ".png", "jpg": ".jpg", "webp": ".webp"}
 LOSSY_WARNING = (
     "irn: warning: writing the LR image as {fmt}: IRN's LR image does not survive lossy "
@@ -69,9 +69,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     common.add_argument(
         "--model", default="x2", metavar="NAME|PATH", help="shipped model name (x2, x4) or checkpoint file (default x2)"
     )
-    common.add_argument(
-        "--device", default="auto", help="cpu, cuda, cuda:N, mps or auto (default: CUDA, else MPS, else CPU)"
-    )
+    add_device_argument(common)
     common.add_argument("-r", "--recursive", action="store_true", help="search folders recursively")
     common.add_argument(
         "--max-pixels",
@@ -140,9 +138,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="LR -> HR, exactly s x the LR size: NAME_xS_up.png",
         description="Upscale with the model: each LR image (h x w) -> OUTDIR/NAME_xS_up.png of sh x sw.",
     )
+    compare = argparse.ArgumentParser(add_help=False)
+    compare.add_argument(
+        "--bicubic",
+        action="store_true",
+        help="also score bicubic down-and-up (MATLAB-style, 8-bit LR) of each image: what IRN adds over it",
+    )
     sub.add_parser(
         "roundtrip",
-        parents=[common, latent, lr_format],
+        parents=[common, latent, lr_format, compare],
         help="down then up; prints PSNR-Y and PSNR-RGB: NAME_xS_lr.png, NAME_xS_rt.png",
         description="Downscale then upscale each image, cropped back to its size; writes the LR and the "
         "reconstruction and prints PSNR-Y (BT.601) and PSNR-RGB against the input.",
@@ -172,6 +176,8 @@ class Record:
     error: str | None = None
     psnr_y: float | None = None
     psnr_rgb: float | None = None
+    bicubic_psnr_y: float | None = None  # roundtrip --bicubic: bicubic down-and-up of the same image
+    bicubic_psnr_rgb: float | None = None
 
 
 def _has_magic(text: str) -> bool:
@@ -196,7 +202,7 @@ def collect_inputs(
     matches are taken whatever their suffix. Returns the inputs and ``(pattern, problem)`` pairs
     for arguments that match nothing.
     """
-    from irn.io import IMAGE_SUFFIXES
+    from irn.imaging.io import IMAGE_SUFFIXES
 
     out_resolved = outdir.resolve()
     found: list[tuple[Path, Path]] = []
@@ -317,11 +323,11 @@ def _run_model(
     ``op="up"``: x (1, 3, h, w) -> HR (1, 3, s h, s w) in [0, 1], cropped to ``size`` if given.
     Inputs and outputs are CPU tensors; the work happens on ``device`` under inference mode.
     With ``tile`` (HR pixels), or when the image's estimated memory exceeds ``max_memory`` bytes,
-    the model runs on overlapping tiles (:mod:`irn.tiling`); a line saying so goes to ``notes``.
+    the model runs on overlapping tiles (:mod:`irn.imaging.tiling`); a line saying so goes to ``notes``.
     """
     import torch
 
-    from irn.tiling import plan_tiling, tiled_downscale, tiled_upscale
+    from irn.imaging.tiling import plan_tiling, tiled_downscale, tiled_upscale
 
     s = model.scale
     hr_h, hr_w = x.shape[-2:] if op == "down" else (size or (s * x.shape[-2], s * x.shape[-1]))
@@ -342,9 +348,9 @@ def _run_model(
 def _psnr_pair(reference: Tensor, test: Tensor) -> tuple[float, float]:
     """(PSNR-Y, PSNR-RGB) in dB of ``test`` against ``reference``, both (3, H, W) in [0, 1], no border crop.
 
-    :func:`irn.metrics.psnr` in float64: Y is MATLAB's BT.601 luma on the 0-255 range.
+    :func:`irn.eval.metrics.psnr` in float64: Y is MATLAB's BT.601 luma on the 0-255 range.
     """
-    from irn.metrics import psnr
+    from irn.eval.metrics import psnr
 
     ref, out = reference.double(), test.double()
     return float(psnr(out, ref, crop_border=0, y_channel=True)[0]), float(psnr(out, ref, y_channel=False)[0])
@@ -363,10 +369,12 @@ class Options:
     temperature: float = 1.0
     tile: int | None = None
     max_memory: int | None = None
+    bicubic: bool = False  # roundtrip --bicubic
+    scale: int = 1
 
 
 def _save(x: Tensor, path: Path, alpha: Tensor | None, opts: Options, notes: list[str]) -> None:
-    from irn.io import ALPHA_FORMATS, image_format, write_image
+    from irn.imaging.io import ALPHA_FORMATS, image_format, write_image
 
     kwargs: dict[str, Any] = {}
     fmt = image_format(path)
@@ -381,7 +389,7 @@ def _save(x: Tensor, path: Path, alpha: Tensor | None, opts: Options, notes: lis
 def _process(model: IRN, job: Job, opts: Options, rec: Record) -> None:
     """Read, rescale and write one image, filling ``rec``; raises ImageReadError/OSError on failure."""
     from irn.api import resize_alpha
-    from irn.io import ImageReadError, ImageTooLargeError, megapixels, read_image, read_image_checked
+    from irn.imaging.io import ImageReadError, ImageTooLargeError, megapixels, read_image, read_image_checked
 
     s = model.scale
     limit = opts.max_pixels if opts.action != "up" else max(1, opts.max_pixels // (s * s))
@@ -432,11 +440,23 @@ def _process(model: IRN, job: Job, opts: Options, rec: Record) -> None:
     from irn.nn.network import quantize
 
     rec.psnr_y, rec.psnr_rgb = _psnr_pair(rgb, quantize(hr))  # against what the PNG holds
+    if opts.bicubic:
+        rec.bicubic_psnr_y, rec.bicubic_psnr_rgb = _psnr_pair(rgb, bicubic_roundtrip(rgb, s, lr.shape[-2:]))
+
+
+def bicubic_roundtrip(rgb: Tensor, scale: int, lr_size: Sequence[int]) -> Tensor:
+    """The baseline IRN is measured against: MATLAB-style bicubic down to ``lr_size`` (the model's LR
+    size), rounded to 8 bits, bicubic up to the input size, rounded to 8 bits."""
+    from irn.imaging.resize import imresize
+    from irn.nn.network import quantize
+
+    lr = quantize(imresize(rgb[None], size=tuple(lr_size)))
+    return quantize(imresize(lr, size=tuple(rgb.shape[-2:])))[0]
 
 
 def _psnr_of_existing(job: Job, rec: Record, opts: Options) -> None:
     """For a skipped roundtrip: PSNR of the reconstruction already on disk (left unset if unreadable)."""
-    from irn.io import ImageReadError, read_image, read_image_checked
+    from irn.imaging.io import ImageReadError, read_image, read_image_checked
 
     try:
         rgb = read_image_checked(job.source, max_pixels=opts.max_pixels).rgb
@@ -446,6 +466,9 @@ def _psnr_of_existing(job: Job, rec: Record, opts: Options) -> None:
     if hr.shape == rgb.shape:
         rec.size = list(rgb.shape[-2:])
         rec.psnr_y, rec.psnr_rgb = _psnr_pair(rgb, hr)
+        if opts.bicubic:
+            lr_size = [-(-n // opts.scale) for n in rgb.shape[-2:]]
+            rec.bicubic_psnr_y, rec.bicubic_psnr_rgb = _psnr_pair(rgb, bicubic_roundtrip(rgb, opts.scale, lr_size))
 
 
 def _fmt_db(value: float | None) -> str:
@@ -455,15 +478,8 @@ def _fmt_db(value: float | None) -> str:
 
 
 def _json_number(value: float | None) -> float | None:
-    return None if value is None or value in (float("inf"), float("-inf")) or value != value else round(value, 4)
-
-
-def write_json(path: Path, payload: dict[str, Any]) -> None:
-    """Write ``payload`` as JSON, atomically."""
-    from irn.io import atomic_write
-
-    with atomic_write(path, "w") as f:
-        f.write(json.dumps(payload, indent=2, allow_nan=False) + "\n")
+    """A figure for the JSON summary, rounded to 4 decimals (non-finite ones become null when written)."""
+    return None if value is None or value != value or abs(value) == float("inf") else round(value, 4)
 
 
 def _latent_mode(requested: str, metadata: dict[str, object]) -> str:
@@ -477,9 +493,8 @@ def _latent_mode(requested: str, metadata: dict[str, object]) -> str:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    import irn
-    from irn.io import ImageReadError, check_output_path, refuse_overwriting
-    from irn.zoo import resolve, resolve_device
+    from irn.imaging.io import ImageReadError, check_output_path, refuse_overwriting
+    from irn.zoo import load, resolve, resolve_device
 
     action: Action = args.action
     quality = getattr(args, "quality", 95)
@@ -493,12 +508,12 @@ def run(args: argparse.Namespace) -> int:
         raise IRNError("; ".join(f"{p}: {why}" for p, why in missing))
     device = resolve_device(args.device, "--device")
     checkpoint = resolve(args.model)
-    model = irn.load(checkpoint, device=device)
+    model = load(checkpoint, device=device)
     latent = _latent_mode(getattr(args, "z", "auto"), model.metadata)
     if device == "cpu":
-        from irn.inference import optimize_for_inference, return_freed_memory_promptly
+        from irn.nn.fast import optimize_for_inference, return_freed_memory_promptly
 
-        model = optimize_for_inference(model)  # the same outputs as the plain model, faster (irn.inference)
+        model = optimize_for_inference(model)  # the same outputs as the plain model, faster (irn.nn.fast)
         return_freed_memory_promptly()
     scale = model.scale
 
@@ -521,6 +536,8 @@ def run(args: argparse.Namespace) -> int:
         temperature=getattr(args, "temperature", 1.0),
         tile=args.tile,
         max_memory=args.max_memory,
+        bicubic=getattr(args, "bicubic", False),
+        scale=model.scale,
     )
 
     records: list[Record] = [Record(input=p, status="failed", error=f"{p}: {why}") for p, why in missing]
@@ -557,13 +574,15 @@ def run(args: argparse.Namespace) -> int:
         line = f"{job.source} -> " + ", ".join(rec.outputs.values())
         if action == "roundtrip":
             line += f"  PSNR-Y {_fmt_db(rec.psnr_y)}  PSNR-RGB {_fmt_db(rec.psnr_rgb)}"
+            if opts.bicubic:
+                line += f"  (bicubic: PSNR-Y {_fmt_db(rec.bicubic_psnr_y)}  PSNR-RGB {_fmt_db(rec.bicubic_psnr_rgb)})"
         tqdm.write(line, file=sys.stdout)
     bar.close()
 
     ok = [r for r in records if r.status == "ok"]
     skipped = [r for r in records if r.status == "skipped"]
     failed = [r for r in records if r.status == "failed"]
-    mean_y = mean_rgb = None
+    mean_y = mean_rgb = bic_y = bic_rgb = None
     identical = 0
     if action == "roundtrip":
         scored = [r for r in ok + skipped if r.psnr_y is not None and r.psnr_rgb is not None]
@@ -574,9 +593,16 @@ def run(args: argparse.Namespace) -> int:
             mean_y = sum(r.psnr_y for r in finite) / len(finite)  # type: ignore[misc]
             mean_rgb = sum(r.psnr_rgb for r in finite) / len(finite)  # type: ignore[misc]
             left_out = f" ({identical} reconstructed exactly, PSNR inf, left out)" if identical else ""
+            baseline = ""
+            if opts.bicubic:
+                scored_bic = [r for r in finite if r.bicubic_psnr_y is not None and r.bicubic_psnr_rgb is not None]
+                if scored_bic and all(r.bicubic_psnr_y != float("inf") for r in scored_bic):
+                    bic_y = sum(r.bicubic_psnr_y for r in scored_bic) / len(scored_bic)  # type: ignore[misc]
+                    bic_rgb = sum(r.bicubic_psnr_rgb for r in scored_bic) / len(scored_bic)  # type: ignore[misc]
+                    baseline = f"  (bicubic: PSNR-Y {_fmt_db(bic_y)}  PSNR-RGB {_fmt_db(bic_rgb)})"
             print(
                 f"mean over {len(finite)} image(s){left_out}, x{scale}: "
-                f"PSNR-Y {_fmt_db(mean_y)}  PSNR-RGB {_fmt_db(mean_rgb)}"
+                f"PSNR-Y {_fmt_db(mean_y)}  PSNR-RGB {_fmt_db(mean_rgb)}{baseline}"
             )
         elif scored:
             print(f"all {len(scored)} image(s) reconstructed exactly: PSNR inf")
@@ -602,13 +628,21 @@ def run(args: argparse.Namespace) -> int:
             payload.update(
                 mean_psnr_y=_json_number(mean_y), mean_psnr_rgb=_json_number(mean_rgb), exact_images=identical
             )
+            if opts.bicubic:
+                payload.update(mean_bicubic_psnr_y=_json_number(bic_y), mean_bicubic_psnr_rgb=_json_number(bic_rgb))
         for r in records:
-            item = {k: v for k, v in vars(r).items() if action == "roundtrip" or not k.startswith("psnr")}
-            for key in ("psnr_y", "psnr_rgb"):
+            item = {
+                k: v
+                for k, v in vars(r).items()
+                if (action == "roundtrip" or "psnr" not in k) and (opts.bicubic or not k.startswith("bicubic"))
+            }
+            for key in ("psnr_y", "psnr_rgb", "bicubic_psnr_y", "bicubic_psnr_rgb"):
                 if key in item:
                     item[key] = _json_number(item[key])
             payload["images"].append(item)
         try:
+            from irn.imaging.io import write_json
+
             write_json(Path(args.json), payload)
         except OSError as exc:
             raise IRNError(f"--json {args.json}: cannot write the summary ({exc.strerror or exc})") from None

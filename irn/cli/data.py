@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_list(root: Path) -> int:
-    from irn.download import DATASETS, MANUAL_DATASETS, archive_status, count_images, format_bytes
+    from irn.datasets.download import DATASETS, MANUAL_DATASETS, archive_status, count_images, format_bytes
 
     for spec in DATASETS.values():
         mirror = os.environ.get(spec.env_var)
@@ -93,9 +93,9 @@ def _run_list(root: Path) -> int:
 
 
 def _run_download(args: argparse.Namespace) -> int:
-    from irn.download import Checksum, FetchOptions, download_dataset, download_url
+    from irn.datasets.download import Checksum, FetchOptions, download_dataset, download_url
     from irn.errors import IRNError
-    from irn.io import check_output_path
+    from irn.imaging.io import check_output_path
 
     if args.retries < 0:
         raise IRNError("--retries must be 0 or more")

@@ -1,12 +1,12 @@
-"""``irn hybrid``: an image that shows NEAR up close and FAR from a distance (see :mod:`irn.hybrid`)."""
+"""``irn hybrid``: an image that shows NEAR up close and FAR from a distance (see :mod:`irn.experiments.hybrid`)."""
 
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from irn.cli.common import parse_wxh
 from irn.errors import IRNError
 
 if TYPE_CHECKING:
@@ -44,12 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _parse_size(text: str | None) -> tuple[int, int] | None:
     if text is None:
         return None
-    parts = text.lower().split("x")
-    if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
-        raise IRNError(f"--size must look like WxH (e.g. 512x512), got {text!r}")
-    w, h = (int(p) for p in parts)
-    if not (8 <= w <= 8192 and 8 <= h <= 8192):
-        raise IRNError(f"--size must be between 8 and 8192 pixels per side, got {w}x{h}")
+    w, h = parse_wxh(text, "--size", lo=8, hi=8192)
     return h, w
 
 
@@ -64,7 +59,7 @@ def _parse_distances(text: str) -> tuple[int, ...]:
 
 
 def _read(path_text: str, what: str) -> Tensor:
-    from irn.io import IMAGE_SUFFIXES, read_image
+    from irn.imaging.io import IMAGE_SUFFIXES, read_image
 
     path = Path(path_text)
     if not path.is_file():
@@ -78,8 +73,8 @@ def _read(path_text: str, what: str) -> Tensor:
 
 
 def run(args: argparse.Namespace) -> int:
-    from irn import hybrid
-    from irn.io import atomic_write, check_output_path, refuse_overwriting, write_image
+    from irn.experiments import hybrid
+    from irn.imaging.io import check_output_path, refuse_overwriting, write_image, write_json
 
     out = check_output_path(args.output, "-o")
     if out.suffix.lower() != ".png":
@@ -128,8 +123,7 @@ def run(args: argparse.Namespace) -> int:
         "strip": str(strip_path),
         "distances": list(factors),
     }
-    with atomic_write(json_path, "w") as f:
-        f.write(json.dumps(doc, indent=1) + "\n")
+    write_json(json_path, doc)
     info = result.info
     print(
         f"loss {result.loss:.6f} (near {result.near_term:.6f} + far {result.far_term:.6f}; "

@@ -12,8 +12,8 @@ measures exactly that, next to what bicubic/Lanczos rescaling does over the same
 
 Method names (:func:`make_rescaler`):
 
-* ``bicubic`` (MATLAB bicubic, :mod:`irn.resize`), ``bilinear``, ``box``, ``nearest``,
-  ``lanczos2``, ``lanczos3`` -- :func:`irn.resize.imresize` kernels, antialiased downscale;
+* ``bicubic`` (MATLAB bicubic, :mod:`irn.imaging.resize`), ``bilinear``, ``box``, ``nearest``,
+  ``lanczos2``, ``lanczos3`` -- :func:`irn.imaging.resize.imresize` kernels, antialiased downscale;
 * ``pil-lanczos``, ``pil-bicubic``, ``pil-bilinear``, ``pil-box``, ``pil-hamming``,
   ``pil-nearest`` -- Pillow ``Image.resize`` on 8-bit images;
 * ``irn:MODEL[@zero|@sample|@resample]`` -- an IRN (``irn.load(MODEL)``: ``x2``, ``x4`` or a
@@ -37,14 +37,17 @@ from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor
 
 from irn.errors import IRNError
-from irn.io import to_pil, to_tensor, to_uint8
+from irn.eval.metrics import psnr, ssim
+from irn.experiments.plotting import line_plot
+from irn.imaging.io import to_pil, to_tensor, to_uint8
+from irn.imaging.resize import imresize
 from irn.nn.network import IRN, quantize
-from irn.resize import imresize
+from irn.zoo import load
 
 ZChoice = Literal["zero", "sample", "resample"]
 JpegOn = Literal["lr", "hr", "both"]
 
-#: irn.resize kernels offered as methods: method name -> kernel name.
+#: irn.imaging.resize kernels offered as methods: method name -> kernel name.
 RESIZE_METHODS: dict[str, str] = {
     "bicubic": "cubic",
     "bilinear": "linear",
@@ -86,13 +89,13 @@ class Rescaler:
 
 
 def kernel_rescaler(kernel: str, scale: int, name: str | None = None) -> Rescaler:
-    """MATLAB-style :func:`irn.resize.imresize` with ``kernel`` both ways (antialiased downscale)."""
+    """MATLAB-style :func:`irn.imaging.resize.imresize` with ``kernel`` both ways (antialiased downscale)."""
     return Rescaler(
         name=name or kernel,
         scale=scale,
         down=lambda hr: imresize(hr, scale=1 / scale, kernel=kernel),
         up=lambda lr, cycle: imresize(lr, scale=scale, kernel=kernel),
-        description=f"irn.resize.imresize kernel={kernel!r} (MATLAB imresize, antialiased downscale)",
+        description=f"irn.imaging.resize.imresize kernel={kernel!r} (MATLAB imresize, antialiased downscale)",
     )
 
 
@@ -166,8 +169,6 @@ def make_rescaler(
             raise IRNError(f"method {spec!r}: give a model after 'irn:' (x2, x4 or a checkpoint path)")
         cache = models if models is not None else {}
         if body not in cache:
-            from irn.zoo import load
-
             cache[body] = load(body)
         model = cache[body]
         if model.scale != scale:
@@ -323,8 +324,6 @@ def decay_trace(
     from the repeating window instead of being recomputed (``computed_cycles`` says how many
     were run). Periods longer than :data:`SHORTCUT_WINDOW` are computed out.
     """
-    from irn.metrics import psnr, ssim
-
     x0 = quantize(modcrop(image if image.dim() == 4 else image[None], rescaler.scale).float())
     border = rescaler.scale
     trace = MethodTrace(rescaler.name, rescaler.description, dict(rescaler.info))
@@ -474,7 +473,5 @@ def write_gif(traces: Sequence[MethodTrace], path: str, *, frame_ms: int = 120) 
 
 def write_plot(traces: Sequence[MethodTrace], path: str, *, title: str) -> None:
     """PSNR-Y against the original, one line per method (cycle 0 omitted: its PSNR is infinite)."""
-    from irn.plotting import line_plot
-
     series = {t.name: (list(range(1, len(t.psnr_vs_original) + 1)), t.psnr_vs_original) for t in traces}
     line_plot(series, path, title=title, xlabel="cycle (downscale + upscale)", ylabel="PSNR-Y vs original (dB)")

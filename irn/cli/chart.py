@@ -3,28 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import re
 from pathlib import Path
 
+from irn.cli.common import parse_wxh
 from irn.errors import IRNError
 
 HELP = "Write the generated resolution chart (Siemens star, zone plate, bars, text, gradients, patches)."
 
 
-def _size(text: str) -> tuple[int, int]:
-    """``512`` -> (512, 512); ``640x480`` -> (640, 480) as (width, height)."""
-    m = re.fullmatch(r"\s*(\d+)\s*(?:[xX]\s*(\d+))?\s*", text)
-    if not m:
-        raise argparse.ArgumentTypeError(f"expected N or WxH, got {text!r}")
-    width = int(m.group(1))
-    return width, int(m.group(2) or width)
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", default="chart.png", help="output image file (default chart.png)")
-    parser.add_argument(
-        "--size", type=_size, default=(512, 512), metavar="N|WxH", help="chart size, 128 to 8192 pixels a side (512)"
-    )
+    parser.add_argument("--size", default="512", metavar="N|WxH", help="chart size, 128 to 8192 pixels a side (512)")
 
 
 #: the largest side --size accepts (a 8192^2 chart is 0.2 GB as 8-bit, 0.8 GB as the float tensor written)
@@ -34,10 +23,10 @@ MAX_SIZE = 8192
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from irn.chart import MIN_SIZE, make_chart
-    from irn.io import check_output_path, image_format, write_image
+    from irn.experiments.chart import MIN_SIZE, make_chart
+    from irn.imaging.io import check_output_path, image_format, write_image
 
-    width, height = args.size
+    width, height = parse_wxh(args.size, "--size", square=True)
     if width < MIN_SIZE or height < MIN_SIZE:
         raise IRNError(f"--size {width}x{height}: the chart needs at least {MIN_SIZE}x{MIN_SIZE} pixels")
     if width > MAX_SIZE or height > MAX_SIZE:

@@ -1,4 +1,4 @@
-"""``irn train``: train an IRN from a YAML config (see :mod:`irn.config`, :mod:`irn.training`)."""
+"""``irn train``: train an IRN from a YAML config (see :mod:`irn.train.config`, :mod:`irn.train.module`)."""
 
 from __future__ import annotations
 
@@ -13,17 +13,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from irn.config import (
+from irn.errors import IRNError
+from irn.train.config import (
     SECTIONS,
     ConfigError,
     TrainConfig,
-    check_paths,
     config_from_dict,
     dump_config,
     field_help,
     load_config,
 )
-from irn.errors import IRNError
 
 HELP = "train an IRN from a YAML config, with dotted overrides (--trainer.max_steps=100)"
 
@@ -67,7 +66,7 @@ ARCHITECTURE_KEYS = ("scale", "blocks_per_level", "growth", "clamp")
 
 def resolve_config(args: argparse.Namespace) -> tuple[TrainConfig, Path | None]:
     """The config of this run and the checkpoint to resume from (None: a fresh run)."""
-    from irn.training import read_training_checkpoint
+    from irn.train.module import read_training_checkpoint
     from irn.zoo import CheckpointError
 
     overrides = overrides_from_args(args)
@@ -115,6 +114,8 @@ def checkpoint_dir(cfg: TrainConfig) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
+    from irn.train.data import check_paths
+
     cfg, resume = resolve_config(args)
     check_paths(cfg)
     check_compiler(cfg)
@@ -152,7 +153,7 @@ def build_trainer(cfg: TrainConfig, callbacks: list[Any]) -> Any:
     from lightning.pytorch.callbacks import TQDMProgressBar
     from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
-    from irn.training import AtomicCheckpointIO
+    from irn.train.module import AtomicCheckpointIO
 
     t = cfg.trainer
     run_dir = Path(t.run_dir)
@@ -203,7 +204,7 @@ def fit_until_interrupted(trainer: Any, module: Any, data: Any, resume: Path | N
 
     Lightning turns SIGTERM into a ``SystemExit`` with code 0 after the current step, and Ctrl+C
     into ``sys.exit(1)``, both after the callbacks' ``on_exception`` (which writes ``last.ckpt``, see
-    :class:`irn.training.CheckpointEvery`). Unfinished training is not success: 143 and 130, the
+    :class:`irn.train.module.CheckpointEvery`). Unfinished training is not success: 143 and 130, the
     shell's codes for the two signals."""
     from lightning.pytorch.trainer.states import TrainerStatus
     from lightning.pytorch.utilities.exceptions import SIGTERMException
@@ -228,10 +229,10 @@ def train(cfg: TrainConfig, resume: Path | None = None, callbacks: Sequence[Any]
     import lightning as L
     import torch
 
-    from irn.data import IRNDataModule
-    from irn.training import CheckpointEvery, IRNLightning
+    from irn.train.data import IRNDataModule
+    from irn.train.module import CheckpointEvery, IRNLightning
 
-    # Batches are a pure function of the global step (irn.data.StepBatchSampler), so a run resumed
+    # Batches are a pure function of the global step (irn.train.data.StepBatchSampler), so a run resumed
     # mid-epoch sees the same data as an uninterrupted one: Lightning's generic warning is wrong here.
     warnings.filterwarnings("ignore", message=".*your dataloader is not resumable.*")
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated.*")

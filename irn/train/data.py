@@ -5,7 +5,7 @@ images (searched recursively), with flips and 90-degree rotations. Sample ``i`` 
 function of (seed, i): which image, where, which augmentation. The batch sampler starts
 at the run's global step, so a resumed run sees exactly the batches an uninterrupted run
 would have seen, on every rank. The bicubic LR reference is made on the training device
-(:func:`irn.resize.imresize`), not here.
+(:func:`irn.imaging.resize.imresize`), not here.
 
 Validation images are whole HR images modcropped (top-left) to a multiple of the scale,
 float32 (3, H, W) in [0, 1], batch size 1.
@@ -23,8 +23,9 @@ from PIL import Image, ImageOps
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from irn.config import DataConfig
-from irn.io import IMAGE_SUFFIXES, read_image
+from irn.errors import IRNError
+from irn.imaging.io import IMAGE_SUFFIXES, check_output_path, read_image
+from irn.train.config import ConfigError, DataConfig, TrainConfig
 
 
 def list_images(folder: str | Path) -> list[Path]:
@@ -35,7 +36,7 @@ def list_images(folder: str | Path) -> list[Path]:
 
 def read_uint8(path: Path) -> Tensor:
     """An image file as a uint8 (3, H, W) tensor (any mode converted to RGB), turned upright by its
-    EXIF orientation as :func:`irn.io.read_image` does (so training, validation and ``irn eval`` see
+    EXIF orientation as :func:`irn.imaging.io.read_image` does (so training, validation and ``irn eval`` see
     the same pixels)."""
     with Image.open(path) as im:
         if im.mode in ("I;16", "I;16B", "I;16L", "I"):
@@ -46,6 +47,44 @@ def read_uint8(path: Path) -> Tensor:
             im = im.convert("RGB")
         arr = np.asarray(im, dtype=np.uint8).copy()
     return torch.from_numpy(arr).permute(2, 0, 1).contiguous()
+
+
+def check_paths(cfg: TrainConfig) -> None:
+    """Checks that need the file system: data folders exist and hold images, the run folder can be one."""
+    try:
+        check_output_path(cfg.trainer.run_dir, "trainer.run_dir", folder=True)
+    except IRNError as exc:
+        raise ConfigError(str(exc)) from None
+
+    for key, folder in (("data.train_dir", cfg.data.train_dir), ("data.val_dir", cfg.data.val_dir)):
+        if folder is None:
+            continue
+        path = Path(folder)
+        if not path.is_dir():
+            raise ConfigError(f"{key}: folder {folder!r} does not exist (relative paths resolve against {Path.cwd()})")
+        if not any(p.suffix.lower() in IMAGE_SUFFIXES for p in path.rglob("*") if p.is_file()):
+            raise ConfigError(f"{key}: folder {folder!r} holds no images")
+    if cfg.data.val_dir is not None:
+        _check_validation_sizes(Path(cfg.data.val_dir), cfg.model.scale, cfg.data.val_max_images)
+    if cfg.model.init_from is not None and not Path(cfg.model.init_from).is_file():
+        raise ConfigError(f"model.init_from: no such file {cfg.model.init_from!r}")
+
+
+def _check_validation_sizes(folder: Path, scale: int, max_images: int | None) -> None:
+    """Validation modcrops each image to the scale and crops ``scale`` px per side before PSNR-Y:
+    an image under 3 x scale px a side would fail at the first validation, after the run started."""
+    need = 3 * scale
+    for path in list_images(folder)[:max_images]:  # the images validation uses (irn.train.data.FolderImages)
+        try:
+            with Image.open(path) as im:
+                w, h = im.size
+        except Exception:  # noqa: BLE001 - any reason a header cannot be read
+            raise ConfigError(f"data.val_dir: {path} is not a readable image") from None
+        if min(h - h % scale, w - w % scale) < need:
+            raise ConfigError(
+                f"data.val_dir: {path} is {w}x{h}, too small to validate at scale {scale} "
+                f"(needs at least {need}x{need}: a {scale} px border is cropped per side)"
+            )
 
 
 def random_patch(image: Tensor, patch: int, rng: np.random.Generator, augment: bool) -> Tensor:

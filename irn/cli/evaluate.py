@@ -10,7 +10,7 @@ Protocol (the IRN paper's, as its official evaluation code runs it):
    ``auto``, the default: the checkpoint's ``recommended_z``),
    rounded to 8 bits as the official code saves it;
 3. PSNR and SSIM of the reconstruction against the HR, on the Y channel (MATLAB BT.601) and on
-   RGB, ``--crop-border`` (default: the scale) pixels removed per side (:mod:`irn.metrics`);
+   RGB, ``--crop-border`` (default: the scale) pixels removed per side (:mod:`irn.eval.metrics`);
    the model's LR is scored against the MATLAB bicubic LR (PSNR-Y, no crop); optional LPIPS
    (AlexNet, RGB, same crop); wall time per image (downscale + upscale).
 
@@ -22,7 +22,6 @@ under ``shared/datasets/`` beside the source checkout are used when present.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import statistics
 import sys
@@ -33,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from irn.commands.argtypes import number_type
+from irn.cli.common import add_device_argument, number_type
 from irn.errors import IRNError
 
 if TYPE_CHECKING:
@@ -103,9 +102,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--save-images", metavar="DIR", help="write HR, LR, reconstruction, bicubic and a comparison per image"
     )
-    parser.add_argument(
-        "--device", default="auto", help="cpu, cuda, cuda:N, mps or auto (default: CUDA, else MPS, else CPU)"
-    )
+    add_device_argument(parser)
 
 
 # ----------------------------------------------------------------------------- datasets
@@ -122,7 +119,7 @@ def _dataset_name(folder: Path) -> str:
 
 def find_datasets(dirs: Sequence[str | Path]) -> list[Dataset]:
     """Each folder's image files (sorted by name, not recursive) as a named dataset."""
-    from irn.io import IMAGE_SUFFIXES
+    from irn.imaging.io import IMAGE_SUFFIXES
 
     datasets: list[Dataset] = []
     seen: set[Path] = set()
@@ -150,8 +147,8 @@ def _check_sizes(datasets: Sequence[Dataset], scale: int, crop: int) -> None:
     """Refuse, before any work, images too small for the modcrop, the border crop and SSIM's window."""
     from PIL import Image
 
-    from irn.io import read_image_checked
-    from irn.metrics import SSIM_WINDOW
+    from irn.eval.metrics import SSIM_WINDOW
+    from irn.imaging.io import read_image_checked
 
     need = 2 * crop + SSIM_WINDOW
     for dataset in datasets:
@@ -201,7 +198,7 @@ def run_image(hr: Tensor, scale: int, model: IRN | None, z: str, draws: int, dev
     """Bicubic baseline and (with a model) the IRN round trip of one modcropped HR (1, 3, H, W)."""
     import torch
 
-    from irn.resize import imresize
+    from irn.imaging.resize import imresize
 
     hr = hr.to(device=device, dtype=torch.float64)
     size = (hr.shape[-2], hr.shape[-1])
@@ -235,7 +232,7 @@ def score(
     out: Outputs, crop: int, lpips_net: nn.Module | None, is_model: bool, rgb: bool = True
 ) -> list[dict[str, float]]:
     """Figures of each reconstruction (one dict per draw); ``rgb=False`` skips PSNR/SSIM on RGB."""
-    from irn.metrics import lpips_distance, psnr, ssim
+    from irn.eval.metrics import lpips_distance, psnr, ssim
 
     lr_psnr = float(psnr(out.lr, out.lr_bicubic, 0, True)) if is_model else None
     rows = []
@@ -275,10 +272,6 @@ def summarise(per_image_draws: list[list[dict[str, float]]]) -> tuple[dict[str, 
     per_draw = [{k: _mean([img[i][k] for img in per_image_draws]) for k in keys} for i in range(draws)]
     std = {k: _std([d[k] for d in per_draw]) for k in keys}
     return mean, std
-
-
-def _json_number(v: float) -> float | str:
-    return v if math.isfinite(v) else ("inf" if v > 0 else "-inf" if v < 0 else "nan")
 
 
 def _fmt(key: str, v: float, spread: float | None = None) -> str:
@@ -332,7 +325,7 @@ def comparison_image(panels: list[tuple[str, Tensor]], hr: Tensor, bicubic: Tens
     """Side-by-side PIL image: the full panels (each HR-sized) over zoomed crops of one region."""
     from PIL import Image, ImageDraw
 
-    from irn.io import to_pil
+    from irn.imaging.io import to_pil
 
     h, w = hr.shape[-2:]
     side = max(8, min(h, w) // 4)
@@ -357,8 +350,8 @@ def comparison_image(panels: list[tuple[str, Tensor]], hr: Tensor, bicubic: Tens
 
 
 def save_images(folder: Path, stem: str, out: Outputs, is_model: bool, scale: int, rec_psnr: float, crop: int) -> None:
-    from irn.io import write_image
-    from irn.metrics import psnr
+    from irn.eval.metrics import psnr
+    from irn.imaging.io import write_image
 
     folder.mkdir(parents=True, exist_ok=True)
     write_image(out.hr[0].float(), folder / f"{stem}_hr.png")
@@ -381,9 +374,9 @@ def _load_model(args: argparse.Namespace, device: str) -> tuple[IRN | None, int,
         if args.draws != 1:
             raise IRNError("--draws applies to a model's sampled latent, not to --method bicubic")
         return None, args.scale, "bicubic"
-    import irn
+    from irn.zoo import load
 
-    model = irn.load(args.model, device=device)
+    model = load(args.model, device=device)
     if args.scale is not None and args.scale != model.scale:
         raise IRNError(f"--scale {args.scale} does not match the model {args.model}, which rescales by {model.scale}")
     recommended = args.z == "auto"
@@ -400,7 +393,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
     from tqdm import tqdm
 
-    from irn.io import check_output_path, read_image, refuse_overwriting
+    from irn.imaging.io import check_output_path, read_image, refuse_overwriting
     from irn.zoo import resolve_device
 
     if args.json:
@@ -423,7 +416,7 @@ def run(args: argparse.Namespace) -> int:
     _check_sizes(datasets, scale, crop)
     lpips_net = None
     if args.lpips:
-        from irn.metrics import build_lpips
+        from irn.eval.metrics import build_lpips
 
         lpips_net = build_lpips(device)
     save_root = Path(args.save_images) if args.save_images else None
@@ -493,23 +486,10 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _jsonable(obj: Any) -> Any:
-    """Non-finite floats become the strings "inf", "-inf", "nan" (JSON has no such numbers)."""
-    if isinstance(obj, dict):
-        return {k: _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, float):
-        return _json_number(obj)
-    return obj
-
-
 def _write_json(path: Path, report: dict[str, Any]) -> None:
-    from irn.io import atomic_write
+    from irn.imaging.io import write_json
 
     try:
-        with atomic_write(path, "w") as f:
-            json.dump(_jsonable(report), f, indent=2, allow_nan=False)
-            f.write("\n")
+        write_json(path, report)
     except OSError as exc:
         raise IRNError(f"--json {path}: cannot write ({exc.strerror or exc})") from None

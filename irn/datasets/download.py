@@ -42,7 +42,7 @@ from typing import Literal
 
 from tqdm import tqdm
 
-from irn import __version__
+from irn._version import __version__
 from irn.errors import IRNError
 
 CHUNK_BYTES = 1 << 20

@@ -1,15 +1,16 @@
-"""``irn craft``: an image whose thumbnail shows something else, its reverse, and a detector (see :mod:`irn.craft`)."""
+"""``irn craft``: an image whose thumbnail shows something else, its reverse, and a detector
+(see :mod:`irn.experiments.craft`)."""
 
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from irn.cli.common import add_device_argument, parse_wxh
 from irn.errors import IRNError
 
 HELP = "craft an image whose downscale by a named resizer shows another image (or --reverse, or --check one)"
@@ -58,35 +59,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--curve", metavar="W1,W2,...", help="irn: also craft at these weights and report the trade-off curve"
     )
     irn_group.add_argument("--upscaled", metavar="PATH", help="--reverse: also write the IRN upscale of OUT here")
-    irn_group.add_argument("--device", default="cpu", help="torch device for the model (cpu)")
-
-
-def _finite(value: Any) -> Any:
-    """JSON has no infinity: an infinite PSNR (identical images) becomes null."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
+    add_device_argument(irn_group)
 
 
 def _emit(doc: dict[str, Any], json_path: str | None, summary: str) -> None:
     """The JSON on stdout (and in ``json_path``), a one-line summary on stderr."""
-    text = json.dumps(_finite(doc), indent=1)
-    print(text)
+    from irn.imaging.io import json_text, write_json
+
+    print(json_text(doc))
     print(summary, file=sys.stderr)
     if json_path:
-        from irn.io import atomic_write
-
-        with atomic_write(json_path, "w") as f:
-            f.write(text + "\n")
+        write_json(json_path, doc)
 
 
 def _read(path_text: str) -> Any:
-    from irn.craft import as_uint8
-    from irn.io import read_image_checked
+    from irn.experiments.craft import as_uint8
+    from irn.imaging.io import read_image_checked
 
     return as_uint8(read_image_checked(Path(path_text)).rgb)
 
@@ -97,7 +85,7 @@ def _png_output(args: argparse.Namespace) -> Path:
     out = Path(args.output)
     if out.suffix.lower() != ".png":
         raise IRNError(f"{out}: the output must be a .png (a lossy format would destroy the crafted pixels)")
-    from irn.io import check_output_path
+    from irn.imaging.io import check_output_path
 
     return check_output_path(out, "-o")
 
@@ -108,7 +96,7 @@ def _write_png(image: Any, path: Path) -> Any:
     import torch
     from PIL import Image
 
-    from irn.io import write_image
+    from irn.imaging.io import write_image
 
     write_image(torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float() / 255, path)
     with Image.open(path) as im:
@@ -129,7 +117,7 @@ def _load_model(resizer: str, device: str) -> tuple[Any, Any]:
     """(plain model for verification and gradients, inference-optimised view for forward passes)."""
     import torch
 
-    from irn.inference import optimize_for_inference
+    from irn.nn.fast import optimize_for_inference
     from irn.zoo import load, resolve_device
 
     model = load(resizer[4:], device=torch.device(resolve_device(device, "--device")))
@@ -137,19 +125,19 @@ def _load_model(resizer: str, device: str) -> tuple[Any, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from irn.io import check_output_path, refuse_overwriting
+    from irn.imaging.io import check_output_path, refuse_overwriting
 
     if args.json_path:
         check_output_path(args.json_path, "--json")
     if args.check:
         refuse_overwriting({"--json": args.json_path}, {"the IMAGE": args.check})
         return _run_check(args)
-    from irn import craft as C
+    from irn.experiments import craft as C
 
     if args.cover is None or args.target is None:
         raise IRNError("give COVER and TARGET (or --check IMAGE)")
     C.check_resizer(args.resizer)
-    size = C.parse_size(args.size) if args.size else None
+    size = parse_wxh(args.size)[::-1] if args.size else None  # (height, width)
     out = _png_output(args)
     if args.upscaled:
         if not args.reverse:
@@ -238,7 +226,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_reverse(args: argparse.Namespace, out: Path) -> int:
-    from irn import craft as C
+    from irn.experiments import craft as C
 
     if not args.resizer.startswith("irn:"):
         raise IRNError("--reverse needs an IRN: --resizer irn:MODEL (x2, x4 or a checkpoint path)")
@@ -284,7 +272,7 @@ def _run_reverse(args: argparse.Namespace, out: Path) -> int:
 
 
 def _run_check(args: argparse.Namespace) -> int:
-    from irn import craft as C
+    from irn.experiments import craft as C
 
     if args.cover is not None or args.target is not None:
         raise IRNError("--check takes one IMAGE and no COVER/TARGET")

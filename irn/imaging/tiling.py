@@ -31,6 +31,7 @@ from typing import Literal
 
 from torch import Tensor
 
+from irn.nn.fast import FastIRN, spans
 from irn.nn.network import IRN, ZMode, check_decode_inputs, quantize
 
 #: context on each side of a tile, in LR pixels (see the module docstring)
@@ -51,13 +52,6 @@ class Tiling:
             raise ValueError(f"tile must be at least 1 LR pixel, got {self.tile}")
         if self.overlap < 0:
             raise ValueError(f"overlap must not be negative, got {self.overlap}")
-
-
-def spans(length: int, tile: int, overlap: int) -> Iterator[tuple[int, int, int, int]]:
-    """Cut ``range(length)`` into cores of ``tile``: yields (start, stop, context_start, context_stop)."""
-    for start in range(0, length, tile):
-        stop = min(length, start + tile)
-        yield start, stop, max(0, start - overlap), min(length, stop + overlap)
 
 
 def tiles(height: int, width: int, tiling: Tiling) -> Iterator[tuple[slice, slice, slice, slice]]:
@@ -142,7 +136,7 @@ def tiled_upscale(
 
 
 # ------------------------------------------------------------------------------ memory estimate
-#: bytes per HR pixel held by the fast path (irn.inference.FastIRN) beyond its stripe buffers: the
+#: bytes per HR pixel held by the fast path (irn.nn.fast.FastIRN) beyond its stripe buffers: the
 #: flow tensor (3 floats per HR pixel) in a few live copies (input, output, their halves, the
 #: padded image). Peak-RSS growth of whole-image passes (1024^2 to 3072x2048, shipped models,
 #: after the input was allocated): 24-36 B/px for down, 57-60 B/px for up (its HR output included).
@@ -157,11 +151,10 @@ FAST_STRIPE_BYTES = 100 * 2**20
 def estimate_memory(model: IRN, hr_height: int, hr_width: int) -> int:
     """Estimated peak bytes of one down or up pass over an HR-sized image, untiled, beyond the process baseline.
 
-    Uses the fast-path figures when ``model`` is an :class:`irn.inference.FastIRN`, else the
+    Uses the fast-path figures when ``model`` is an :class:`irn.nn.fast.FastIRN`, else the
     plain path's. Rough (within about 30 %, see the README performance section), meant for
     choosing tiles.
     """
-    from irn.inference import FastIRN
 
     s = model.scale
     pixels = math.ceil(hr_height / s) * s * math.ceil(hr_width / s) * s

@@ -392,50 +392,5 @@ def validate(cfg: TrainConfig) -> None:
             raise ConfigError(f"trainer.{key} must be >= 1, got {getattr(t, key)}")
 
 
-def check_paths(cfg: TrainConfig) -> None:
-    """Checks that need the file system: data folders exist and hold images, the run folder can be one."""
-    from irn.errors import IRNError
-    from irn.io import IMAGE_SUFFIXES, check_output_path
-
-    try:
-        check_output_path(cfg.trainer.run_dir, "trainer.run_dir", folder=True)
-    except IRNError as exc:
-        raise ConfigError(str(exc)) from None
-
-    for key, folder in (("data.train_dir", cfg.data.train_dir), ("data.val_dir", cfg.data.val_dir)):
-        if folder is None:
-            continue
-        path = Path(folder)
-        if not path.is_dir():
-            raise ConfigError(f"{key}: folder {folder!r} does not exist (relative paths resolve against {Path.cwd()})")
-        if not any(p.suffix.lower() in IMAGE_SUFFIXES for p in path.rglob("*") if p.is_file()):
-            raise ConfigError(f"{key}: folder {folder!r} holds no images")
-    if cfg.data.val_dir is not None:
-        _check_validation_sizes(Path(cfg.data.val_dir), cfg.model.scale, cfg.data.val_max_images)
-    if cfg.model.init_from is not None and not Path(cfg.model.init_from).is_file():
-        raise ConfigError(f"model.init_from: no such file {cfg.model.init_from!r}")
-
-
-def _check_validation_sizes(folder: Path, scale: int, max_images: int | None) -> None:
-    """Validation modcrops each image to the scale and crops ``scale`` px per side before PSNR-Y:
-    an image under 3 x scale px a side would fail at the first validation, after the run started."""
-    from PIL import Image
-
-    from irn.data import list_images
-
-    need = 3 * scale
-    for path in list_images(folder)[:max_images]:  # the images validation uses (irn.data.FolderImages)
-        try:
-            with Image.open(path) as im:
-                w, h = im.size
-        except Exception:  # noqa: BLE001 - any reason a header cannot be read
-            raise ConfigError(f"data.val_dir: {path} is not a readable image") from None
-        if min(h - h % scale, w - w % scale) < need:
-            raise ConfigError(
-                f"data.val_dir: {path} is {w}x{h}, too small to validate at scale {scale} "
-                f"(needs at least {need}x{need}: a {scale} px border is cropped per side)"
-            )
-
-
 def dump_config(cfg: TrainConfig) -> str:
     return yaml.safe_dump(cfg.to_dict(), sort_keys=False)

@@ -46,6 +46,7 @@ from PIL import Image
 from torch import Tensor
 
 from irn.errors import IRNError
+from irn.imaging.resize import imresize
 
 #: Linear resizers: name -> (library, what is called).
 LINEAR_RESIZERS: dict[str, tuple[str, str]] = {
@@ -60,7 +61,7 @@ LINEAR_RESIZERS: dict[str, tuple[str, str]] = {
     "torch-bilinear-aa": ("PyTorch", "F.interpolate(mode='bilinear', align_corners=False, antialias=True)"),
     "torch-bicubic": ("PyTorch", "F.interpolate(mode='bicubic', align_corners=False, antialias=False)"),
     "torch-bicubic-aa": ("PyTorch", "F.interpolate(mode='bicubic', align_corners=False, antialias=True)"),
-    "matlab-bicubic": ("irn.resize", "irn.resize.imresize(kernel='cubic', antialias=True)"),
+    "matlab-bicubic": ("irn.imaging.resize", "irn.imaging.resize.imresize(kernel='cubic', antialias=True)"),
 }
 
 _PIL_FILTERS = {
@@ -104,17 +105,6 @@ def _cv2() -> Any:
     except ImportError:
         raise IRNError("the cv2-* resizers need OpenCV: pip install 'irn[opencv]' (opencv-python-headless)") from None
     return cv2
-
-
-def parse_size(text: str) -> Size:
-    """``"WxH"`` -> (height, width); raises :class:`IRNError` when malformed or not positive."""
-    parts = text.lower().replace("×", "x").split("x")
-    if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
-        raise IRNError(f"--size must look like WIDTHxHEIGHT (e.g. 128x128), got {text!r}")
-    w, h = (int(p) for p in parts)
-    if w <= 0 or h <= 0:
-        raise IRNError(f"--size must be positive, got {text!r}")
-    return h, w
 
 
 def as_uint8(image: ImageLike) -> np.ndarray:
@@ -175,8 +165,6 @@ def library_resize(image: np.ndarray, resizer: str, size: Size, model: Any = Non
             mode, aa = _TORCH_MODES[resizer]
             out_t = torch.nn.functional.interpolate(t, size=(h, w), mode=mode, align_corners=False, antialias=aa)
         elif resizer == "matlab-bicubic":
-            from irn.resize import imresize
-
             out_t = imresize(t, size=(h, w))
         elif resizer.startswith("irn:"):
             if model is None:
@@ -208,8 +196,6 @@ def _axis_matrix(resizer: str, n_in: int, n_out: int) -> np.ndarray:
         out = torch.nn.functional.interpolate(t, size=(n_out, n_in), mode=mode, align_corners=False, antialias=aa)
         return out[0, 0].numpy()
     if resizer == "matlab-bicubic":
-        from irn.resize import imresize
-
         return imresize(t, size=(n_out, n_in))[0, 0].numpy()
     if resizer.startswith("box"):
         s = n_in // n_out
@@ -302,7 +288,7 @@ def resize_matrices(resizer: str, in_size: Size, out_size: Size) -> SeparableOpe
     """The exact separable operator of a linear resizer from ``in_size`` to ``out_size`` (h, w pairs).
 
     Extracted by resizing identity images with the library itself in floating point
-    (Pillow 'F' mode, OpenCV float64, PyTorch float64, irn.resize float64).
+    (Pillow 'F' mode, OpenCV float64, PyTorch float64, irn.imaging.resize float64).
     """
     (H, W), (h, w) = in_size, out_size
     if h > H or w > W or (h, w) == (H, W):

@@ -4,7 +4,7 @@
 official state-dict keys) of a trained model and replaces its flow for inference; the image API
 (``encode``/``decode``/``downscale``/``upscale``/``roundtrip``) is the plain model's::
 
-    fast = irn.inference.optimize_for_inference(irn.load("x4"))
+    fast = irn.nn.fast.optimize_for_inference(irn.load("x4"))
     lr = fast.downscale(hr)           # same API and values as the plain model
 
 What it changes, all exact in real arithmetic (only the rounding order of fp32 sums moves):
@@ -40,7 +40,7 @@ from __future__ import annotations
 import ctypes
 import math
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -52,7 +52,14 @@ from irn.nn.coupling import AffineCoupling
 from irn.nn.haar import HaarDownsampling
 from irn.nn.network import IRN, check_decode_inputs, quantize
 from irn.nn.subnets import DenseBlock
-from irn.tiling import spans
+
+
+def spans(length: int, tile: int, overlap: int) -> Iterator[tuple[int, int, int, int]]:
+    """Cut ``range(length)`` into cores of ``tile``: yields (start, stop, context_start, context_stop)."""
+    for start in range(0, length, tile):
+        stop = min(length, start + tile)
+        yield start, stop, max(0, start - overlap), min(length, stop + overlap)
+
 
 #: rows of halo a dense block needs on each side of a stripe: five stacked 3x3 convolutions
 HALO = 5

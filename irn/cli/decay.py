@@ -1,13 +1,12 @@
-"""``irn decay``: repeat downscale -> upscale N times and measure what is lost (see :mod:`irn.decay`)."""
+"""``irn decay``: repeat downscale -> upscale N times and measure what is lost (see :mod:`irn.experiments.decay`)."""
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
-from irn.commands.argtypes import seed_type
+from irn.cli.common import add_device_argument, seed_type
 from irn.errors import IRNError
 
 HELP = "repeat downscale -> upscale N times with several rescalers; JSON figures, a PSNR plot and a GIF"
@@ -23,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         metavar="NAME",
         help="rescaler, repeatable or comma-separated: bicubic, bilinear, box, nearest, lanczos2, lanczos3 "
-        "(irn.resize), pil-lanczos, pil-bicubic, pil-bilinear, pil-box, pil-hamming, pil-nearest (Pillow), "
+        "(irn.imaging.resize), pil-lanczos, pil-bicubic, pil-bilinear, pil-box, pil-hamming, pil-nearest (Pillow), "
         "irn:MODEL[@zero|@sample|@resample] (MODEL: x2, x4 or a checkpoint path). "
         "Default: bicubic, pil-lanczos, irn:x<scale>@zero, irn:x<scale>@sample",
     )
@@ -49,7 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="compute every cycle even after the sequence starts repeating (by default the repeat is copied)",
     )
     parser.add_argument("--save-final", action="store_true", help="also write each method's last image as PNG")
-    parser.add_argument("--device", default="cpu", help="torch device for IRN models (cpu)")
+    add_device_argument(parser)
 
 
 def _method_specs(args: argparse.Namespace) -> list[str]:
@@ -87,8 +86,8 @@ def run(args: argparse.Namespace) -> int:
     import torch
     from tqdm import tqdm
 
-    from irn import decay
-    from irn.io import IMAGE_SUFFIXES, atomic_write, check_output_path, read_image, refuse_overwriting
+    from irn.experiments import decay
+    from irn.imaging.io import IMAGE_SUFFIXES, check_output_path, read_image, refuse_overwriting, write_json
     from irn.zoo import resolve_device
 
     device = torch.device(resolve_device(args.device, "--device"))
@@ -143,14 +142,13 @@ def run(args: argparse.Namespace) -> int:
             f"({trace.computed_cycles} cycles computed, {trace.seconds:.1f} s)"
         )
         if args.save_final:
-            from irn.io import write_image
+            from irn.imaging.io import write_image
 
             write_image(trace.final[0], out / f"final_{_safe(r.name)}.png")
 
     h, w = decay.modcrop(image, scale).shape[-2:]
     doc = decay.summarise(traces, image=str(image_path), size=(h, w), scale=scale, config=config)
-    with atomic_write(out / "decay.json", "w") as f:
-        f.write(json.dumps(doc, indent=1) + "\n")
+    write_json(out / "decay.json", doc)
     jpeg = f", JPEG q{config.jpeg_quality} on {config.jpeg_on}" if config.jpeg_quality else ""
     decay.write_plot(traces, str(out / "decay.png"), title=f"{image_path.name}: x{scale} rescaling cycles{jpeg}")
     decay.write_gif(traces, str(out / "decay.gif"))

@@ -1,6 +1,6 @@
 """The ``irn`` command line. ``main(argv)`` is what the console script and the tests call.
 
-Each subcommand lives in ``irn/commands/<module>.py`` and provides ``HELP`` (one line),
+Each subcommand lives in ``irn/cli/<module>.py`` and provides ``HELP`` (one line),
 ``add_arguments(parser)`` and ``run(args) -> int``. Heavy imports happen inside ``run``
 so that ``irn --help`` stays fast. A user's mistake (:class:`irn.errors.IRNError`) is
 printed as one line ``irn: error: ...`` with exit code 2, never a traceback.
@@ -15,10 +15,10 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from irn import __version__
+from irn._version import __version__
 from irn.errors import IRNError
 
-#: subcommand -> module under irn.commands
+#: subcommand -> module under irn.cli
 COMMANDS: dict[str, str] = {
     "rescale": "rescale",
     "eval": "evaluate",
@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name, module_name in COMMANDS.items():
-        module = importlib.import_module(f"irn.commands.{module_name}")
+        module = importlib.import_module(f"irn.cli.{module_name}")
         p = sub.add_parser(name, help=module.HELP, description=module.HELP)
         module.add_arguments(p)
         p.set_defaults(_run=module.run, _parser=p)

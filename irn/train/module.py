@@ -8,7 +8,7 @@ Objective (IRN paper, Eq. 5-9; the official code's sums)::
 
 with (y, z_fwd) = f(x), Q rounding to 8-bit levels with a straight-through gradient, and
 the reconstruction's z drawn from N(0, T^2) for a fraction of the batch (z = 0 for the
-rest); T may ramp from 0 (see :class:`irn.config.LossConfig`). Devices, precision and
+rest); T may ramp from 0 (see :class:`irn.train.config.LossConfig`). Devices, precision and
 DDP belong to the ``lightning.Trainer``.
 """
 
@@ -26,11 +26,13 @@ import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from torch import Tensor
 
-from irn.config import TrainConfig, config_from_dict
-from irn.io import atomic_write
+from irn.eval.metrics import psnr
+from irn.imaging.io import atomic_write
+from irn.imaging.resize import imresize
 from irn.nn.coupling import AffineCoupling
 from irn.nn.network import IRN, IRNConfig, quantize
-from irn.resize import imresize
+from irn.train.config import TrainConfig, config_from_dict
+from irn.zoo import CheckpointError, load_checkpoint, save
 
 
 def quantize_ste(x: Tensor) -> Tensor:
@@ -46,11 +48,9 @@ def charbonnier(x: Tensor, y: Tensor, eps: float) -> Tensor:
 def psnr_y(x: Tensor, y: Tensor, crop_border: int) -> Tensor:
     """PSNR-Y (dB, (B,)) of (B, 3, H, W) images in [0, 1] after rounding both to 8-bit levels.
 
-    :func:`irn.metrics.psnr` on MATLAB's BT.601 Y, ``crop_border`` pixels removed from every
+    :func:`irn.eval.metrics.psnr` on MATLAB's BT.601 Y, ``crop_border`` pixels removed from every
     side (the official IRN evaluation protocol), computed in float64.
     """
-    from irn.metrics import psnr
-
     return psnr(quantize(x.double()), quantize(y.double()), crop_border=crop_border, y_channel=True).float()
 
 
@@ -112,8 +112,6 @@ def hardware_description(world_size: int = 1) -> str:
 
 def read_training_checkpoint(path: str | Path) -> dict[str, Any]:
     """Load a Lightning checkpoint written by ``irn train`` (tensors and plain containers only)."""
-    from irn.zoo import CheckpointError
-
     try:
         ckpt = torch.load(Path(path), map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any failure to read is reported in one line
@@ -142,8 +140,6 @@ def export_checkpoint(src: str | Path, dst: str | Path) -> dict[str, Any]:
     uses: "zero" when the reconstruction term was trained with z = 0 only), source checkpoint,
     export time (UTC).
     """
-    from irn.zoo import save
-
     ckpt = read_training_checkpoint(src)
     config = config_from_dict(ckpt["hyper_parameters"]["config"])
     model = build_network(config)
@@ -186,8 +182,6 @@ class IRNLightning(L.LightningModule):
         self.model = build_network(config)
         set_initial_log_scales(self.model, config.model.init_log_scale)
         if config.model.init_from:
-            from irn.zoo import load_checkpoint
-
             init, _ = load_checkpoint(config.model.init_from)
             try:
                 init_weights(self.model, init)

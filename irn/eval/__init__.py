@@ -1,0 +1,1 @@
+"""Evaluation: PSNR/SSIM on MATLAB's BT.601 Y and LPIPS (:mod:`.metrics`)."""
