@@ -28,27 +28,13 @@ from torch import Tensor
 
 from irn.errors import InputError
 from irn.imaging.io import to_pil, to_tensor_rgba
-from irn.imaging.resize import imresize
 from irn.nn.network import ZMode, quantize
+from irn.pipeline import for_inference, model_device, resize_alpha, run_model
 
 if TYPE_CHECKING:
     from irn.nn.network import IRN
 
 ImageLike = TypeVar("ImageLike", Image.Image, np.ndarray, Tensor)
-
-
-def resize_alpha(alpha: Tensor, factor: float, size: tuple[int, int] | None = None) -> Tensor:
-    """Alpha (..., H, W) in [0, 1] resized by ``factor`` with plain MATLAB bicubic, clamped, cropped to ``size``."""
-    out = imresize(alpha, scale=factor).clamp(0, 1)
-    if size is not None:
-        out = out[..., : size[0], : size[1]]
-    return out
-
-
-def _model_device(model: IRN) -> torch.device:
-    for tensor in model.buffers():
-        return tensor.device
-    return torch.device("cpu")
 
 
 def _split(image: Image.Image | np.ndarray) -> tuple[Tensor, Tensor | None]:
@@ -92,8 +78,9 @@ def _apply(
     temperature: float,
     seed: int | None,
     size: tuple[int, int] | None,
+    max_memory: int | None,
 ) -> ImageLike:
-    device = _model_device(model)
+    device = model_device(model)
     s = model.scale
     if isinstance(image, Tensor):
         if not image.is_floating_point():
@@ -107,28 +94,35 @@ def _apply(
         x, alpha = _split(image)
     x = x.to(device=device, dtype=torch.float32)
     h, w = x.shape[-2:]
-    with torch.inference_mode():
-        if op == "down":
-            out = model.downscale(x)
-            if alpha is not None:
-                alpha = quantize(resize_alpha(alpha, 1 / s, size=tuple(out.shape[-2:])))
-        elif op == "up":
-            out = model.upscale(x, z=z, temperature=temperature, seed=seed, size=size)
-            if alpha is not None:
-                alpha = resize_alpha(alpha, s, size=tuple(out.shape[-2:]))
-        else:
-            out = model.roundtrip(x, z=z, temperature=temperature, seed=seed)
-            if alpha is not None:
-                small = quantize(resize_alpha(alpha, 1 / s))
-                alpha = resize_alpha(small, s, size=(h, w))
+    net = for_inference(model)
+    if isinstance(z, str) and z == "auto":
+        z = net.recommended_z()
+    up = {"z": z, "temperature": temperature, "seed": seed, "max_memory": max_memory}
+    if op == "down":
+        out = run_model(net, x, "down", max_memory=max_memory)
+        if alpha is not None:
+            alpha = quantize(resize_alpha(alpha, 1 / s, size=tuple(out.shape[-2:])))
+    elif op == "up":
+        out = run_model(net, x, "up", size=size, **up)
+        if alpha is not None:
+            alpha = resize_alpha(alpha, s, size=tuple(out.shape[-2:]))
+    else:
+        lr = run_model(net, x, "down", max_memory=max_memory)
+        out = run_model(net, lr, "up", size=(h, w), **up)
+        if alpha is not None:
+            small = quantize(resize_alpha(alpha, 1 / s))
+            alpha = resize_alpha(small, s, size=(h, w))
     if isinstance(image, Tensor):
         return out if image.dim() == 4 else out[0]  # type: ignore[return-value]
     return _join(image, out, alpha)  # type: ignore[return-value]
 
 
-def downscale_image(model: IRN, image: ImageLike) -> ImageLike:
-    """HR image -> LR image of ceil(H/s) x ceil(W/s), on 8-bit levels (``model.downscale``)."""
-    return _apply(model, image, "down", "sample", 1.0, None, None)
+def downscale_image(model: IRN, image: ImageLike, *, max_memory: int | None = None) -> ImageLike:
+    """HR image -> LR image of ceil(H/s) x ceil(W/s), on 8-bit levels (``model.downscale``).
+
+    On a CPU the fast path runs it (:func:`irn.pipeline.for_inference`); an image whose working
+    memory would exceed ``max_memory`` bytes (default: half the machine's RAM) runs in tiles."""
+    return _apply(model, image, "down", "sample", 1.0, None, None, max_memory)
 
 
 def upscale_image(
@@ -139,6 +133,7 @@ def upscale_image(
     temperature: float = 1.0,
     seed: int | None = None,
     size: tuple[int, int] | None = None,
+    max_memory: int | None = None,
 ) -> ImageLike:
     """LR image (h x w) -> HR image of s h x s w (cropped to ``size`` = (H, W) if given).
 
@@ -146,7 +141,7 @@ def upscale_image(
     ``z="zero"`` uses zeros, a tensor (B, 3(s^2-1), h, w) is used as given; ``"auto"`` (default)
     follows ``model.recommended_z()``.
     """
-    return _apply(model, image, "up", z, temperature, seed, size)
+    return _apply(model, image, "up", z, temperature, seed, size, max_memory)
 
 
 def roundtrip_image(
@@ -156,6 +151,7 @@ def roundtrip_image(
     z: ZMode | Tensor = "auto",
     temperature: float = 1.0,
     seed: int | None = None,
+    max_memory: int | None = None,
 ) -> ImageLike:
     """Downscale then upscale; the reconstruction has the input's size."""
-    return _apply(model, image, "roundtrip", z, temperature, seed, None)
+    return _apply(model, image, "roundtrip", z, temperature, seed, None, max_memory)

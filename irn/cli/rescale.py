@@ -303,48 +303,6 @@ def _inode(path: Path) -> tuple[int, int] | None:
 
 
 # ----------------------------------------------------------------------------- model and images
-def _run_model(
-    model: IRN,
-    x: Tensor,
-    op: Literal["down", "up"],
-    *,
-    device: str,
-    size: tuple[int, int] | None = None,
-    z: Literal["sample", "zero"] = "sample",
-    temperature: float = 1.0,
-    seed: int | None = None,
-    tile: int | None = None,
-    max_memory: int | None = None,
-    notes: list[str] | None = None,
-) -> Tensor:
-    """The one place the model runs on an image.
-
-    ``op="down"``: x (1, 3, H, W) in [0, 1] -> LR (1, 3, ceil(H/s), ceil(W/s)) on 8-bit levels.
-    ``op="up"``: x (1, 3, h, w) -> HR (1, 3, s h, s w) in [0, 1], cropped to ``size`` if given.
-    Inputs and outputs are CPU tensors; the work happens on ``device`` under inference mode.
-    With ``tile`` (HR pixels), or when the image's estimated memory exceeds ``max_memory`` bytes,
-    the model runs on overlapping tiles (:mod:`irn.imaging.tiling`); a line saying so goes to ``notes``.
-    """
-    import torch
-
-    from irn.imaging.tiling import plan_tiling, tiled_downscale, tiled_upscale
-
-    s = model.scale
-    hr_h, hr_w = x.shape[-2:] if op == "down" else (size or (s * x.shape[-2], s * x.shape[-1]))
-    tiling = plan_tiling(model, hr_h, hr_w, op, tile_pixels=tile, max_memory=max_memory, notes=notes)
-    if tiling is not None and notes is not None:
-        notes.append(f"{op}: tiles of {s * tiling.tile} px with {s * tiling.overlap} px overlap")
-    with torch.inference_mode():
-        x = x.to(device)
-        if op == "down":
-            y = model.downscale(x) if tiling is None else tiled_downscale(model, x, tiling)
-        elif tiling is None:
-            y = model.upscale(x, z=z, temperature=temperature, seed=seed, size=size)
-        else:
-            y = tiled_upscale(model, x, tiling, z=z, temperature=temperature, seed=seed, size=size)
-        return y.float().cpu()
-
-
 def _psnr_pair(reference: Tensor, test: Tensor) -> tuple[float, float]:
     """(PSNR-Y, PSNR-RGB) in dB of ``test`` against ``reference``, both (3, H, W) in [0, 1], no border crop.
 
@@ -388,8 +346,8 @@ def _save(x: Tensor, path: Path, alpha: Tensor | None, opts: Options, notes: lis
 
 def _process(model: IRN, job: Job, opts: Options, rec: Record) -> None:
     """Read, rescale and write one image, filling ``rec``; raises ImageReadError/OSError on failure."""
-    from irn.api import resize_alpha
     from irn.imaging.io import ImageReadError, ImageTooLargeError, megapixels, read_image, read_image_checked
+    from irn.pipeline import resize_alpha, run_model
 
     s = model.scale
     limit = opts.max_pixels if opts.action != "up" else max(1, opts.max_pixels // (s * s))
@@ -411,14 +369,14 @@ def _process(model: IRN, job: Job, opts: Options, rec: Record) -> None:
     tiling_kwargs: dict[str, Any] = {"tile": opts.tile, "max_memory": opts.max_memory, "notes": rec.notes}
 
     if opts.action == "up":
-        hr = _run_model(model, x, "up", device=opts.device, **up_kwargs, **tiling_kwargs)[0]
+        hr = run_model(model, x, "up", **up_kwargs, **tiling_kwargs)[0]
         hr_alpha = resize_alpha(alpha, s) if alpha is not None else None
         _save(hr, job.outputs["hr"], hr_alpha, opts, rec.notes)
         rec.lr_size, rec.hr_size = [h, w], list(hr.shape[-2:])
         rec.outputs["hr"] = str(job.outputs["hr"])
         return
 
-    lr = _run_model(model, x, "down", device=opts.device, **tiling_kwargs)[0]
+    lr = run_model(model, x, "down", **tiling_kwargs)[0]
     lr_alpha = None
     if alpha is not None:
         from irn.nn.network import quantize
@@ -432,7 +390,7 @@ def _process(model: IRN, job: Job, opts: Options, rec: Record) -> None:
 
     if opts.lr_suffix != ".png":
         lr = read_image(job.outputs["lr"])  # upscale what the lossy file actually holds
-    hr = _run_model(model, lr[None], "up", device=opts.device, size=(h, w), **up_kwargs, **tiling_kwargs)[0]
+    hr = run_model(model, lr[None], "up", size=(h, w), **up_kwargs, **tiling_kwargs)[0]
     hr_alpha = resize_alpha(lr_alpha, s, size=(h, w)) if lr_alpha is not None else None
     _save(hr, job.outputs["hr"], hr_alpha, opts, rec.notes)
     rec.outputs["hr"] = str(job.outputs["hr"])
@@ -494,6 +452,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from irn.imaging.io import ImageReadError, check_output_path, refuse_overwriting
+    from irn.pipeline import for_inference
     from irn.zoo import load, resolve, resolve_device
 
     action: Action = args.action
@@ -510,11 +469,7 @@ def run(args: argparse.Namespace) -> int:
     checkpoint = resolve(args.model)
     model = load(checkpoint, device=device)
     latent = _latent_mode(getattr(args, "z", "auto"), model.metadata)
-    if device == "cpu":
-        from irn.nn.fast import optimize_for_inference, return_freed_memory_promptly
-
-        model = optimize_for_inference(model)  # the same outputs as the plain model, faster (irn.nn.fast)
-        return_freed_memory_promptly()
+    model = for_inference(model)  # on a CPU the fast path: the same outputs, faster (irn.pipeline)
     scale = model.scale
 
     lr_suffix = LR_FORMATS[getattr(args, "format", "png")]

@@ -47,6 +47,7 @@ from torch import Tensor
 
 from irn.errors import IRNError
 from irn.imaging.resize import imresize
+from irn.pipeline import model_device
 
 #: Linear resizers: name -> (library, what is called).
 LINEAR_RESIZERS: dict[str, tuple[str, str]] = {
@@ -545,13 +546,9 @@ def verify(
 
 
 # ---------------------------------------------------------------------------- IRN downscale
-def _model_device(model: Any) -> torch.device:
-    return next(model.parameters()).device
-
-
 def _irn_lr(model: Any, x: np.ndarray) -> np.ndarray:
     """The model's unquantised LR (h, w, 3) on 0..255 for x (H, W, 3) on 0..255."""
-    t = torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))[None].float().div(255).to(_model_device(model))
+    t = torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))[None].float().div(255).to(model_device(model))
     with torch.no_grad():
         lr, _ = model.encode(t)
     return lr[0].double().cpu().numpy().transpose(1, 2, 0) * 255
@@ -672,7 +669,7 @@ def _irn_gauss_newton_step(
     (J S J^T + I/rho) mu = B - LR(x) - J S (A - x); pixels the step pushes past 0 or 255 are
     clipped and leave the free set. Returns (x', LR(x'), free').
     """
-    device = _model_device(model)
+    device = model_device(model)
     scale = int(model.scale)
     inv_rho = 0.0 if math.isinf(weight) else 1.0 / (weight * scale * scale)
 
@@ -733,7 +730,7 @@ def _irn_adam(
     model: Any, x: np.ndarray, a: np.ndarray, b: np.ndarray, weight: float, steps: int, step_size: float
 ) -> np.ndarray:
     """Projected Adam on mse(x, A) + weight * mse(LR(x), B), all on 0..255; returns x (H, W, 3)."""
-    device = _model_device(model)
+    device = model_device(model)
 
     def chw(v: np.ndarray) -> Tensor:
         return torch.from_numpy(np.ascontiguousarray(v.transpose(2, 0, 1)))[None].float().to(device)
@@ -810,7 +807,7 @@ def craft_reverse(
     if H % s or W % s:
         raise IRNError(f"the reverse craft needs a TARGET whose sides are multiples of {s}, got {W}x{H}")
     c8 = fit_target(as_uint8(cover), (H // s, W // s))
-    device = _model_device(model)
+    device = model_device(model)
 
     def chw(v: np.ndarray) -> Tensor:
         return torch.from_numpy(np.ascontiguousarray(v.transpose(2, 0, 1)))[None].float().div(255).to(device)

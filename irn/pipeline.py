@@ -1,0 +1,97 @@
+"""The one place where a model meets an image: device, the fast CPU path, tiling under a memory
+budget, alpha and the latent.
+
+:func:`run_model` is what ``irn.api``, ``irn rescale`` and ``irn craft`` call to run a network on
+an image tensor; :func:`for_inference` is the one rule for which implementation runs it (the
+accelerated :class:`irn.nn.fast.FastIRN` on a CPU, the plain :class:`irn.nn.network.IRN`
+elsewhere); :func:`resize_alpha` is how transparency follows the image.
+"""
+
+from __future__ import annotations
+
+import weakref
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+from irn.imaging.resize import imresize
+from irn.imaging.tiling import plan_tiling, tiled_downscale, tiled_upscale
+from irn.nn.fast import FastIRN, optimize_for_inference, return_freed_memory_promptly
+from irn.nn.network import IRN, ZMode
+
+Op = Literal["down", "up"]
+
+
+def model_device(model: IRN | FastIRN) -> torch.device:
+    """The device of the model's weights (the CPU for a weightless model)."""
+    for tensor in model.parameters():
+        return tensor.device
+    for tensor in model.buffers():
+        return tensor.device
+    return torch.device("cpu")
+
+
+#: one fast twin per model (it shares the model's weights and rebuilds its prepared constants
+#: whenever a parameter changes, so a model trained further after a call stays right)
+_FAST: weakref.WeakKeyDictionary[IRN, FastIRN] = weakref.WeakKeyDictionary()
+
+
+def for_inference(model: IRN | FastIRN) -> IRN | FastIRN:
+    """The implementation that runs ``model`` for inference: on a CPU the fast path (the same
+    outputs, faster, less memory; glibc told to return freed image buffers at once), else the
+    model itself. A :class:`FastIRN` is returned as it is."""
+    if isinstance(model, FastIRN) or model_device(model).type != "cpu":
+        return model
+    fast = _FAST.get(model)
+    if fast is None or fast.operations is not model.operations:
+        return_freed_memory_promptly()
+        fast = _FAST[model] = optimize_for_inference(model)
+    fast.metadata = dict(getattr(model, "metadata", {}) or {})
+    return fast
+
+
+def resize_alpha(alpha: Tensor, factor: float, size: tuple[int, int] | None = None) -> Tensor:
+    """Alpha (..., H, W) in [0, 1] resized by ``factor`` with plain MATLAB bicubic, clamped, cropped to ``size``."""
+    out = imresize(alpha, scale=factor).clamp(0, 1)
+    if size is not None:
+        out = out[..., : size[0], : size[1]]
+    return out
+
+
+def run_model(
+    model: IRN | FastIRN,
+    x: Tensor,
+    op: Op,
+    *,
+    z: ZMode | Tensor = "sample",
+    temperature: float = 1.0,
+    seed: int | None = None,
+    size: tuple[int, int] | None = None,
+    tile: int | None = None,
+    max_memory: int | None = None,
+    notes: list[str] | None = None,
+) -> Tensor:
+    """Run ``model`` on an image batch.
+
+    ``op="down"``: x (B, 3, H, W) in [0, 1] -> LR (B, 3, ceil(H/s), ceil(W/s)) on 8-bit levels.
+    ``op="up"``: x (B, 3, h, w) -> HR (B, 3, s h, s w) in [0, 1], cropped to ``size`` if given.
+    The work happens on the model's device under inference mode; the result is float32 on the
+    input's device. With ``tile`` (HR pixels), or when the estimated working memory exceeds
+    ``max_memory`` bytes (default: half the machine's RAM), the model runs on overlapping tiles
+    (:mod:`irn.imaging.tiling`); a line saying so goes to ``notes``.
+    """
+    s = model.scale
+    hr_h, hr_w = x.shape[-2:] if op == "down" else (size or (s * x.shape[-2], s * x.shape[-1]))
+    tiling = plan_tiling(model, hr_h, hr_w, op, tile_pixels=tile, max_memory=max_memory, notes=notes)
+    if tiling is not None and notes is not None:
+        notes.append(f"{op}: tiles of {s * tiling.tile} px with {s * tiling.overlap} px overlap")
+    with torch.inference_mode():
+        xin = x.to(model_device(model))
+        if op == "down":
+            y = model.downscale(xin) if tiling is None else tiled_downscale(model, xin, tiling)
+        elif tiling is None:
+            y = model.upscale(xin, z=z, temperature=temperature, seed=seed, size=size)
+        else:
+            y = tiled_upscale(model, xin, tiling, z=z, temperature=temperature, seed=seed, size=size)
+        return y.float().to(x.device)
