@@ -71,6 +71,7 @@ LABELS = {
     "paper": "the paper's code (anchor, --paper-code)",
     "plain": "plain eager fp32 (baseline)",
     "fast": "FastIRN (irn.nn.fast)",
+    "api": "Python API (irn.downscale_image + irn.upscale_image)",
     "channels-last": "channels-last (trainer.channels_last)",
     "ddp": "DDP, {world} CPU processes x {threads} (trainer.devices={world}, strategy=ddp)",
 }
@@ -192,6 +193,24 @@ def agreement(plain: Any, other: Any, hr: torch.Tensor) -> tuple[float, float]:
     return enc, dec
 
 
+class ApiModel:
+    """The Python API as a model: ``downscale``/``upscale`` through :mod:`irn.api` (the pipeline's
+    fast path, tiling under its memory budget), on tensors as a user passes them."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+
+    def downscale(self, hr: torch.Tensor) -> torch.Tensor:
+        from irn.api import downscale_image
+
+        return downscale_image(self.model, hr)
+
+    def upscale(self, lr: torch.Tensor, seed: int | None = None) -> torch.Tensor:
+        from irn.api import upscale_image
+
+        return upscale_image(self.model, lr, z="sample", seed=seed)
+
+
 def bench_inference(args: argparse.Namespace) -> list[Row]:
     from irn.nn.fast import FastIRN
 
@@ -199,7 +218,7 @@ def bench_inference(args: argparse.Namespace) -> list[Row]:
     side = 128 if args.quick else 512
     for scale in (2, 4):
         plain, source = load_model(scale, getattr(args, f"x{scale}"))
-        models: dict[str, Any] = {"plain": plain, "fast": FastIRN(plain)}
+        models: dict[str, Any] = {"plain": plain, "fast": FastIRN(plain), "api": ApiModel(plain)}
         if args.paper is not None:
             models = {"paper": PaperModel(args.paper, plain), **models}
         hr = torch.rand(1, 3, side, side, generator=torch.Generator().manual_seed(1))
@@ -212,7 +231,7 @@ def bench_inference(args: argparse.Namespace) -> list[Row]:
             return run
 
         times = interleaved({name: down_up(m) for name, m in models.items()}, args.repeats)
-        agree = {name: agreement(plain, m, hr) for name, m in models.items() if name != "plain"}
+        agree = {name: agreement(plain, m, hr) for name, m in models.items() if name not in ("plain", "api")}
         base = statistics.median(times["plain"])
         anchor = statistics.median(times["paper"]) if "paper" in times else None
         mp = side * side / 1e6
@@ -302,6 +321,8 @@ def child(args: argparse.Namespace) -> None:
     model: Any = plain
     if args.child_variant == "fast":
         model = FastIRN(plain)
+    elif args.child_variant == "api":
+        model = ApiModel(plain)
     elif args.child_variant == "paper":
         model = PaperModel(args.paper, plain)  # a copy of the weights: our model is dropped
         del plain
@@ -321,7 +342,7 @@ def bench_whole(args: argparse.Namespace) -> list[Row]:
     rows = []
     for h, w in sizes:
         for scale in (2, 4):
-            variants = (["paper"] if args.paper is not None else []) + ["plain", "fast"]
+            variants = (["paper"] if args.paper is not None else []) + ["plain", "fast", "api"]
             results: dict[str, list[dict[str, Any]]] = {v: [] for v in variants}
             for _ in range(args.whole_repeats):
                 for variant in variants:

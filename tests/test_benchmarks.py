@@ -146,7 +146,12 @@ def test_run_reports_ratios_to_the_paper(paper_checkout: Path, tmp_path: Path) -
     out = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
     assert out.returncode == 0, out.stderr
     rows = [r for r in json.loads(report.read_text())["rows"] if r["device"] == "cpu"]
-    assert [r["variant"].split(" (")[0] for r in rows] == ["the paper's code", "plain eager fp32", "FastIRN"] * 2
+    assert [r["variant"].split(" (")[0] for r in rows] == [
+        "the paper's code",
+        "plain eager fp32",
+        "FastIRN",
+        "Python API",
+    ] * 2
     for r in rows:
         seconds = r["raw"]["seconds"]
         assert len(seconds) == 1 and seconds[0] > 0

@@ -117,11 +117,11 @@ def _load_model(resizer: str, device: str) -> tuple[Any, Any]:
     """(plain model for verification and gradients, inference-optimised view for forward passes)."""
     import torch
 
-    from irn.nn.fast import optimize_for_inference
+    from irn.pipeline import for_inference
     from irn.zoo import load, resolve_device
 
     model = load(resizer[4:], device=torch.device(resolve_device(device, "--device")))
-    return model, optimize_for_inference(model)
+    return model, for_inference(model)  # the fast path on a CPU
 
 
 def run(args: argparse.Namespace) -> int:

@@ -42,6 +42,7 @@ from irn.experiments.plotting import line_plot
 from irn.imaging.io import to_pil, to_tensor, to_uint8
 from irn.imaging.resize import imresize
 from irn.nn.network import IRN, quantize
+from irn.pipeline import for_inference
 from irn.zoo import load
 
 ZChoice = Literal["zero", "sample", "resample"]
@@ -124,16 +125,18 @@ def irn_rescaler(model: IRN, z: ZChoice = "sample", seed: int = 0, name: str = "
     if z not in Z_CHOICES:
         raise IRNError(f"unknown z mode {z!r}; choose from {', '.join(Z_CHOICES)}")
 
+    # for_inference at each call: the fast path on a CPU, and the model wherever it has been moved since
     @torch.no_grad()
     def down(hr: Tensor) -> Tensor:
-        return model.encode(hr)[0]
+        return for_inference(model).encode(hr)[0]
 
     @torch.no_grad()
     def up(lr: Tensor, cycle: int) -> Tensor:  # not clamped: the cycle's 8-bit rounding clamps (and counts it)
+        net = for_inference(model)
         if z == "zero":
-            return model.decode(lr, model.sample_latent(lr, "zero"))
-        latent = model.sample_latent(lr, "sample", seed=(seed + cycle) % 2**63 if z == "resample" else seed)
-        return model.decode(lr, latent)
+            return net.decode(lr, net.sample_latent(lr, "zero"))
+        latent = net.sample_latent(lr, "sample", seed=(seed + cycle) % 2**63 if z == "resample" else seed)
+        return net.decode(lr, latent)
 
     meta = dict(getattr(model, "metadata", {}) or {})
     info = {"z": z, "seed": None if z == "zero" else seed, "model_config": model.config.to_dict()}
