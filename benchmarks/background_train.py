@@ -2,7 +2,7 @@
 
     python benchmarks/background_train.py split            # datasets/cpu_train, datasets/cpu_val
     python benchmarks/background_train.py start x2 --hours 2.0 [--init PATH] [--resume]
-    python benchmarks/background_train.py start x4 --hours 2.0
+    python benchmarks/background_train.py start x4 --hours 2.0 [--optim.lr=5e-5 ...]
 
 The split is a pure function of the file names: every 36th CBSD432 image and every 20th
 SunHays80 image (sorted) is held out for validation (12 + 4 = 16 images); the rest are training
@@ -43,7 +43,7 @@ def split() -> tuple[int, int]:
     return n_train, n_val
 
 
-def start(scale: str, hours: float, init: str | None, resume: bool) -> None:
+def start(scale: str, hours: float, init: str | None, resume: bool, overrides: list[str]) -> None:
     run_dir = REPO / "runs" / f"cpu_{scale}"
     run_dir.mkdir(parents=True, exist_ok=True)
     h = int(hours)
@@ -55,6 +55,7 @@ def start(scale: str, hours: float, init: str | None, resume: bool) -> None:
         cmd += ["--config", str(REPO / "configs" / f"cpu_{scale}.yaml")]
         if init:
             cmd.append(f"--model.init_from={init}")
+    cmd += overrides
     log = (run_dir / "train.log").open("a")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
@@ -71,13 +72,18 @@ def main(argv: list[str] | None = None) -> None:
     s.add_argument("--hours", type=float, default=2.0)
     s.add_argument("--init", default=None, help="model.init_from (default: the config's)")
     s.add_argument("--resume", action="store_true", help="continue runs/cpu_SCALE/checkpoints/last.ckpt")
-    args = p.parse_args(argv)
+    args, overrides = p.parse_known_args(argv)
+    if args.cmd != "start" and overrides:
+        p.error(f"unrecognized arguments: {' '.join(overrides)}")
+    bad = [o for o in overrides if not (o.startswith("--") and "=" in o and "." in o.split("=")[0])]
+    if bad:
+        p.error(f"unrecognized arguments: {' '.join(bad)} (config overrides are --section.key=value)")
     if args.cmd == "split":
         n_train, n_val = split()
         print(f"datasets/cpu_train: {n_train} images, datasets/cpu_val: {n_val} images")
     else:
         split()
-        start(args.scale, args.hours, args.init, args.resume)
+        start(args.scale, args.hours, args.init, args.resume, overrides)
 
 
 if __name__ == "__main__":
