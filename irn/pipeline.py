@@ -17,7 +17,7 @@ from torch import Tensor
 
 from irn.imaging.resize import imresize
 from irn.imaging.tiling import plan_tiling, tiled_downscale, tiled_upscale
-from irn.nn.fast import FastIRN, optimize_for_inference, return_freed_memory_promptly
+from irn.nn.fast import FastIRN, fast_or_plain, return_freed_memory_promptly
 from irn.nn.network import IRN, ZMode
 
 Op = Literal["down", "up"]
@@ -40,13 +40,17 @@ _FAST: weakref.WeakKeyDictionary[IRN, FastIRN] = weakref.WeakKeyDictionary()
 def for_inference(model: IRN | FastIRN) -> IRN | FastIRN:
     """The implementation that runs ``model`` for inference: on a CPU the fast path (the same
     outputs, faster, less memory; glibc told to return freed image buffers at once), else the
-    model itself. A :class:`FastIRN` is returned as it is."""
+    model itself. A :class:`FastIRN` (what :func:`irn.load` returns) is returned as it is, and so is
+    a model with an operation the fast path does not know (:func:`irn.nn.fast.fast_or_plain`)."""
     if isinstance(model, FastIRN) or model_device(model).type != "cpu":
         return model
     fast = _FAST.get(model)
     if fast is None or fast.operations is not model.operations:
+        candidate = fast_or_plain(model)
+        if not isinstance(candidate, FastIRN):  # an operation the fast path does not know
+            return model
         return_freed_memory_promptly()
-        fast = _FAST[model] = optimize_for_inference(model)
+        fast = _FAST[model] = candidate
     fast.metadata = dict(getattr(model, "metadata", {}) or {})
     return fast
 

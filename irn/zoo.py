@@ -33,6 +33,7 @@ from torch import Tensor
 from irn._version import __version__
 from irn.errors import InputError, IRNError
 from irn.imaging.io import atomic_write
+from irn.nn.fast import FastIRN, fast_or_plain, return_freed_memory_promptly
 from irn.nn.network import IRN, IRNConfig
 
 FORMAT = "irn"
@@ -236,30 +237,41 @@ def resolve_device(name: str | torch.device, what: str = "device") -> str:
     try:
         device = torch.device(name)
     except (RuntimeError, ValueError):
-        raise InputError(f"{what} {name!r}: not a device name (cpu, cuda, cuda:N, mps, auto)") from None
+        raise InputError(f"{what} {name!r}: not a device name (cpu, cuda, cuda:N, mps, auto)", param=what) from None
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise InputError(f"{what} {name}: CUDA is not available on this machine")
+            raise InputError(f"{what} {name}: CUDA is not available on this machine", param=what)
         if device.index is not None and device.index >= torch.cuda.device_count():
-            raise InputError(f"{what} {name}: only {torch.cuda.device_count()} CUDA device(s) present")
+            raise InputError(f"{what} {name}: only {torch.cuda.device_count()} CUDA device(s) present", param=what)
     elif device.type == "mps" and not torch.backends.mps.is_available():
-        raise InputError(f"{what} {name}: MPS is not available on this machine")
+        raise InputError(f"{what} {name}: MPS is not available on this machine", param=what)
     elif device.type not in ("cpu", "cuda", "mps"):
-        raise InputError(f"{what} {name}: unsupported device type {device.type!r}")
+        raise InputError(f"{what} {name}: unsupported device type {device.type!r}", param=what)
     return str(device)
 
 
 def load(name_or_path: str | os.PathLike[str], device: str | torch.device | None = None) -> IRN:
-    """A shipped model by name (``"x2"``, ``"x4"``) or any checkpoint file, in eval mode.
+    """A shipped model by name (``"x2"``, ``"x4"``) or any checkpoint file, ready for inference.
+
+    The model is an :class:`~irn.nn.network.IRN` in eval mode with gradients off; it is the fast
+    inference path (:class:`irn.nn.fast.FastIRN`, same weights, same outputs to fp32 rounding),
+    which runs on a CPU and hands other devices and autograd to the plain flow, so
+    ``irn.load("x4").downscale(x)`` is as fast on a CPU as ``irn.downscale_image`` (which also
+    tiles large images). Training takes the plain module (:func:`load_checkpoint`).
 
     ``device``: ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"`` or ``"auto"`` (the best present).
     Raises :class:`CheckpointError` with one line naming the file and the problem, and
     :class:`irn.InputError` for a device that is not there.
     """
     path = resolve(name_or_path)
-    model, meta = load_checkpoint(path)
+    target = resolve_device(device, "device") if device is not None else None
+    plain, meta = load_checkpoint(path)
+    plain.metadata = meta  # type: ignore[assignment]
+    plain.eval().requires_grad_(False)
+    model = fast_or_plain(plain).eval()
+    if isinstance(model, FastIRN):
+        return_freed_memory_promptly()
     model.metadata = meta  # type: ignore[assignment]
-    model.eval().requires_grad_(False)
-    if device is not None:
-        model.to(resolve_device(device))
+    if target is not None:
+        model.to(target)
     return model

@@ -44,3 +44,17 @@ def shared() -> Path:
 @pytest.fixture(autouse=True)
 def _seed_and_threads() -> None:
     torch.manual_seed(0)
+
+
+def random_irn(scale: int = 2, blocks: int = 1, growth: int = 8, seed: int = 0, dtype: torch.dtype = torch.float32):
+    """The tests' tiny model: an :class:`irn.IRN` in eval mode whose every weight (the
+    zero-initialised last convolutions too) is random, so every block changes its input."""
+    from irn.nn.network import IRN, IRNConfig
+
+    levels = {2: 1, 4: 2, 8: 3}[scale]
+    model = IRN(IRNConfig(scale=scale, blocks_per_level=(blocks,) * levels, growth=growth)).eval()
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            p.copy_(torch.randn(p.shape, generator=gen) * (0.02 if "conv5" in name else 0.05))
+    return model.to(dtype)

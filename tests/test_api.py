@@ -135,3 +135,18 @@ def test_submodules_are_reachable_from_a_plain_import() -> None:
     code = "import irn; print(irn.metrics.psnr.__name__, irn.tiling.spans.__name__)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["psnr", "spans"]
+
+
+def test_library_errors_name_their_parameter_and_the_cli_says_the_flag() -> None:
+    import argparse
+
+    from irn.cli.main import flag_for
+    from irn.errors import InputError
+
+    with pytest.raises(InputError) as info:
+        irn.IRN(scale=2).sample_latent(torch.zeros(1, 3, 2, 2), z="sample", temperature=-1.0)
+    assert info.value.param == "temperature" and str(info.value).startswith("temperature must be")
+    parser = argparse.ArgumentParser()
+    parser.add_argument("-t", "--temperature", type=float)
+    assert info.value.with_name(flag_for(parser, info.value.param)).startswith("--temperature must be")
+    assert flag_for(parser, "nothing") == "nothing"

@@ -82,8 +82,8 @@ def test_official_format_larger_scales_infer_architecture(tmp_path: Path, scale:
         assert loaded.num_parameters() == 4_355_136
     if blocks == (2, 3):
         x = torch.rand(1, 3, scale, 2 * scale)
-        with torch.no_grad():
-            assert torch.equal(loaded(x)[0], original(x)[0])
+        with torch.no_grad():  # irn.load gives the fast path: the same flow to fp32 rounding
+            assert (loaded(x)[0] - original(x)[0]).abs().max() <= 1e-5
 
 
 def test_official_state_dict_inside_a_training_checkpoint(tmp_path: Path) -> None:

@@ -120,7 +120,7 @@ def _load_model(resizer: str, device: str) -> tuple[Any, Any]:
     from irn.pipeline import for_inference
     from irn.zoo import load, resolve_device
 
-    model = load(resizer[4:], device=torch.device(resolve_device(device, "--device")))
+    model = load(resizer[4:], device=torch.device(resolve_device(device)))
     return model, for_inference(model)  # the fast path on a CPU
 
 

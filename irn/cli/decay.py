@@ -90,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
     from irn.imaging.io import IMAGE_SUFFIXES, check_output_path, read_image, refuse_overwriting, write_json
     from irn.zoo import resolve_device
 
-    device = torch.device(resolve_device(args.device, "--device"))
+    device = torch.device(resolve_device(args.device))
     out = check_output_path(args.output, "-o", folder=True)
     image_path = Path(args.image)
     if image_path.is_dir():

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from irn._version import __version__
-from irn.errors import IRNError
+from irn.errors import InputError, IRNError
 
 #: subcommand -> module under irn.cli
 COMMANDS: dict[str, str] = {
@@ -75,6 +75,14 @@ def is_out_of_memory(exc: BaseException) -> bool:
     return "OutOfMemoryError" in names or "can't allocate memory" in text or "CUDA out of memory" in text
 
 
+def flag_for(parser: argparse.ArgumentParser, param: str | None) -> str:
+    """The option of ``parser`` that sets ``param`` (its long form), or ``param`` itself."""
+    for action in parser._actions:
+        if param and action.dest == param and action.option_strings:
+            return max(action.option_strings, key=len)
+    return param or ""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     words = list(argv) if argv is not None else sys.argv[1:]
@@ -85,6 +93,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         owner.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return int(args._run(args) or 0)
+    except InputError as exc:  # a library error naming a parameter: say the flag the user typed
+        print(f"irn: error: {exc.with_name(flag_for(args._parser, exc.param))}", file=sys.stderr)
+        return 2
     except IRNError as exc:
         print(f"irn: error: {exc}", file=sys.stderr)
         return 2

@@ -465,7 +465,7 @@ def run(args: argparse.Namespace) -> int:
     inputs, missing = collect_inputs(list(args.inputs), args.recursive, outdir)
     if not inputs and missing:
         raise IRNError("; ".join(f"{p}: {why}" for p, why in missing))
-    device = resolve_device(args.device, "--device")
+    device = resolve_device(args.device)
     checkpoint = resolve(args.model)
     model = load(checkpoint, device=device)
     latent = _latent_mode(getattr(args, "z", "auto"), model.metadata)

@@ -49,7 +49,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from irn.nn.coupling import AffineCoupling
-from irn.nn.haar import HaarDownsampling
+from irn.nn.haar import HaarDownsampling, haar_filters
 from irn.nn.network import IRN, check_decode_inputs, quantize
 from irn.nn.subnets import DenseBlock
 
@@ -61,9 +61,60 @@ def spans(length: int, tile: int, overlap: int) -> Iterator[tuple[int, int, int,
         yield start, stop, max(0, start - overlap), min(length, stop + overlap)
 
 
-#: rows of halo a dense block needs on each side of a stripe: five stacked 3x3 convolutions
-HALO = 5
-LEAKY_SLOPE = 0.2
+class UnsupportedOperation(TypeError):
+    """A module the fast path does not know how to compute: it refuses it rather than assume one.
+    :func:`optimize_for_inference` raises it; :func:`fast_or_plain` then keeps the plain model."""
+
+
+def _reference_block() -> DenseBlock:
+    return DenseBlock(1, 1, 1)
+
+
+def _check_conv(conv: object, where: str) -> torch.nn.Conv2d:
+    """``conv`` is a plain zero-padded 3x3 stride-1 convolution (what the stripes assume)."""
+    if type(conv) is not torch.nn.Conv2d:
+        raise UnsupportedOperation(f"{where}: {type(conv).__name__} is not an nn.Conv2d")
+    geometry = (conv.kernel_size, conv.stride, conv.padding, conv.dilation, conv.groups, conv.padding_mode)
+    if geometry != ((3, 3), (1, 1), (1, 1), (1, 1), 1, "zeros") or conv.bias is None:
+        raise UnsupportedOperation(
+            f"{where}: convolution {geometry} with bias={conv.bias is not None}; the fast path computes "
+            "3x3, stride 1, zero padding 1, no dilation or groups, with a bias"
+        )
+    return conv
+
+
+def dense_block_convs(block: object, where: str = "dense block") -> tuple[torch.nn.Conv2d, ...]:
+    """The convolutions of a :class:`~irn.nn.subnets.DenseBlock` in order, after checking that it
+    is one (not a subclass with another forward), that each convolution is a zero-padded 3x3 one
+    and that convolution k reads the block input and the k - 1 features before it (the dense
+    wiring the fast path sums instead of concatenating). Raises :class:`UnsupportedOperation`."""
+    if type(block) is not DenseBlock:
+        raise UnsupportedOperation(f"{where}: {type(block).__name__} is not an irn DenseBlock")
+    names = [name for name, _ in block.named_children() if name.startswith("conv")]
+    convs = tuple(_check_conv(getattr(block, name), f"{where}.{name}") for name in names)
+    if len(convs) < 2 or type(block.lrelu) is not torch.nn.LeakyReLU:
+        raise UnsupportedOperation(f"{where}: not a dense block of convolutions and a LeakyReLU")
+    c, g = convs[0].in_channels, convs[0].out_channels
+    for k, conv in enumerate(convs):
+        expected = (c + k * g, g if k < len(convs) - 1 else conv.out_channels)
+        if (conv.in_channels, conv.out_channels) != expected:
+            raise UnsupportedOperation(
+                f"{where}.{names[k]}: {conv.in_channels} -> {conv.out_channels} channels, the dense wiring "
+                f"needs {expected[0]} -> {expected[1]}"
+            )
+    return convs
+
+
+def dense_block_halo(block: DenseBlock) -> int:
+    """Rows of context one output row of ``block`` depends on, each side: one per stacked 3x3
+    convolution (each reads one row above and below)."""
+    return sum(conv.kernel_size[0] // 2 for conv in dense_block_convs(block))
+
+
+#: rows of halo a dense block needs on each side of a stripe (derived from DenseBlock itself)
+HALO = dense_block_halo(_reference_block())
+#: the negative slope of the dense blocks' LeakyReLU (derived from DenseBlock itself)
+LEAKY_SLOPE = float(_reference_block().lrelu.negative_slope)
 #: glibc's mallopt parameter number for the mmap threshold
 M_MMAP_THRESHOLD = -3
 
@@ -94,6 +145,37 @@ class FastOptions:
     def __post_init__(self) -> None:
         if self.stripe_pixels < 1:
             raise ValueError(f"stripe_pixels must be positive, got {self.stripe_pixels}")
+
+
+def check_dense_block(block: object, where: str) -> tuple[torch.nn.Conv2d, ...]:
+    """:func:`dense_block_convs`, and the depth and slope :data:`HALO` and :data:`LEAKY_SLOPE` hold for."""
+    convs = dense_block_convs(block, where)
+    lrelu = block.lrelu  # type: ignore[attr-defined]
+    if len(convs) != HALO or lrelu.negative_slope != LEAKY_SLOPE:
+        raise UnsupportedOperation(
+            f"{where}: {len(convs)} convolutions, LeakyReLU({lrelu.negative_slope}); the fast path "
+            f"was derived for DenseBlock's {HALO} and LeakyReLU({LEAKY_SLOPE})"
+        )
+    return convs
+
+
+def check_operation(op: object, where: str = "operation") -> None:
+    """Raise :class:`UnsupportedOperation` unless ``op`` is a block whose maths the fast path
+    reproduces: an :class:`~irn.nn.coupling.AffineCoupling` with irn's own forward, log-scale and
+    :class:`~irn.nn.subnets.DenseBlock` subnets, or a :class:`~irn.nn.haar.HaarDownsampling` with
+    the official filters (the band formulas of :class:`PreparedHaar`)."""
+    if type(op) is AffineCoupling:
+        for name in ("F", "G", "H"):
+            check_dense_block(getattr(op, name), f"{where}.{name}")
+        if not 0 < op.split < op.F.conv1.in_channels + op.split:
+            raise UnsupportedOperation(f"{where}: split {op.split} out of range")
+        return
+    if type(op) is HaarDownsampling:
+        weights = op.haar_weights
+        if not torch.equal(weights.detach().cpu().to(torch.float32), haar_filters(op.channels)):
+            raise UnsupportedOperation(f"{where}: Haar filters differ from the official ones the fast path computes")
+        return
+    raise UnsupportedOperation(f"{where}: {type(op).__name__} is not an operation the fast path knows")
 
 
 class PreparedConv:
@@ -177,11 +259,11 @@ class PreparedDenseBlock:
     the last convolution's weights and bias (0.5 for H: s = clamp * tanh(H / 2)).
     """
 
-    def __init__(self, block: DenseBlock, packed: bool, output_scale: float = 1.0) -> None:
-        convs = (block.conv1, block.conv2, block.conv3, block.conv4, block.conv5)
-        c, g = block.conv1.in_channels, block.conv1.out_channels
+    def __init__(self, block: DenseBlock, packed: bool, output_scale: float = 1.0, where: str = "dense block") -> None:
+        convs = check_dense_block(block, where)
+        c, g = convs[0].in_channels, convs[0].out_channels
         self.growth = g
-        self.out_channels = block.conv5.out_channels
+        self.out_channels = convs[-1].out_channels
         self.padded_out_channels = -(-self.out_channels // 8) * 8 if packed else self.out_channels
         bounds = [0, c, c + g, c + 2 * g, c + 3 * g, c + 4 * g]
         #: pieces[k - 1][j]: convolution k on source j (0: the block input, j >= 1: feature j)
@@ -227,14 +309,15 @@ class PreparedCoupling:
     """:class:`~irn.nn.coupling.AffineCoupling` (Eq. 1-2) for inference, sample by sample and
     stripe by stripe."""
 
-    def __init__(self, block: AffineCoupling, packed: bool) -> None:
+    def __init__(self, block: AffineCoupling, packed: bool, where: str = "coupling") -> None:
+        check_operation(block, where)
         self.split = block.split
         self.clamp = block.clamp
-        self.f = PreparedDenseBlock(block.F, packed)
-        self.g = PreparedDenseBlock(block.G, packed)
+        self.f = PreparedDenseBlock(block.F, packed, where=f"{where}.F")
+        self.g = PreparedDenseBlock(block.G, packed, where=f"{where}.G")
         # s = clamp * (2 sigmoid(h) - 1) = clamp * tanh(h / 2): H's last convolution is prepared
         # with its weights and bias halved (exact in binary floating point), then one tanh.
-        self.h = PreparedDenseBlock(block.H, packed, output_scale=0.5)
+        self.h = PreparedDenseBlock(block.H, packed, output_scale=0.5, where=f"{where}.H")
 
     def _scale_and_shift(self, y1: Tensor, start: int, stop: int, work: Workspace) -> tuple[Tensor, Tensor]:
         """Rows start..stop of (s, G(y1)) with s = clamp * (2 sigmoid(H(y1)) - 1)."""
@@ -293,7 +376,8 @@ class PreparedHaar:
     convolution and channel shuffle make several full-size copies).
     """
 
-    def __init__(self, haar: HaarDownsampling) -> None:
+    def __init__(self, haar: HaarDownsampling, where: str = "haar") -> None:
+        check_operation(haar, where)
         self.haar = haar  # for its checks and its log-determinant
         self.channels = haar.channels
 
@@ -334,6 +418,14 @@ class PreparedHaar:
         return y.contiguous(memory_format=torch.channels_last), logdet
 
 
+def prepare_operation(op: object, packed: bool, where: str) -> PreparedCoupling | PreparedHaar:
+    """The fast version of one operation of the flow; :class:`UnsupportedOperation` for any other."""
+    check_operation(op, where)
+    if isinstance(op, AffineCoupling):
+        return PreparedCoupling(op, packed, where)
+    return PreparedHaar(op, where)  # type: ignore[arg-type]
+
+
 class FastIRN(IRN):
     """An :class:`IRN` with a fast inference ``forward``, sharing ``model``'s modules and weights.
 
@@ -349,6 +441,19 @@ class FastIRN(IRN):
         self.options = options or FastOptions()
         self._prepared: list[PreparedCoupling | PreparedHaar] | None = None
         self._prepared_key: tuple[object, ...] | None = None
+        for n, op in enumerate(self.operations):  # refuse what it cannot compute, now
+            check_operation(op, f"operations.{n}")
+
+    def __getstate__(self) -> dict[str, object]:
+        """Pickling and deep copies leave the prepared (repacked) weights behind: they are rebuilt."""
+        state = dict(self.__dict__)
+        state["_prepared"] = state["_prepared_key"] = None
+        return state
+
+    def _plain(self, *inputs: Tensor) -> bool:
+        """The plain path runs: gradients are wanted, or the input is not on a CPU (the stripes and
+        oneDNN kernels are CPU work; a GPU runs the plain flow faster)."""
+        return any(t.device.type != "cpu" for t in inputs) or self._needs_autograd(*inputs)
 
     def _use_mkldnn(self, x: Tensor) -> bool:
         usable = x.device.type == "cpu" and x.dtype == torch.float32 and mkldnn_available()
@@ -365,8 +470,7 @@ class FastIRN(IRN):
         if self._prepared is None or self._prepared_key != key:
             with torch.no_grad():
                 self._prepared = [
-                    PreparedCoupling(op, packed) if isinstance(op, AffineCoupling) else PreparedHaar(op)
-                    for op in self.operations
+                    prepare_operation(op, packed, f"operations.{n}") for n, op in enumerate(self.operations)
                 ]
             self._prepared_key = key
         return self._prepared
@@ -378,7 +482,7 @@ class FastIRN(IRN):
         return any(t.requires_grad for t in inputs) or any(p.requires_grad for p in self.parameters())
 
     def forward(self, x: Tensor, rev: bool = False) -> tuple[Tensor, Tensor]:
-        if self._needs_autograd(x):
+        if self._plain(x):
             return super().forward(x, rev)
         return self._flow(x, rev)
 
@@ -403,14 +507,14 @@ class FastIRN(IRN):
 
     def downscale(self, hr: Tensor) -> Tensor:
         """:meth:`IRN.downscale`; the last coupling block skips the latent half it would discard."""
-        if self._needs_autograd(hr):
+        if self._plain(hr):
             return super().downscale(hr)
         lr, _ = self._flow(self._pad(hr), rev=False, lr_only=True)
         return quantize(lr[:, : self.config.in_channels])
 
     def decode(self, lr: Tensor, z: Tensor, size: tuple[int, int] | None = None) -> Tensor:
         """:meth:`IRN.decode`, with the flow input assembled channels-last in one copy."""
-        if self._needs_autograd(lr, z):
+        if self._plain(lr, z):
             return super().decode(lr, z, size)
         check_decode_inputs(lr, z, size, self.scale, self.latent_channels)
         self._check_dtype("lr", lr)
@@ -428,10 +532,20 @@ class FastIRN(IRN):
 
 
 def optimize_for_inference(model: IRN, options: FastOptions | None = None) -> FastIRN:
-    """``model`` wrapped as a :class:`FastIRN` (returned as is if it already is one with these options)."""
+    """``model`` wrapped as a :class:`FastIRN` (returned as is if it already is one with these options).
+    Raises :class:`UnsupportedOperation` for a model with an operation the fast path does not know."""
     if isinstance(model, FastIRN) and (options is None or options == model.options):
         return model
     return FastIRN(model, options)
+
+
+def fast_or_plain(model: IRN) -> IRN:
+    """``model`` as a :class:`FastIRN` when the fast path knows all its operations, else ``model``
+    itself (a network with other blocks runs its own, plain, forward)."""
+    try:
+        return optimize_for_inference(model)
+    except UnsupportedOperation:
+        return model
 
 
 def return_freed_memory_promptly(threshold_bytes: int = 1 << 20) -> bool:

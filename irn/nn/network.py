@@ -40,12 +40,15 @@ class IRNConfig:
 
     def __post_init__(self) -> None:
         if self.scale not in (2, 4, 8):
-            raise InputError(f"scale must be 2, 4 or 8, got {self.scale}")
+            raise InputError(f"scale must be 2, 4 or 8, got {self.scale}", param="scale")
         blocks = tuple(int(b) for b in self.blocks_per_level) or (8,) * self.levels
         if len(blocks) != self.levels:
-            raise InputError(f"blocks_per_level needs {self.levels} entries for scale {self.scale}, got {len(blocks)}")
+            raise InputError(
+                f"blocks_per_level needs {self.levels} entries for scale {self.scale}, got {len(blocks)}",
+                param="blocks_per_level",
+            )
         if any(b < 0 for b in blocks):
-            raise InputError(f"blocks_per_level must be non-negative, got {blocks}")
+            raise InputError(f"blocks_per_level must be non-negative, got {blocks}", param="blocks_per_level")
         object.__setattr__(self, "blocks_per_level", blocks)
 
     @property
@@ -193,20 +196,20 @@ class IRN(nn.Module):
         shape = (lr.shape[0], self.latent_channels, *lr.shape[-2:])
         if isinstance(z, Tensor):
             if tuple(z.shape) != shape:
-                raise InputError(f"z must have shape {shape}, got {tuple(z.shape)}")
+                raise InputError(f"z must have shape {shape}, got {tuple(z.shape)}", param="z")
             return z.to(lr)
         if z == "zero":
             return lr.new_zeros(shape)
         if z == "sample":
             if not (math.isfinite(temperature) and temperature >= 0):
-                raise InputError(f"temperature must be a finite number >= 0, got {temperature}")
+                raise InputError(f"temperature must be a finite number >= 0, got {temperature}", param="temperature")
             if seed is not None and not (isinstance(seed, int) and 0 <= seed < 2**63):
-                raise InputError(f"seed must be an integer in [0, 2^63), got {seed!r}")
+                raise InputError(f"seed must be an integer in [0, 2^63), got {seed!r}", param="seed")
             gen = None
             if seed is not None:
                 gen = torch.Generator(device=lr.device).manual_seed(seed)
             return torch.randn(shape, generator=gen, device=lr.device, dtype=lr.dtype) * temperature
-        raise InputError(f"z must be 'sample', 'zero', 'auto' or a tensor, got {z!r}")
+        raise InputError(f"z must be 'sample', 'zero', 'auto' or a tensor, got {z!r}", param="z")
 
     def recommended_z(self) -> Literal["sample", "zero"]:
         """The latent this model decodes best with: ``metadata["recommended_z"]`` of a loaded file
