@@ -28,7 +28,6 @@ Usage: ``python benchmarks/craft_bench.py [--pairs 3] [--sizes 256,1024] [--thre
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import statistics
 import tempfile
@@ -40,7 +39,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from irn.experiments import craft as C
+from irn.experiments.craft import attack, resizers, solver
+from irn.imaging.io import json_text
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 PHOTOS = SHARED / "datasets" / "SunHays80"
@@ -65,13 +65,13 @@ def photo_paths() -> list[Path]:
 
 
 def craft_once(cover: np.ndarray, target: np.ndarray, name: str, folder: Path) -> dict[str, float]:
-    result = C.craft(cover, target, name)
+    result = attack.craft(cover, target, name)
     path = folder / "x.png"
     Image.fromarray(result.image).save(path)
     started = time.perf_counter()
     with Image.open(path) as im:
         reopened = np.asarray(im.convert("RGB"))
-    check = C.verify(reopened, cover, target, name)
+    check = attack.verify(reopened, cover, target, name)
     assert result.psnr_bound is not None
     return {
         "psnr_target": check.psnr_target,
@@ -109,7 +109,7 @@ def annealing_baseline(cover: np.ndarray, target_photo: np.ndarray, max_evals: i
 
     a = cover[:16, :16, :1].astype(np.float64)
     b = np.asarray(Image.fromarray(target_photo).resize((8, 8), Image.Resampling.LANCZOS))[:, :, :1].astype(float)
-    op = C.resize_matrices("pil-bicubic", (16, 16), (8, 8))
+    op = resizers.resize_matrices("pil-bicubic", (16, 16), (8, 8))
     dense = np.kron(op.rows.toarray(), op.cols.toarray())
     av, bv = a.ravel(), b.ravel()
 
@@ -124,13 +124,17 @@ def annealing_baseline(cover: np.ndarray, target_photo: np.ndarray, max_evals: i
     started = time.perf_counter()
     repeats = 20
     for _ in range(repeats):
-        x_ours, _ = C.solve_boxed(a, b, op)
+        x_ours, _ = solver.solve_boxed(a, b, op)
     ours_s = (time.perf_counter() - started) / repeats
     x_ours = np.round(x_ours)
-    bound = C.psnr(C.least_change(a, b, op), a)
+    bound = resizers.psnr(solver.least_change(a, b, op), a)
 
     def scores(x: np.ndarray) -> dict[str, float]:
-        return {"psnr_target": C.psnr(op.apply(x), b), "psnr_cover": C.psnr(x, a), "objective": objective(x.ravel())}
+        return {
+            "psnr_target": resizers.psnr(op.apply(x), b),
+            "psnr_cover": resizers.psnr(x, a),
+            "objective": objective(x.ravel()),
+        }
 
     pixels_crop = av.size
     out: dict[str, Any] = {
@@ -162,8 +166,8 @@ def irn_curve(model_name: str, pairs: list[tuple[Path, Path]], side: int, weight
     target = photo(target_path, side // model.scale)
     curve = []
     for w in weights:
-        result = C.craft_irn(cover, target, fast, weight=w)
-        check = C.verify(C.png_roundtrip(result.image), cover, target, "irn:", model=model)
+        result = attack.craft_irn(cover, target, fast, weight=w)
+        check = attack.verify(attack.png_roundtrip(result.image), cover, target, "irn:", model=model)
         curve.append(
             {"weight": w, "psnr_cover": check.psnr_cover, "psnr_target": check.psnr_target, "seconds": result.seconds}
         )
@@ -174,7 +178,7 @@ def irn_curve(model_name: str, pairs: list[tuple[Path, Path]], side: int, weight
     lr_side = side // model.scale
     big_target = photo(target_path, lr_side * model.scale)
     small_cover = photo(cover_path, lr_side)
-    rev = C.craft_reverse(small_cover, big_target, model, weight=10.0, steps=30)
+    rev = attack.craft_reverse(small_cover, big_target, model, weight=10.0, steps=30)
     print(
         f"  reverse (LR {lr_side}x{lr_side}, weight 10, 30 Adam steps): PSNR(LR, COVER) "
         f"{rev.psnr_cover_start:.2f} -> {rev.psnr_cover:.2f} dB, PSNR(upscale z=0, TARGET) "
@@ -222,7 +226,7 @@ def main() -> None:
 
     paths = photo_paths()
     pairs = [(paths[(7 * i) % len(paths)], paths[(7 * i + 3) % len(paths)]) for i in range(args.pairs)]
-    names = args.resizers.split(",") if args.resizers else list(C.LINEAR_RESIZERS)
+    names = args.resizers.split(",") if args.resizers else list(resizers.LINEAR_RESIZERS)
     try:
         import cv2  # noqa: F401
     except ImportError:
@@ -278,9 +282,7 @@ def main() -> None:
         report["irn"] = irn_curve(model_name, pairs, args.irn_size, weights)
 
     if args.out:
-        from irn.cli.craft import _finite  # JSON has no infinity: inf -> null
-
-        Path(args.out).write_text(json.dumps(_finite(report), indent=1) + "\n")
+        Path(args.out).write_text(json_text(report, indent=1) + "\n")  # strict JSON: no Infinity/NaN
         print(f"wrote {args.out}")
 
 

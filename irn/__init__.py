@@ -57,7 +57,7 @@ _SUBMODULES = {
     "data": "irn.train.data",
     "training": "irn.train.module",
     "datasets": "irn.datasets",
-    "download": "irn.datasets.download",
+    "download": "irn.datasets",  # its __init__ has every public name of the former download module
     "experiments": "irn.experiments",
     "craft": "irn.experiments.craft",
     "decay": "irn.experiments.decay",

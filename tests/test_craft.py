@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import types
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,7 @@ from conftest import shared_path
 from PIL import Image
 
 from irn.cli.main import main
-from irn.experiments import craft as C
+from irn.experiments.craft import attack, detect, resizers, solver
 from irn.nn.network import IRN, IRNConfig
 
 HAS_CV2 = importlib.util.find_spec("cv2") is not None
@@ -25,7 +26,7 @@ NO_CV2 = "OpenCV (the 'opencv' extra, opencv-python-headless) is not installed"
 def _resizers() -> list:
     return [
         pytest.param(name, marks=pytest.mark.skipif(not HAS_CV2, reason=NO_CV2)) if name.startswith("cv2-") else name
-        for name in C.LINEAR_RESIZERS
+        for name in resizers.LINEAR_RESIZERS
     ]
 
 
@@ -82,52 +83,52 @@ def _float_reference(name: str, x: np.ndarray, out: tuple[int, int]) -> np.ndarr
 def test_matrices_match_the_library(name: str) -> None:
     rng = np.random.default_rng(1)
     x = rng.random((37, 29, 3))
-    op = C.resize_matrices(name, (37, 29), (13, 11))
+    op = resizers.resize_matrices(name, (37, 29), (13, 11))
     ours = op.apply(x)
     theirs = _float_reference(name, x, (13, 11))
     assert ours.shape == theirs.shape == (13, 11, 3)
     assert np.abs(ours - theirs).max() < 2e-6  # Pillow's float path stores float32
     # the library's 8-bit path: within one grey level of the rounded linear map on a smooth image
     smooth = _scene(64, 0, "cover")
-    op64 = C.resize_matrices(name, (64, 64), (24, 20))
-    lib = C.library_resize(smooth, name, (24, 20)).astype(np.float64)
+    op64 = resizers.resize_matrices(name, (64, 64), (24, 20))
+    lib = resizers.library_resize(smooth, name, (24, 20)).astype(np.float64)
     assert np.abs(lib - np.round(op64.apply(smooth.astype(np.float64)))).max() <= 1
 
 
 @pytest.mark.parametrize("name", _resizers())
 def test_crafted_thumbnail_through_the_library(name: str, tmp_path: Path) -> None:
     cover, target = _scene(64, 0, "cover"), _scene(32, 1, "target")
-    result = C.craft(cover, target, name)
+    result = attack.craft(cover, target, name)
     path = tmp_path / "x.png"
     Image.fromarray(result.image).save(path)
     with Image.open(path) as im:
         reopened = np.asarray(im.convert("RGB"))
-    thumb = C.library_resize(reopened, name, (32, 32))
-    assert C.psnr(thumb, target) >= 40
-    assert C.psnr(reopened, cover) >= result.psnr_bound - 0.2
-    check = C.verify(reopened, cover, target, name)
-    assert check.psnr_target == pytest.approx(C.psnr(thumb, target))
+    thumb = resizers.library_resize(reopened, name, (32, 32))
+    assert resizers.psnr(thumb, target) >= 40
+    assert resizers.psnr(reopened, cover) >= result.psnr_bound - 0.2
+    check = attack.verify(reopened, cover, target, name)
+    assert check.psnr_target == pytest.approx(resizers.psnr(thumb, target))
 
 
 def test_pillow_own_resize_shows_the_target(tmp_path: Path) -> None:
     """Independent of library_resize: Image.open(...).resize(...) with Pillow's default filter."""
     cover, target = _scene(64, 2, "cover"), _scene(32, 3, "target")
-    result = C.craft(cover, target, "pil-bicubic")
+    result = attack.craft(cover, target, "pil-bicubic")
     path = tmp_path / "x.png"
     Image.fromarray(result.image).save(path)
     with Image.open(path) as im:
         thumb = np.asarray(im.resize((32, 32)))  # Pillow's default: BICUBIC, antialiased
-    assert C.psnr(thumb, target) >= 40
-    assert C.psnr(result.image, cover) >= result.psnr_bound - 0.2
-    assert C.psnr(result.image, cover) < C.psnr(cover, cover)  # it did change
+    assert resizers.psnr(thumb, target) >= 40
+    assert resizers.psnr(result.image, cover) >= result.psnr_bound - 0.2
+    assert resizers.psnr(result.image, cover) < resizers.psnr(cover, cover)  # it did change
 
 
 def test_least_change_is_exact_and_minimal() -> None:
     rng = np.random.default_rng(0)
     a = rng.random((24, 20, 3)) * 255
     b = rng.random((8, 10, 3)) * 255
-    op = C.resize_matrices("pil-bicubic", (24, 20), (8, 10))
-    x = C.least_change(a, b, op)
+    op = resizers.resize_matrices("pil-bicubic", (24, 20), (8, 10))
+    x = solver.least_change(a, b, op)
     assert np.abs(op.apply(x) - b).max() < 1e-8
     # any other solution of D x = B is farther from A: add a null-space direction
     noise = rng.standard_normal(a.shape)
@@ -142,8 +143,8 @@ def test_boxed_solver_matches_dykstra_projection() -> None:
     rng = np.random.default_rng(3)
     a = np.clip(rng.normal(200, 60, (12, 10, 1)), 0, 255)  # bright cover: the bound is active
     b = rng.uniform(30, 90, (6, 5, 1))
-    op = C.resize_matrices("pil-bilinear", (12, 10), (6, 5))
-    x, info = C.solve_boxed(a, b, op, tol=1e-6, stall=0.0, max_newton=100)
+    op = resizers.resize_matrices("pil-bilinear", (12, 10), (6, 5))
+    x, info = solver.solve_boxed(a, b, op, tol=1e-6, stall=0.0, max_newton=100)
     assert info.clipped_fraction > 0.05
     dense = np.kron(op.rows.toarray(), op.cols.toarray())
     pinv = np.linalg.pinv(dense)
@@ -172,15 +173,15 @@ def _tiny_irn(seed: int = 0) -> IRN:
 def test_irn_downscale_craft_reaches_the_target() -> None:
     model = _tiny_irn()
     cover, target = _scene(32, 4, "cover"), _scene(16, 5, "target")
-    result = C.craft_irn(cover, target, model, weight=math.inf, rounds=1, gauss_newton=3)
+    result = attack.craft_irn(cover, target, model, weight=math.inf, rounds=1, gauss_newton=3)
     stages = result.details["stages"]
     assert [s["stage"] for s in stages] == ["box", "gauss-newton", "gauss-newton", "gauss-newton"]
     assert stages[-1]["psnr_target"] > stages[0]["psnr_target"] + 3  # the true Jacobian corrects the couplings
-    check = C.verify(C.png_roundtrip(result.image), cover, target, "irn:", model=model)
+    check = attack.verify(attack.png_roundtrip(result.image), cover, target, "irn:", model=model)
     assert check.psnr_target >= 40
     # a smaller weight trades target fidelity for cover fidelity
-    soft = C.craft_irn(cover, target, model, weight=1.0, rounds=1, gauss_newton=1)
-    soft_check = C.verify(C.png_roundtrip(soft.image), cover, target, "irn:", model=model)
+    soft = attack.craft_irn(cover, target, model, weight=1.0, rounds=1, gauss_newton=1)
+    soft_check = attack.verify(attack.png_roundtrip(soft.image), cover, target, "irn:", model=model)
     assert soft_check.psnr_cover > check.psnr_cover + 1
     assert soft_check.psnr_target < check.psnr_target
 
@@ -190,20 +191,20 @@ def test_irn_adam_steps_lower_the_objective() -> None:
     cover, target = _scene(32, 6, "cover"), _scene(16, 7, "target")
     weight = 3.0
 
-    def objective(r: C.CraftResult) -> float:
+    def objective(r: attack.CraftResult) -> float:
         x = r.image.astype(np.float64)
-        lr = C._irn_lr(model, x)
+        lr = attack._irn_lr(model, x)
         return float(np.mean((x - cover) ** 2) + weight * np.mean((lr - target) ** 2))
 
-    before = C.craft_irn(cover, target, model, weight=weight, rounds=1, gauss_newton=0, steps=0)
-    after = C.craft_irn(cover, target, model, weight=weight, rounds=1, gauss_newton=0, steps=8)
+    before = attack.craft_irn(cover, target, model, weight=weight, rounds=1, gauss_newton=0, steps=0)
+    after = attack.craft_irn(cover, target, model, weight=weight, rounds=1, gauss_newton=0, steps=8)
     assert objective(after) < objective(before)
 
 
 def test_reverse_craft_improves_on_its_start() -> None:
     model = _tiny_irn(2)
     cover, target = _scene(16, 8, "cover"), _scene(32, 9, "target")
-    result = C.craft_reverse(cover, target, model, weight=10.0, steps=15)
+    result = attack.craft_reverse(cover, target, model, weight=10.0, steps=15)
     assert result.image.shape == (16, 16, 3) and result.upscaled.shape == (32, 32, 3)
 
     def loss(pc: float, pt: float) -> float:
@@ -212,26 +213,26 @@ def test_reverse_craft_improves_on_its_start() -> None:
     assert loss(result.psnr_cover, result.psnr_target) < loss(result.psnr_cover_start, result.psnr_target_start)
     with torch.no_grad():
         lr = torch.from_numpy(result.image.transpose(2, 0, 1).copy())[None].float() / 255
-        up = C.as_uint8(model.upscale(lr, z="zero"))
-    assert C.psnr(up, target) == pytest.approx(result.psnr_target)
+        up = resizers.as_uint8(model.upscale(lr, z="zero"))
+    assert resizers.psnr(up, target) == pytest.approx(result.psnr_target)
 
 
 def test_check_flags_a_crafted_image_and_passes_natural_ones() -> None:
     cover, target = _scene(128, 10, "cover"), _scene(32, 11, "target")
-    crafted = C.craft(cover, target, "pil-nearest").image
-    flagged = C.check_image(crafted)
-    assert flagged.suspicious and flagged.min_psnr < C.CHECK_THRESHOLD_DB
+    crafted = attack.craft(cover, target, "pil-nearest").image
+    flagged = detect.check_image(crafted)
+    assert flagged.suspicious and flagged.min_psnr < detect.CHECK_THRESHOLD_DB
     assert flagged.worst_size == (32, 32) and flagged.worst_method == "nearest"
-    assert not C.check_image(cover).suspicious
-    cv2_style = C.craft(cover, target, "torch-bilinear").image  # samples at phase 0 (between pixels)
-    assert C.check_image(cv2_style).suspicious
+    assert not detect.check_image(cover).suspicious
+    cv2_style = attack.craft(cover, target, "torch-bilinear").image  # samples at phase 0 (between pixels)
+    assert detect.check_image(cv2_style).suspicious
 
 
 def test_check_passes_photos() -> None:
     folder = shared_path("datasets", "Set14", "HR")
     for name in ("lenna.png", "baboon.png", "ppt3.png"):
         with Image.open(folder / name) as im:
-            report = C.check_image(np.asarray(im.convert("RGB")))
+            report = detect.check_image(np.asarray(im.convert("RGB")))
         assert not report.suspicious, (name, report.min_psnr)
 
 
@@ -254,14 +255,14 @@ def test_cli_craft_writes_png_and_json(tmp_path: Path, capsys: pytest.CaptureFix
     with Image.open(out) as im:
         thumb = np.asarray(im.resize((32, 32), Image.Resampling.LANCZOS))
     with Image.open(target) as im:
-        assert C.psnr(thumb, np.asarray(im)) == pytest.approx(doc["psnr_target"])
+        assert resizers.psnr(thumb, np.asarray(im)) == pytest.approx(doc["psnr_target"])
     assert doc["psnr_target"] >= 40 and doc["bound_gap_db"] <= 0.2
     assert doc["size"] == [32, 32] and doc["resizer"] == "pil-lanczos"
 
 
 def test_cli_check_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     cover = _scene(128, 14, "cover")
-    crafted = C.craft(cover, _scene(64, 15, "target"), "pil-nearest").image
+    crafted = attack.craft(cover, _scene(64, 15, "target"), "pil-nearest").image
     assert main(["craft", "--check", str(_save(crafted, tmp_path / "c.png"))]) == 1
     assert json.loads(capsys.readouterr().out)["verdict"] == "suspicious"
     assert main(["craft", "--check", str(_save(cover, tmp_path / "n.png"))]) == 0
@@ -336,3 +337,24 @@ def test_cli_errors_are_one_line_exit_2(
     assert main(["craft", *argv]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("irn: error:") and "\n" not in err and message in err
+
+
+def test_the_package_re_exports_every_public_name_of_its_modules() -> None:
+    """``from irn.experiments.craft import X`` (and ``irn.craft.X``) works for each public X of the parts."""
+    import irn
+    import irn.experiments.craft as package
+
+    for module in (resizers, solver, attack, detect):
+        public = {
+            name
+            for name, value in vars(module).items()
+            if not name.startswith("_")
+            and not isinstance(value, types.ModuleType)
+            and getattr(value, "__module__", module.__name__) == module.__name__
+        }
+        public -= {"annotations"}
+        missing = sorted(name for name in public if name not in package.__all__)
+        assert not missing, f"{module.__name__}: {missing}"
+        for name in public:
+            assert getattr(package, name) is getattr(module, name)
+    assert irn.craft is package and irn.craft.craft is attack.craft

@@ -12,6 +12,7 @@ import re
 import socket
 import stat
 import threading
+import types
 import zipfile
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -20,8 +21,10 @@ from pathlib import Path
 import pytest
 
 from irn.cli.main import main
-from irn.datasets import download
-from irn.datasets.download import Checksum, FetchOptions, UnsafeArchiveError, extract_zip
+from irn.datasets import download, registry
+from irn.datasets.archive import UnsafeArchiveError, _member_problem, extract_zip
+from irn.datasets.registry import Checksum
+from irn.datasets.transfer import FetchOptions
 
 
 @dataclasses.dataclass
@@ -321,7 +324,7 @@ def test_existing_symlink_in_the_root_does_not_let_members_out(tmp_path) -> None
     ],
 )
 def test_member_name_checks(name: str, problem: str | None) -> None:
-    assert download._member_problem(name)[1] == problem
+    assert _member_problem(name)[1] == problem
 
 
 def free_port() -> int:
@@ -372,9 +375,9 @@ def test_div2k_layout_through_a_mirror_with_matching_checksums(server, tmp_path,
         dataclasses.replace(spec, checksum=Checksum("sha256", sha256(served[spec.part])), size=len(served[spec.part]))
         if spec.part in served
         else spec
-        for spec in download.DIV2K.archives
+        for spec in registry.DIV2K.archives
     )
-    monkeypatch.setitem(download.DATASETS, "div2k", dataclasses.replace(download.DIV2K, archives=archives))
+    monkeypatch.setitem(registry.DATASETS, "div2k", dataclasses.replace(registry.DIV2K, archives=archives))
     for spec in archives:
         if spec.part in served:
             state.files[f"/m/{spec.filename}"] = served[spec.part]
@@ -420,7 +423,7 @@ def test_bad_requests_are_one_line_errors(tmp_path, capsys) -> None:
 
 
 def test_registry_pins_every_div2k_archive() -> None:
-    spec = download.DIV2K
+    spec = registry.DIV2K
     assert spec.base_url == "https://data.vision.ee.ethz.ch/cvl/DIV2K/"
     assert {a.part for a in spec.archives} >= {"train_hr", "valid_hr", "train_lr_x2", "train_lr_x4", "train_lr_x8"}
     for archive in spec.archives:
@@ -429,5 +432,28 @@ def test_registry_pins_every_div2k_archive() -> None:
         assert spec.url(archive).startswith(spec.base_url) and spec.url(archive).endswith(archive.filename)
     assert spec.archive("train_hr").checksum.hexdigest.startswith("9d0b9c46")
     assert spec.archive("train_hr").size == 3530603713
-    assert [a.part for a in download.parse_parts(spec, None)] == ["train_hr", "valid_hr"]
-    assert len(download.parse_parts(spec, "all")) == len(spec.archives)
+    assert [a.part for a in registry.parse_parts(spec, None)] == ["train_hr", "valid_hr"]
+    assert len(registry.parse_parts(spec, "all")) == len(spec.archives)
+
+
+def test_the_package_re_exports_every_public_name_of_its_modules() -> None:
+    """``from irn.datasets import X`` (and ``irn.download.X``, the older flat name) works for each public X."""
+    import irn
+    import irn.datasets as package
+    from irn.datasets import archive, transfer
+
+    for module in (registry, transfer, archive, download):
+        public = {
+            name
+            for name, value in vars(module).items()
+            if not name.startswith("_")
+            and not isinstance(value, types.ModuleType)
+            and getattr(value, "__module__", module.__name__) == module.__name__
+        }
+        public -= {"annotations"}
+        missing = sorted(name for name in public if name not in package.__all__)
+        assert not missing, f"{module.__name__}: {missing}"
+        for name in public:
+            if name != "CHUNK_BYTES":  # archive.py and transfer.py each have their own read size
+                assert getattr(package, name) is getattr(module, name)
+    assert irn.download is package and irn.download.download_dataset is download.download_dataset

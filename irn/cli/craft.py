@@ -73,7 +73,7 @@ def _emit(doc: dict[str, Any], json_path: str | None, summary: str) -> None:
 
 
 def _read(path_text: str) -> Any:
-    from irn.experiments.craft import as_uint8
+    from irn.experiments.craft.resizers import as_uint8
     from irn.imaging.io import read_image_checked
 
     return as_uint8(read_image_checked(Path(path_text)).rgb)
@@ -132,11 +132,11 @@ def run(args: argparse.Namespace) -> int:
     if args.check:
         refuse_overwriting({"--json": args.json_path}, {"the IMAGE": args.check})
         return _run_check(args)
-    from irn.experiments import craft as C
+    from irn.experiments.craft import attack, resizers
 
     if args.cover is None or args.target is None:
         raise IRNError("give COVER and TARGET (or --check IMAGE)")
-    C.check_resizer(args.resizer)
+    resizers.check_resizer(args.resizer)
     size = parse_wxh(args.size)[::-1] if args.size else None  # (height, width)
     out = _png_output(args)
     if args.upscaled:
@@ -185,11 +185,11 @@ def run(args: argparse.Namespace) -> int:
             "steps": steps,
             "size": size,
         }
-        result = C.craft_irn(cover, target, fast, weight=weight, resizer=args.resizer, **kwargs)
+        result = attack.craft_irn(cover, target, fast, weight=weight, resizer=args.resizer, **kwargs)
         doc["library"] = "IRN (model.downscale)"
         doc.update({k: v for k, v in kwargs.items() if k != "size"}, weight=weight, stages=result.details["stages"])
         if curve:
-            doc["curve"] = C.irn_tradeoff(cover, target, fast, curve, **kwargs)
+            doc["curve"] = attack.irn_tradeoff(cover, target, fast, curve, **kwargs)
     else:
         if curve:
             raise IRNError("--curve applies to irn:MODEL resizers only")
@@ -199,12 +199,12 @@ def run(args: argparse.Namespace) -> int:
                 f"({cover.shape[1]}x{cover.shape[0]}): give the thumbnail size with --size WxH"
             )
         model = None
-        result = C.craft(cover, target, args.resizer, size)
-        doc["library"] = C.LINEAR_RESIZERS[args.resizer][1]
+        result = attack.craft(cover, target, args.resizer, size)
+        doc["library"] = resizers.LINEAR_RESIZERS[args.resizer][1]
         doc["solver"] = result.details["solver"]
     started = time.perf_counter()
     reopened = _write_png(result.image, out)
-    check = C.verify(reopened, cover, target, args.resizer, result.size, model=model)
+    check = attack.verify(reopened, cover, target, args.resizer, result.size, model=model)
     doc.update(
         size=[result.size[1], result.size[0]],
         psnr_cover=check.psnr_cover,
@@ -226,7 +226,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_reverse(args: argparse.Namespace, out: Path) -> int:
-    from irn.experiments import craft as C
+    from irn.experiments.craft import attack
 
     if not args.resizer.startswith("irn:"):
         raise IRNError("--reverse needs an IRN: --resizer irn:MODEL (x2, x4 or a checkpoint path)")
@@ -241,7 +241,7 @@ def _run_reverse(args: argparse.Namespace, out: Path) -> int:
     model, _ = _load_model(args.resizer, args.device)
     weight = 10.0 if args.weight is None else args.weight
     steps = 100 if args.steps is None else args.steps
-    result = C.craft_reverse(cover, target, model, weight=weight, steps=steps)
+    result = attack.craft_reverse(cover, target, model, weight=weight, steps=steps)
     reopened = _write_png(result.image, out)
     if args.upscaled:
         _write_png(result.upscaled, Path(args.upscaled))
@@ -272,17 +272,17 @@ def _run_reverse(args: argparse.Namespace, out: Path) -> int:
 
 
 def _run_check(args: argparse.Namespace) -> int:
-    from irn.experiments import craft as C
+    from irn.experiments.craft import detect
 
     if args.cover is not None or args.target is not None:
         raise IRNError("--check takes one IMAGE and no COVER/TARGET")
     if args.output:
         raise IRNError("--check writes no image: drop -o (--json PATH writes the report)")
-    threshold = C.CHECK_THRESHOLD_DB if args.threshold is None else args.threshold
+    threshold = detect.CHECK_THRESHOLD_DB if args.threshold is None else args.threshold
     if not math.isfinite(threshold):
         raise IRNError(f"--threshold must be a finite number of dB, got {threshold}")
     image = _read(args.check)
-    report = C.check_image(image, threshold=threshold)
+    report = detect.check_image(image, threshold=threshold)
     verdict = "suspicious" if report.suspicious else "clean"
     doc = {
         "mode": "check",

@@ -68,7 +68,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_list(root: Path) -> int:
-    from irn.datasets.download import DATASETS, MANUAL_DATASETS, archive_status, count_images, format_bytes
+    from irn.datasets.download import archive_status
+    from irn.datasets.registry import DATASETS, MANUAL_DATASETS, count_images
+    from irn.datasets.transfer import format_bytes
 
     for spec in DATASETS.values():
         mirror = os.environ.get(spec.env_var)
@@ -93,7 +95,9 @@ def _run_list(root: Path) -> int:
 
 
 def _run_download(args: argparse.Namespace) -> int:
-    from irn.datasets.download import Checksum, FetchOptions, download_dataset, download_url
+    from irn.datasets.download import download_dataset, download_url
+    from irn.datasets.registry import Checksum
+    from irn.datasets.transfer import FetchOptions
     from irn.errors import IRNError
     from irn.imaging.io import check_output_path
 
