@@ -4,7 +4,7 @@ A recipe is a set of the trainer's own options (``trainer.precision``, ``trainer
 ``trainer.compile``); fp32 eager is the baseline. For each recipe and scale, :func:`run_recipe`
 trains the paper's configuration (``configs/x{s}.yaml``: batch 16 of 144x144 patches, 8 DataLoader
 workers, the decoded-image cache) for ``steps`` steps from the same seed on the same batches, with
-:func:`irn.cli.train.train` (the Trainer, DataLoader and LightningModule a user runs), and
+:func:`irn.train.run.train` (the Trainer, DataLoader and LightningModule a user runs), and
 measures:
 
 * it/s: the steps after ``warmup`` (compilation, CUDA-graph capture and cuDNN autotuning happen
@@ -223,8 +223,8 @@ def run_recipe(
     overrides: list[str] | None = None,
 ) -> Result:
     """Train ``configs/x{scale}.yaml`` with recipe ``name`` for ``steps`` steps and measure it."""
-    from irn.cli.train import train
     from irn.train.config import load_config
+    from irn.train.run import train
 
     if steps - warmup < WINDOWS:
         raise ValueError(f"need at least {WINDOWS} timed steps after the warm-up, got steps {steps}, warmup {warmup}")

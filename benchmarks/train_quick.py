@@ -90,8 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.from_run:
         run_dir = Path(args.from_run)
     else:
-        from irn.cli.train import train
         from irn.train.config import load_config
+        from irn.train.run import train
 
         run_dir = Path(args.run_dir)
         total = int(args.minutes * 60)

@@ -289,10 +289,50 @@ def test_user_mistakes_are_one_line_errors(tmp_path: Path, capsys) -> None:
 
 
 def test_dataset_names(tmp_path: Path) -> None:
-    from irn.cli.evaluate import find_datasets
+    from irn.eval.protocol import find_datasets
 
     for folder in (tmp_path / "A" / "HR", tmp_path / "B" / "HR", tmp_path / "x" / "A"):
         _write_images(folder, [(16, 16)])
     names = [d.name for d in find_datasets([tmp_path / "A" / "HR", tmp_path / "B" / "HR", tmp_path / "x" / "A"])]
     assert names == ["A", "B", "A-2"]
     assert len(find_datasets([tmp_path / "B" / "HR", tmp_path / "B" / "HR"])) == 1  # the same folder once
+
+
+# ------------------------------------------------------------------------- the library entry point
+
+
+def test_evaluate_from_python(tmp_path: Path, tiny_model: tuple[Path, IRN]) -> None:
+    """irn.eval.protocol.evaluate, called directly: the report irn eval writes, for a model instance
+    and for bicubic, whose figure is the one irn.eval.metrics computes; mistakes name the parameter."""
+    from irn.errors import InputError
+    from irn.eval.protocol import evaluate
+    from irn.eval.report import markdown_tables
+    from irn.imaging.io import read_image
+    from irn.imaging.resize import imresize
+
+    _, model = tiny_model
+    data = tmp_path / "lib" / "HR"
+    (path,) = _write_images(data, [(36, 44)])
+    report = evaluate(model, [data], device="cpu", model_name="tiny", progress=False)
+    assert set(report) == {"scale", "method", "model", "z", "draws", "crop_border", "device", "datasets"}
+    assert (report["method"], report["model"], report["z"], report["scale"]) == ("irn", "tiny", "sample", 2)
+    record = report["datasets"]["lib"]
+    assert set(record) == {"folder", "count", "mean", "images"} and record["count"] == 1
+    assert set(record["mean"]) == {"psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb", "lr_psnr_y", "time_ms"}
+    assert "### lib (×2, IRN tiny, z=sample, 1 image)" in markdown_tables(report)
+
+    bicubic = evaluate(None, [data], scale=2, device="cpu", y_only=True, progress=False)
+    assert (bicubic["method"], bicubic["model"], bicubic["z"], bicubic["crop_border"]) == ("bicubic", None, None, 2)
+    hr = torch.round(read_image(path)[None].double() * 255) / 255  # 8-bit levels, exact in float64
+    rec = quantize(imresize(quantize(imresize(hr, 0.5)), 2))
+    mean = bicubic["datasets"]["lib"]["mean"]
+    assert set(mean) == {"psnr_y", "ssim_y", "time_ms"}
+    assert mean["psnr_y"] == pytest.approx(float(psnr(rec, hr, 2)), abs=1e-9)
+    assert mean["ssim_y"] == pytest.approx(float(ssim(rec, hr, 2)), abs=1e-9)
+
+    with pytest.raises(InputError, match="needs scale"):
+        evaluate(None, [data], device="cpu")
+    with pytest.raises(InputError, match=f"^data {tmp_path / 'nope'}: no such folder$"):
+        evaluate(None, [tmp_path / "nope"], scale=2, device="cpu")
+    with pytest.raises(InputError, match="^scale 4 does not match the model tiny"):
+        evaluate(model, [data], scale=4, device="cpu", model_name="tiny")

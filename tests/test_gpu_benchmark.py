@@ -21,6 +21,12 @@ from PIL import Image
 BENCHMARKS = REPO / "benchmarks"
 
 
+def checkout_env() -> dict[str, str]:
+    """A script's folder, not the cwd, starts its sys.path: this checkout's irn first (not an installed one)."""
+    path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
+    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": path}
+
+
 @pytest.fixture
 def gpu_training() -> Iterator[object]:
     with benchmark_module("gpu_training") as module:
@@ -55,8 +61,7 @@ def test_gpu_section_on_the_cpu_trains_every_recipe_and_compares_with_fp32(tmp_p
     cmd = [sys.executable, str(BENCHMARKS / "run.py"), "--quick", "--only", "gpu", "--gpu-device", "cpu"]
     cmd += ["--gpu-scales", "2", "--gpu-recipes", "bf16-mixed+cl", "fp32", "--train-dir", str(train)]
     cmd += ["--val-dir", str(val), "--json", str(report)]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    out = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env=env, timeout=600)
+    out = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env=checkout_env(), timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     rows = json.loads(report.read_text())["rows"]
     assert [r["variant"] for r in rows] == ["fp32 eager (baseline; trainer defaults)", "bf16-mixed + channels-last"]
@@ -81,7 +86,7 @@ def test_gpu_section_on_the_cpu_trains_every_recipe_and_compares_with_fp32(tmp_p
 def test_gpu_section_without_cuda_says_not_measured(tmp_path: Path) -> None:
     report = tmp_path / "rows.json"
     cmd = [sys.executable, str(BENCHMARKS / "run.py"), "--only", "gpu", "--gpu-recipes", "bf16-mixed", "--json"]
-    out = subprocess.run([*cmd, str(report)], capture_output=True, text=True, cwd=REPO, timeout=300)
+    out = subprocess.run([*cmd, str(report)], capture_output=True, text=True, cwd=REPO, env=checkout_env(), timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     rows = json.loads(report.read_text())["rows"]
     assert [(r["case"], r["variant"], r["value"]) for r in rows] == [

@@ -213,10 +213,10 @@ def test_atomic_writes_keep_the_umask_permissions_and_lose_nothing(tmp_path: Pat
     import os
 
     import irn
-    from irn.cli.evaluate import _write_json
+    from irn.eval.report import write_report
     from irn.imaging.io import write_json
     from irn.nn import IRN, IRNConfig
-    from irn.train.module import AtomicCheckpointIO
+    from irn.train.callbacks import AtomicCheckpointIO
 
     old = os.umask(0o022)
     try:
@@ -225,7 +225,7 @@ def test_atomic_writes_keep_the_umask_permissions_and_lose_nothing(tmp_path: Pat
             write_image(torch.rand(3, 8, 8), tmp_path / "a.png"),
         ]
         AtomicCheckpointIO().save_checkpoint({"w": torch.ones(2)}, tmp_path / "c.ckpt")
-        _write_json(tmp_path / "e.json", {"x": 1.0})
+        write_report(tmp_path / "e.json", {"x": 1.0})
         write_json(tmp_path / "r.json", {"x": 1})
         written += [tmp_path / "c.ckpt", tmp_path / "e.json", tmp_path / "r.json"]
     finally:

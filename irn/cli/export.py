@@ -18,7 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from irn.imaging.io import check_output_path, refuse_overwriting
-    from irn.train.module import export_checkpoint
+    from irn.train.export import export_checkpoint
 
     src, dst = Path(args.checkpoint), check_output_path(args.output, "-o")
     if not src.is_file():

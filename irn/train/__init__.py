@@ -1,2 +1,3 @@
-"""Training: the typed config (:mod:`.config`), data (:mod:`.data`) and the LightningModule,
-its callbacks and the export (:mod:`.module`)."""
+"""Training: the typed config (:mod:`.config`), data (:mod:`.data`), the LightningModule
+(:mod:`.module`), its callbacks (:mod:`.callbacks`), the run (:mod:`.run`: the Trainer and the fit
+loop) and the export of a checkpoint to a model file (:mod:`.export`)."""

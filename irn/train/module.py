@@ -1,4 +1,5 @@
-"""The IRN training objective as a LightningModule, plus checkpoint plumbing.
+"""The IRN training objective as a LightningModule (its callbacks are :mod:`irn.train.callbacks`,
+the export of its checkpoints :mod:`irn.train.export`, the run :mod:`irn.train.run`).
 
 Objective (IRN paper, Eq. 5-9; the official code's sums)::
 
@@ -14,25 +15,21 @@ DDP belong to the ``lightning.Trainer``.
 
 from __future__ import annotations
 
-import math
 import random
 import time
-from pathlib import Path
 from typing import Any
 
 import lightning as L
 import numpy as np
 import torch
-from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from torch import Tensor
 
 from irn.eval.metrics import psnr
-from irn.imaging.io import atomic_write
 from irn.imaging.resize import imresize
 from irn.nn.coupling import AffineCoupling
 from irn.nn.network import IRN, IRNConfig, quantize
 from irn.train.config import TrainConfig, config_from_dict
-from irn.zoo import CheckpointError, load_checkpoint, save
+from irn.zoo import load_checkpoint
 
 
 def quantize_ste(x: Tensor) -> Tensor:
@@ -108,66 +105,6 @@ def hardware_description(world_size: int = 1) -> str:
     if torch.cuda.is_available():
         return f"{world_size} x {torch.cuda.get_device_name(0)}"
     return f"{world_size} x CPU ({torch.get_num_threads()} threads)"
-
-
-def read_training_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Load a Lightning checkpoint written by ``irn train`` (tensors and plain containers only)."""
-    try:
-        ckpt = torch.load(Path(path), map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any failure to read is reported in one line
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        if "Weights only load failed" in first:  # torch's advice to unpickle untrusted code: not for us
-            first = "not a PyTorch checkpoint, or one holding Python objects"
-        raise CheckpointError(f"{path}: not a readable training checkpoint ({first})") from None
-    if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "config" not in ckpt.get("hyper_parameters", {}):
-        raise CheckpointError(f"{path}: not an irn training checkpoint (no state_dict / config)")
-    return ckpt
-
-
-def trained_on_zero_latent(config: TrainConfig) -> bool:
-    """Whether the reconstruction term only ever decoded with z = 0 (see :meth:`IRNLightning.losses`):
-    no sample of a batch drew z (``round(rec_sample_fraction * batch_size) == 0``), or z's
-    temperature was 0."""
-    lo = config.loss
-    return int(round(lo.rec_sample_fraction * config.data.batch_size)) == 0 or lo.rec_temperature == 0
-
-
-def export_checkpoint(src: str | Path, dst: str | Path) -> dict[str, Any]:
-    """Write the network of training checkpoint ``src`` to ``dst`` with :func:`irn.save`.
-
-    Metadata: steps, train_seconds, hardware, config (the whole training config), data
-    (training folder), best validation figure, recommended_z (the latent ``irn rescale --z auto``
-    uses: "zero" when the reconstruction term was trained with z = 0 only), source checkpoint,
-    export time (UTC).
-    """
-    ckpt = read_training_checkpoint(src)
-    config = config_from_dict(ckpt["hyper_parameters"]["config"])
-    model = build_network(config)
-    state = {k[len("model.") :]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
-    model.load_state_dict(state)
-    extra = ckpt.get("irn", {})
-    best = None
-    for key, value in ckpt.get("callbacks", {}).items():
-        if (
-            key.startswith("CheckpointEvery")
-            and isinstance(value, dict)
-            and math.isfinite(value.get("best", -math.inf))
-        ):
-            best = {"monitor": value.get("monitor"), "value": float(value["best"])}
-    meta = {
-        "steps": int(ckpt.get("global_step", 0)),
-        "train_seconds": float(extra.get("train_seconds", 0.0)),
-        "hardware": extra.get("hardware"),
-        "data": config.data.train_dir,
-        "config": config.to_dict(),
-        "best_validation": best,
-        # a model whose reconstruction term never saw sampled z decodes well only with z = 0
-        "recommended_z": "zero" if trained_on_zero_latent(config) else "sample",
-        "source_checkpoint": str(Path(src).name),
-        "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }
-    save(model, dst, meta)
-    return meta
 
 
 class IRNLightning(L.LightningModule):
@@ -380,73 +317,3 @@ class IRNLightning(L.LightningModule):
             random.setstate(rng["python"])
             if "cuda" in rng and torch.cuda.is_available() and len(rng["cuda"]) == torch.cuda.device_count():
                 torch.cuda.set_rng_state_all(rng["cuda"])
-
-
-class AtomicCheckpointIO(TorchCheckpointIO):
-    """Writes each checkpoint to a temporary file in the same folder, fsyncs, then renames.
-
-    A reader (or a resumed run) therefore sees either the previous complete file or the
-    new complete file, never a half-written one, even if the process is killed mid-write.
-    """
-
-    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
-        with atomic_write(path, fsync=True) as f:
-            torch.save(checkpoint, f)
-
-
-class CheckpointEvery(L.Callback):
-    """``last.ckpt`` every N steps (and every M minutes), at the end of training and on SIGTERM
-    or Ctrl+C; ``best.ckpt`` whenever the monitored validation PSNR improves."""
-
-    def __init__(self, dirpath: str | Path, every_n_steps: int, every_minutes: float | None, monitor: str) -> None:
-        self.dirpath = Path(dirpath)
-        self.every_n_steps = every_n_steps
-        self.every_seconds = every_minutes * 60 if every_minutes else None
-        self.monitor = monitor
-        self.best = -math.inf
-        self._last_saved = time.monotonic()
-
-    @property
-    def last_path(self) -> Path:
-        return self.dirpath / "last.ckpt"
-
-    @property
-    def best_path(self) -> Path:
-        return self.dirpath / "best.ckpt"
-
-    def _save_last(self, trainer: L.Trainer) -> None:
-        trainer.save_checkpoint(self.last_path, weights_only=False)  # full state: optimizer, loops, RNG
-        self._last_saved = time.monotonic()
-
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
-        due = trainer.global_step % self.every_n_steps == 0
-        if self.every_seconds is not None:
-            timed = time.monotonic() - self._last_saved >= self.every_seconds
-            due = due or bool(trainer.strategy.broadcast(timed))
-        if due:
-            self._save_last(trainer)
-
-    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.sanity_checking or self.monitor not in trainer.callback_metrics:
-            return
-        value = float(trainer.callback_metrics[self.monitor])
-        if value > self.best:
-            self.best = value
-            trainer.save_checkpoint(self.best_path, weights_only=False)
-
-    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._save_last(trainer)
-
-    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
-        """SIGTERM (Lightning stops after the current step) and Ctrl+C: keep the progress."""
-        from lightning.pytorch.utilities.exceptions import SIGTERMException
-
-        if isinstance(exception, (SIGTERMException, KeyboardInterrupt)):
-            self._save_last(trainer)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"best": self.best, "monitor": self.monitor}
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        if state_dict.get("monitor") == self.monitor:
-            self.best = float(state_dict.get("best", -math.inf))

@@ -1,0 +1,167 @@
+"""A training run: the ``lightning.Trainer`` of a :class:`~irn.train.config.TrainConfig` and the fit
+loop, stopped cleanly by SIGTERM / Ctrl+C (what ``irn train`` runs; :func:`train`)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.fabric.utilities.exceptions import MisconfigurationException
+from lightning.pytorch.callbacks import TQDMProgressBar
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from lightning.pytorch.trainer.states import TrainerStatus
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+from irn.errors import IRNError
+from irn.train.callbacks import AtomicCheckpointIO, CheckpointEvery
+from irn.train.config import ConfigError, TrainConfig, dump_config
+from irn.train.data import IRNDataModule
+from irn.train.module import IRNLightning
+
+
+def checkpoint_dir(cfg: TrainConfig) -> Path:
+    """``RUN_DIR/checkpoints``: where a run writes ``last.ckpt`` and ``best.ckpt``."""
+    return Path(cfg.trainer.run_dir) / "checkpoints"
+
+
+def check_compiler(cfg: TrainConfig) -> None:
+    """``trainer.compile`` on the CPU: torch's inductor writes C++, so a compiler must be there."""
+    t = cfg.trainer
+    if t.compile is None:
+        return
+    on_cpu = t.accelerator == "cpu" or (t.accelerator == "auto" and not torch.cuda.is_available())
+    compiler = os.environ.get("CXX", "g++")
+    if on_cpu and shutil.which(compiler) is None:
+        raise ConfigError(
+            f"trainer.compile {t.compile!r} on the CPU needs a C++ compiler ({compiler!r} not found; "
+            "set CXX, or trainer.compile: null)"
+        )
+
+
+def build_trainer(cfg: TrainConfig, callbacks: list[Any]) -> L.Trainer:
+    t = cfg.trainer
+    run_dir = Path(t.run_dir)
+    loggers = [
+        CSVLogger(run_dir, name="csv", flush_logs_every_n_steps=t.log_every_n_steps),
+        TensorBoardLogger(run_dir, name="tb", default_hp_metric=False),
+    ]
+    if t.progress_bar:
+        callbacks = [*callbacks, TQDMProgressBar(refresh_rate=1)]
+    has_val = cfg.data.val_dir is not None
+    options = dict(
+        default_root_dir=run_dir,
+        max_steps=t.max_steps,
+        max_epochs=-1,
+        max_time=t.max_time,
+        accelerator=t.accelerator,
+        devices=t.devices,
+        num_nodes=t.num_nodes,
+        strategy=t.strategy,
+        precision=t.precision,
+        gradient_clip_val=t.gradient_clip_val,
+        gradient_clip_algorithm="norm",
+        val_check_interval=min(t.val_every_n_steps, t.max_steps) if has_val else None,
+        check_val_every_n_epoch=None if has_val else 1,
+        limit_val_batches=None if has_val else 0,
+        num_sanity_val_steps=0,
+        log_every_n_steps=t.log_every_n_steps,
+        logger=loggers,
+        callbacks=callbacks,
+        enable_checkpointing=False,
+        enable_progress_bar=t.progress_bar,
+        enable_model_summary=False,
+        plugins=[AtomicCheckpointIO()],
+        use_distributed_sampler=False,
+        deterministic=t.deterministic,
+        # training patches have one size: let cuDNN pick the fastest convolution algorithms
+        benchmark=not t.deterministic,
+    )
+    try:
+        return L.Trainer(**options)
+    except (ValueError, TypeError, ImportError, MisconfigurationException) as exc:
+        # Lightning's own checks of accelerator, devices, strategy, precision, max_time, ...
+        raise ConfigError("trainer: " + " ".join(str(exc).split())) from None
+
+
+def fit_until_interrupted(
+    trainer: L.Trainer, module: L.LightningModule, data: L.LightningDataModule, resume: Path | None
+) -> tuple[str, int] | None:
+    """``trainer.fit``; None when it ran to the end, else (what stopped it, the exit code).
+
+    Lightning turns SIGTERM into a ``SystemExit`` with code 0 after the current step, and Ctrl+C
+    into ``sys.exit(1)``, both after the callbacks' ``on_exception`` (which writes ``last.ckpt``, see
+    :class:`irn.train.callbacks.CheckpointEvery`). Unfinished training is not success: 143 and 130, the
+    shell's codes for the two signals."""
+    try:
+        trainer.fit(module, datamodule=data, ckpt_path=str(resume) if resume is not None else None, weights_only=True)
+    except SIGTERMException:
+        return "SIGTERM", 143
+    except SystemExit:
+        if trainer.state.status != TrainerStatus.INTERRUPTED:
+            raise
+        return "Ctrl+C", 130
+    return None
+
+
+def train(cfg: TrainConfig, resume: Path | None = None, callbacks: Sequence[Any] = ()) -> int:
+    """Run (or continue) training; returns 0 when it ran to the end, 143 / 130 when SIGTERM / Ctrl+C
+    stopped it (after writing ``last.ckpt``); raises IRNError when stopped by non-finite losses.
+
+    ``callbacks`` are extra Lightning callbacks (used by the tests).
+    """
+    # Batches are a pure function of the global step (irn.train.data.StepBatchSampler), so a run resumed
+    # mid-epoch sees the same data as an uninterrupted one: Lightning's generic warning is wrong here.
+    warnings.filterwarnings("ignore", message=".*your dataloader is not resumable.*")
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated.*")
+    # a non-finite loss skips the step on purpose (returns None; counted and reported by IRNLightning)
+    warnings.filterwarnings("ignore", message=".*`training_step` returned `None`.*")
+    t = cfg.trainer
+    if t.threads:
+        torch.set_num_threads(t.threads)
+    L.seed_everything(t.seed, verbose=False)
+    try:
+        module = IRNLightning(cfg)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    data = IRNDataModule(cfg.data, cfg.model.scale, seed=t.seed, max_steps=t.max_steps)
+    saver = CheckpointEvery(checkpoint_dir(cfg), t.checkpoint_every_n_steps, t.checkpoint_every_minutes, t.monitor)
+    trainer = build_trainer(cfg, [saver, *callbacks])
+    run_dir = Path(t.run_dir)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.yaml").write_text(dump_config(cfg))
+    except OSError as exc:
+        raise ConfigError(f"trainer.run_dir {t.run_dir!r}: {exc.strerror or exc}") from None
+    stopped_by = fit_until_interrupted(trainer, module, data, resume)
+    if stopped_by is not None:
+        signal_name, code = stopped_by
+        if trainer.is_global_zero:
+            print(
+                f"irn train: stopped by {signal_name} at step {trainer.global_step}; checkpoint: {saver.last_path}; "
+                f"continue with: irn train --resume {saver.last_path}",
+                file=sys.stderr,
+            )
+        return code
+    if module.stopped_for_nonfinite:
+        raise IRNError(
+            f"training stopped: {module.nonfinite_in_row} non-finite losses or gradients in a row at step "
+            f"{trainer.global_step} (all skipped; weights are from the last finite step); checkpoint: {saver.last_path}"
+        )
+    if trainer.is_global_zero:
+        summary = {
+            "steps": trainer.global_step,
+            "train_seconds": round(module.train_seconds(), 1),
+            "last": str(saver.last_path),
+            "best": str(saver.best_path) if saver.best_path.exists() else None,
+            f"best {t.monitor}": saver.best if saver.best_path.exists() else None,
+        }
+        print(json.dumps(summary), file=sys.stderr)
+    return 0
