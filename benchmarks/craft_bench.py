@@ -27,12 +27,18 @@ Usage: ``python benchmarks/craft_bench.py [--pairs 3] [--sizes 256,1024] [--thre
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+if not __package__:  # python benchmarks/craft_bench.py: import the benchmarks package (and irn) from this checkout
+    ROOT = Path(__file__).resolve().parents[1]
+    sys.path[:] = [str(ROOT), *(p for p in sys.path if Path(p or ".").resolve() != ROOT / "benchmarks")]
+
 import argparse
 import math
 import statistics
 import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np

@@ -4,7 +4,7 @@
 #   run:          command "bash benchmarks/device_gpu.sh 2", carry ["datasets/Set5", "datasets/SunHays80"]
 # That machine has torch, lightning, tensorboard and nvidia-ml-py but not irn (so PYTHONPATH) nor
 # lpips (test_metrics.py then fails to collect; the rest runs). Everything lands in $OUT:
-# nvidia-smi, the CUDA tests, the GPU training recipes (benchmarks/gpu_training.py) and, with a
+# nvidia-smi, the CUDA tests, the GPU training recipes (benchmarks/gpu.py) and, with a
 # second argument "inference", the GPU inference rows. Without $OUT: out/device.
 set -o pipefail
 scale=${1:-2}

@@ -19,10 +19,16 @@ its mirror image.
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+if not __package__:  # python benchmarks/hybrid_bench.py: import the benchmarks package (and irn) from this checkout
+    ROOT = Path(__file__).resolve().parents[1]
+    sys.path[:] = [str(ROOT), *(p for p in sys.path if Path(p or ".").resolve() != ROOT / "benchmarks")]
+
 import argparse
 import json
 import time
-from pathlib import Path
 
 import torch
 from torch import Tensor

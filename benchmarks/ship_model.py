@@ -20,14 +20,21 @@ Prints a JSON summary for the model card (checkpoints/README.md).
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+if not __package__:  # python benchmarks/ship_model.py: import the benchmarks package (and irn) from this checkout
+    ROOT = Path(__file__).resolve().parents[1]
+    sys.path[:] = [str(ROOT), *(p for p in sys.path if Path(p or ".").resolve() != ROOT / "benchmarks")]
+
 import argparse
 import csv
 import json
 import shutil
 import subprocess
-import sys
 import tempfile
-from pathlib import Path
+
+from benchmarks.train_quick import read_curve
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "datasets"
@@ -69,9 +76,6 @@ def read_prior_curve(path: Path) -> list[dict[str, str]]:
 
 
 def write_curve(args: argparse.Namespace, scale: int) -> None:
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    from train_quick import read_curve
-
     curve = REPO / "checkpoints" / f"irn_{args.name}_curve.csv"
     rows = [r for r in read_prior_curve(curve) if r["session"] != args.session]
     for r in read_curve(Path(args.run_dir)):

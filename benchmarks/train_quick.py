@@ -13,13 +13,18 @@ is reported too: on a shared machine the same 20 minutes buy fewer steps.
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+if not __package__:  # python benchmarks/train_quick.py: import the benchmarks package (and irn) from this checkout
+    ROOT = Path(__file__).resolve().parents[1]
+    sys.path[:] = [str(ROOT), *(p for p in sys.path if Path(p or ".").resolve() != ROOT / "benchmarks")]
+
 import argparse
 import csv
 import json
 import resource
-import sys
 import time
-from pathlib import Path
 
 import torch
 

@@ -3,10 +3,6 @@ it skip with a clear reason when it is absent."""
 
 from __future__ import annotations
 
-import importlib
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -14,18 +10,6 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
-
-
-@contextmanager
-def benchmark_module(name: str) -> Iterator[object]:
-    """``benchmarks/<name>.py`` imported in this process, with benchmarks/ on sys.path meanwhile
-    (its own imports, and workers it spawns, find its siblings by name)."""
-    folder = str(REPO / "benchmarks")
-    sys.path.insert(0, folder)
-    try:
-        yield importlib.import_module(name)
-    finally:
-        sys.path.remove(folder)
 
 
 def shared_path(*parts: str) -> Path:

@@ -1,4 +1,7 @@
-"""benchmarks/ plumbing: the paper's code as the in-run anchor (``run.py --paper-code DIR``).
+"""benchmarks/ plumbing: the package and its commands (by path and ``python -m``), the models
+the inference sections measure (plain, ``irn.load`` as returned), the filters (``--variants``,
+``--scales``, ``--whole-sizes``), the training section's data-parallel step, and the paper's code
+as the in-run anchor (``run.py --paper-code DIR``).
 
 The paper's repository cannot be fetched here, so these tests build a stand-in checkout with the
 same layout and interfaces (``codes/models/modules/{Inv_arch,Subnet_constructor,Quantization}.py``,
@@ -8,8 +11,10 @@ state-dict keys, ``forward(x, rev)`` returning the output alone) whose network i
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -17,8 +22,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import REPO, benchmark_module
+from conftest import REPO
 
+from benchmarks import common, paper_anchor, run, training
 from irn.nn import IRN, IRNConfig
 
 BENCHMARKS = REPO / "benchmarks"
@@ -64,14 +70,10 @@ def paper_checkout(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def anchor_module(paper_checkout: Path) -> Iterator[object]:
-    """benchmarks/paper_anchor.py imported in this process; the stand-in's modules removed after."""
-    sys.path.insert(0, str(BENCHMARKS))
+    """benchmarks/paper_anchor.py; the stand-in's modules removed after."""
     try:
-        import paper_anchor
-
         yield paper_anchor
     finally:
-        sys.path.remove(str(BENCHMARKS))
         codes = str(paper_checkout / "codes")
         if codes in sys.path:
             sys.path.remove(codes)
@@ -151,6 +153,7 @@ def test_run_reports_ratios_to_the_paper(paper_checkout: Path, tmp_path: Path) -
         "plain eager fp32",
         "FastIRN",
         "Python API",
+        'irn.load(...).downscale/.upscale(z="sample")',
     ] * 2
     for r in rows:
         seconds = r["raw"]["seconds"]
@@ -163,19 +166,11 @@ def test_run_reports_ratios_to_the_paper(paper_checkout: Path, tmp_path: Path) -
     assert "| vs paper's code |" in out.stdout
 
 
-@pytest.fixture
-def run_module() -> Iterator[object]:
-    """benchmarks/run.py imported in this process (its spawned workers import it by name)."""
-    with benchmark_module("run") as module:
-        yield module
-
-
-def test_data_parallel_step_averages_the_whole_batchs_gradient(run_module: object) -> None:
-    run = run_module
+def test_data_parallel_step_averages_the_whole_batchs_gradient() -> None:
     batch, patch = 2, 16
-    _, lit = run.training_step_fn(2, batch, patch, torch.device("cpu"), "plain")  # type: ignore[attr-defined]
-    expected, expected_loss = run.plain_gradient(lit, run.bench_batch(batch, patch))  # type: ignore[attr-defined]
-    step = run.DataParallelStep(2, batch, patch, world=2, threads=1)  # type: ignore[attr-defined]
+    _, lit = training.training_step_fn(2, batch, patch, torch.device("cpu"), "plain")
+    expected, expected_loss = training.plain_gradient(lit, training.bench_batch(batch, patch))
+    step = training.DataParallelStep(2, batch, patch, world=2, threads=1)  # workers import benchmarks.training
     try:
         grad, loss = step.gradient()
         # each rank saw one patch; DDP's mean of the two gradients is the whole batch's gradient
@@ -190,6 +185,104 @@ def test_data_parallel_step_averages_the_whole_batchs_gradient(run_module: objec
     assert not any(p.is_alive() for p in step.procs)
 
 
-def test_data_parallel_step_needs_a_batch_that_splits(run_module: object) -> None:
+def test_data_parallel_step_needs_a_batch_that_splits() -> None:
     with pytest.raises(ValueError, match="batch 3 does not split over 2 processes"):
-        run_module.DataParallelStep(2, 3, 16, world=2, threads=1)  # type: ignore[attr-defined]
+        training.DataParallelStep(2, 3, 16, world=2, threads=1)
+
+
+# ------------------------------------------------------------------ the models and the filters
+def test_load_model_is_the_plain_network_and_load_is_as_returned(tmp_path: Path) -> None:
+    """``load_model`` gives the plain :class:`IRN` whatever ``irn.load`` returns; the ``load``
+    variant is ``irn.load`` of the same weights (with random weights: written to a file first)."""
+    plain, source = common.load_model(2, None)
+    assert type(plain) is IRN and not plain.training
+    assert not any(p.requires_grad for p in plain.parameters())
+    path, note = common.load_file(2, None, tmp_path)
+    if source == common.RANDOM_WEIGHTS:
+        assert path.parent == tmp_path and note.startswith(common.RANDOM_WEIGHTS) and "irn.load" in note
+    else:
+        assert note == source
+    loaded = common.load_as_returned(path)
+    state = loaded.state_dict()
+    assert all(torch.equal(v, state[k]) for k, v in plain.state_dict().items())
+
+
+def test_load_file_writes_random_weights_that_irn_load_reads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(common, "find_checkpoint", lambda scale, checkpoint: None)
+    plain, source = common.load_model(4, None)
+    assert source == "random weights (seeded)"
+    path, note = common.load_file(4, None, tmp_path)
+    assert path == tmp_path / "random_x4.pt" and "temporary file" in note
+    loaded = common.load_as_returned(path)
+    assert loaded.scale == 4
+    state = loaded.state_dict()
+    assert all(torch.equal(v, state[k]) for k, v in plain.state_dict().items())
+
+
+def test_inference_and_whole_with_the_filters(tmp_path: Path) -> None:
+    """``--only inference whole --variants api load --scales 2 --whole-sizes WxH``: inference adds
+    its baseline (plain), whole runs only what is asked and says it has no baseline."""
+    report = tmp_path / "rows.json"
+    cmd = [sys.executable, str(BENCHMARKS / "run.py"), "--quick", "--only", "inference", "whole"]
+    cmd += ["--variants", "api", "load", "--scales", "2", "--whole-sizes", "40x24", "--json", str(report)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    out = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    rows = json.loads(report.read_text())["rows"]
+    cpu = [r for r in rows if r["section"] == "inference" and r["device"] == "cpu"]
+    load_label = 'irn.load(...).downscale/.upscale(z="sample")'
+    assert [r["variant"] for r in cpu] == [
+        "plain eager fp32 (baseline)",
+        "Python API (irn.downscale_image + irn.upscale_image)",
+        load_label,
+    ]
+    assert {r["case"] for r in cpu} == {"x2 128x128 down+up"}
+    plain, api, load = cpu
+    assert plain["ratio"] == "1.00x" and api["agreement"] == ""
+    assert load["agreement"].endswith(" ok")  # irn.load's model agrees with the plain one to 1e-4
+    assert load["note"].split("; ")[-1].endswith("IRN")  # the class irn.load returned
+    whole = [r for r in rows if r["section"] == "whole"]
+    assert [(r["case"], r["variant"]) for r in whole] == [
+        ("x2 40x24 one process", "Python API (irn.downscale_image + irn.upscale_image)"),
+        ("x2 40x24 one process", load_label),
+    ]
+    for r in whole:
+        assert r["ratio"] == "no baseline (plain not in --variants)"
+        (run_,) = r["raw"]["runs"]
+        assert run_["down_up_s"] > 0 and run_["peak_bytes"] > 0
+    assert whole[1]["raw"]["runs"][0]["weights"].endswith(".pt")  # the child read a file with irn.load
+    assert "| whole | x2 40x24 one process |" in out.stdout
+
+
+def test_run_as_a_module_and_the_load_child(tmp_path: Path) -> None:
+    """``python -m benchmarks.run`` from the repository root: one ``--child`` run of the load
+    variant without a checkpoint given (the weights load_model would use, read by irn.load)."""
+    cmd = [sys.executable, "-m", "benchmarks.run", "--child", "load", "2", "16", "24"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    out = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["down_up_s"] > 0 and result["weights"].endswith(".pt")
+
+
+def test_filter_mistakes_are_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    for argv, message in (
+        (["--variants", "paper"], "--variants paper needs --paper-code DIR"),
+        (["--whole-sizes", "12"], "--whole-sizes must look like WxH"),
+        (["--scales", "3"], "argument --scales: invalid choice: 3"),
+    ):
+        with pytest.raises(SystemExit) as exc:
+            run.main(["--only", "whole", *argv])
+        assert exc.value.code == 2
+        assert message in capsys.readouterr().err
+
+
+def test_whole_sizes_default_and_given() -> None:
+    from benchmarks.inference import whole_sizes
+
+    args = argparse.Namespace(quick=False, whole_sizes=None)
+    assert whole_sizes(args) == [(512, 512), (1356, 2040)]
+    args.quick = True
+    assert whole_sizes(args) == [(128, 128)]
+    args.whole_sizes = [(2040, 1356), (64, 32)]  # (W, H) as parsed -> (H, W)
+    assert whole_sizes(args) == [(1356, 2040), (32, 64)]

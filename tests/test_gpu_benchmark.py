@@ -1,4 +1,4 @@
-"""benchmarks/gpu_training.py: the GPU training recipes, run on the CPU (issue 7: "when no GPU is
+"""benchmarks/gpu.py: the GPU training recipes, run on the CPU (issue 7: "when no GPU is
 available, the GPU paths still run on CPU in tests (compile off) and the figures are marked not
 measured")."""
 
@@ -9,14 +9,15 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from conftest import REPO, benchmark_module
+from conftest import REPO
 from PIL import Image
+
+from benchmarks import gpu
 
 BENCHMARKS = REPO / "benchmarks"
 
@@ -25,12 +26,6 @@ def checkout_env() -> dict[str, str]:
     """A script's folder, not the cwd, starts its sys.path: this checkout's irn first (not an installed one)."""
     path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
     return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": path}
-
-
-@pytest.fixture
-def gpu_training() -> Iterator[object]:
-    with benchmark_module("gpu_training") as module:
-        yield module
 
 
 def smooth_pngs(folder: Path, n: int, size: tuple[int, int] = (48, 64)) -> Path:
@@ -42,15 +37,15 @@ def smooth_pngs(folder: Path, n: int, size: tuple[int, int] = (48, 64)) -> Path:
     return folder
 
 
-def test_recipes_are_the_trainers_own_options(gpu_training: object) -> None:
+def test_recipes_are_the_trainers_own_options() -> None:
     from irn.train.config import load_config
 
-    for name, recipe in gpu_training.RECIPES.items():  # type: ignore[attr-defined]
+    for name, recipe in gpu.RECIPES.items():
         cfg = load_config(REPO / "configs" / "x2.yaml", recipe.overrides())
         t = cfg.trainer
         assert (t.precision, t.channels_last, t.compile) == (recipe.precision, recipe.channels_last, recipe.compile)
-        assert name in gpu_training.LABELS  # type: ignore[attr-defined]
-    assert gpu_training.RECIPES["fp32"] == gpu_training.Recipe("32-true", False, None)  # type: ignore[attr-defined]
+        assert name in gpu.LABELS
+    assert gpu.RECIPES["fp32"] == gpu.Recipe("32-true", False, None)
 
 
 def test_gpu_section_on_the_cpu_trains_every_recipe_and_compares_with_fp32(tmp_path: Path) -> None:
@@ -96,41 +91,35 @@ def test_gpu_section_without_cuda_says_not_measured(tmp_path: Path) -> None:
     ]
 
 
-def test_a_failing_recipe_is_reported_and_the_others_still_run(
-    gpu_training: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_failing_recipe_is_reported_and_the_others_still_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     train = smooth_pngs(tmp_path / "train", 2)
-    real = gpu_training.run_recipe  # type: ignore[attr-defined]
+    real = gpu.run_recipe
 
     def failing(name: str, *args: object) -> object:
         if name == "bf16-mixed":
             raise RuntimeError("CUDA graphs: capture failed\nsecond line")
         return real(name, *args)
 
-    monkeypatch.setattr(gpu_training, "run_recipe", failing)
-    rows = gpu_training.run_all(  # type: ignore[attr-defined]
-        [2], ["bf16-mixed", "fp32"], 8, 3, train, None, "cpu", gpu_training.QUICK_OVERRIDES
-    )
+    monkeypatch.setattr(gpu, "run_recipe", failing)
+    rows = gpu.run_all([2], ["bf16-mixed", "fp32"], 8, 3, train, None, "cpu", gpu.QUICK_OVERRIDES)
     assert [(scale, name) for scale, name, _, _ in rows] == [(2, "fp32"), (2, "bf16-mixed")]
     assert rows[0][2] is not None and rows[0][3]["agreement"] == "no validation images"
     assert rows[1][2] is None
     assert rows[1][3] == {"value": "failed: RuntimeError: CUDA graphs: capture failed second line"}
 
 
-def test_utilisation_sampler_falls_back_to_nvidia_smi(
-    gpu_training: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_utilisation_sampler_falls_back_to_nvidia_smi(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Without NVML (nvidia-ml-py) the sampler asks ``nvidia-smi``; without either it reads nothing."""
     monkeypatch.setattr(torch.cuda, "utilization", lambda index: (_ for _ in ()).throw(ModuleNotFoundError("pynvml")))
     monkeypatch.setenv("PATH", str(tmp_path))
-    sampler = gpu_training.UtilisationSampler(0, period=0.01)  # type: ignore[attr-defined]
+    sampler = gpu.UtilisationSampler(0, period=0.01)
     assert sampler.read() is None
     sampler.start()
     assert sampler.stop() is None
     fake = tmp_path / "nvidia-smi"
     fake.write_text('#!/bin/sh\n[ "$3" = "-i" ] && [ "$4" = "0" ] && echo 57\n')
     fake.chmod(0o755)
-    sampler = gpu_training.UtilisationSampler(0, period=0.01)  # type: ignore[attr-defined]
+    sampler = gpu.UtilisationSampler(0, period=0.01)
     sampler.start()
     time.sleep(0.3)
     assert sampler.stop() == 57.0 and len(sampler.samples) >= 2

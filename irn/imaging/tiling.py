@@ -9,7 +9,7 @@ reaches the image border, the network's own zero padding applies, exactly as for
 image. An output pixel depends on a neighbourhood of the input that in principle spans the
 whole receptive field (8 coupling blocks x 10 stacked 3x3 convolutions per Haar level), but a
 trained model's dependence decays fast; :data:`DEFAULT_OVERLAP` is what the measurement in
-``benchmarks/run.py --tiling`` showed to keep tiled results within PSNR >= 60 dB of untiled ones.
+``benchmarks/run.py --only tiling`` showed to keep tiled results within PSNR >= 60 dB of untiled ones.
 
 The image is reflect-padded to a multiple of the scale first, exactly as :meth:`IRN.encode` does.
 

@@ -1,4 +1,5 @@
-"""GPU training (issue 7, section 3): the trainer's speed recipes, measured through ``irn train`` itself.
+"""The ``gpu`` section of ``benchmarks/run.py`` (issue 7, section 3): the trainer's GPU training
+recipes, measured through ``irn train`` itself.
 
 A recipe is a set of the trainer's own options (``trainer.precision``, ``trainer.channels_last``,
 ``trainer.compile``); fp32 eager is the baseline. For each recipe and scale, :func:`run_recipe`
@@ -18,14 +19,16 @@ measures:
   difference to the fp32 run (issue 7: within 0.05 dB after the same number of steps);
 * peak GPU memory (``torch.cuda.max_memory_allocated``).
 
-Run through ``benchmarks/run.py --only gpu`` (see its ``--gpu-*`` options). Without CUDA the rows
-say "not measured"; ``--gpu-device cpu`` runs the same code on the CPU (tests do, tiny).
+Run through ``benchmarks/run.py --only gpu`` (see its ``--gpu-*`` options; :func:`bench_gpu` makes
+the rows). Without CUDA the rows say "not measured"; ``--gpu-device cpu`` runs the same code on the
+CPU (tests do, tiny).
 
 On a lent GPU machine: ``benchmarks/device_gpu.sh`` (one scale per call; it says what to carry).
 """
 
 from __future__ import annotations
 
+import argparse
 import shutil
 import statistics
 import subprocess
@@ -34,13 +37,14 @@ import tempfile
 import threading
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
+from benchmarks.common import NOT_MEASURED, REPO, Row, write_pngs
+
 WINDOWS = 5
 #: issue 7's goals on an H200 at the paper's configuration
 GOAL_IT_S = {2: 40.0, 4: 25.0}
@@ -337,3 +341,38 @@ def run_all(
             print(f"  gpu x{scale} {name}: {result.it_s:.2f} it/s", file=sys.stderr, flush=True)
             out.append((scale, name, result, describe(result, baseline)))
     return out
+
+
+def bench_gpu(args: argparse.Namespace) -> list[Row]:
+    """The rows of the gpu section: every recipe of ``--gpu-recipes`` for every scale of ``--gpu-scales``."""
+    device = args.gpu_device
+    steps, warmup = (8, 3) if args.quick else (args.gpu_steps, args.gpu_warmup)
+    case = "x{scale} batch {batch} {patch}x{patch}, " + f"{steps} steps ({warmup} warm-up)"
+    if device == "cuda" and not torch.cuda.is_available():
+        return [
+            Row("gpu", case.format(scale=s, batch=16, patch=144), LABELS[r], "cuda", NOT_MEASURED)
+            for s in args.gpu_scales
+            for r in ["fp32", *[r for r in args.gpu_recipes if r != "fp32"]]
+        ]
+    train_dir = Path(args.train_dir) if args.train_dir else None
+    if train_dir is None:
+        train_dir = Path(args.data_dir)
+        write_pngs(train_dir, 2 if args.quick else 8, (256, 384) if args.quick else (1356, 2040))
+    val_dir = Path(args.val_dir) if args.val_dir else None
+    overrides = QUICK_OVERRIDES if args.quick else []
+    batch, patch = (2, 16) if args.quick else (16, 144)
+    rows = []
+    for scale, name, result, cells in run_all(
+        args.gpu_scales, args.gpu_recipes, steps, warmup, train_dir, val_dir, device, overrides
+    ):
+        rows.append(
+            Row(
+                "gpu",
+                case.format(scale=scale, batch=batch, patch=patch),
+                LABELS[name],
+                device,
+                raw={} if result is None else asdict(result),
+                **cells,
+            )
+        )
+    return rows
