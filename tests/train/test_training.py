@@ -29,7 +29,7 @@ from irn.train.config import ConfigError, config_from_dict, load_config
 from irn.train.export import export_checkpoint
 from irn.train.module import IRNLightning, lr_factor
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def write_images(folder: Path, n: int = 4, size: tuple[int, int] = (40, 48)) -> Path:
