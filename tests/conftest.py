@@ -1,5 +1,7 @@
 """Shared test fixtures. Data in ../shared (beside the checkout) is optional: tests that need
-it skip with a clear reason when it is absent."""
+it skip with a clear reason when it is absent. The helpers the fixtures are built on (paths, the
+tiny-model factory) live in tests/helpers.py; the names older test modules import from here
+(``from conftest import REPO, shared_path``) are that module's."""
 
 from __future__ import annotations
 
@@ -7,17 +9,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import REPO, SHARED, identity_irn, random_irn, shared_path
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
+import irn
 
-
-def shared_path(*parts: str) -> Path:
-    """A path under ../shared, or skip the test with a reason if it is missing."""
-    path = SHARED.joinpath(*parts)
-    if not path.exists():
-        pytest.skip(f"needs {path} (the ../shared data folder beside the checkout), which is absent")
-    return path
+__all__ = ["REPO", "SHARED", "identity_irn", "random_irn", "shared_path"]
 
 
 @pytest.fixture
@@ -30,15 +26,9 @@ def _seed_and_threads() -> None:
     torch.manual_seed(0)
 
 
-def random_irn(scale: int = 2, blocks: int = 1, growth: int = 8, seed: int = 0, dtype: torch.dtype = torch.float32):
-    """The tests' tiny model: an :class:`irn.IRN` in eval mode whose every weight (the
-    zero-initialised last convolutions too) is random, so every block changes its input."""
-    from irn.nn.network import IRN, IRNConfig
-
-    levels = {2: 1, 4: 2, 8: 3}[scale]
-    model = IRN(IRNConfig(scale=scale, blocks_per_level=(blocks,) * levels, growth=growth)).eval()
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            p.copy_(torch.randn(p.shape, generator=gen) * (0.02 if "conv5" in name else 0.05))
-    return model.to(dtype)
+@pytest.fixture(scope="session")
+def tiny_x2(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``random_irn(2)`` (one coupling block, growth 8, every weight random) saved in our format,
+    once per session: the model file the CLI tests pass as ``--model``. Tests only read it."""
+    path = tmp_path_factory.mktemp("model") / "tiny_x2.pt"
+    return irn.save(random_irn(2), path, {"note": "random, for tests"})

@@ -8,21 +8,18 @@ import sys
 import numpy as np
 import pytest
 import torch
+from helpers import random_irn
 from PIL import Image
 
 import irn
 from irn.imaging.resize import imresize
-from irn.nn import IRN, IRNConfig
+from irn.nn import IRN
 
 
 @pytest.fixture(scope="module")
 def model() -> IRN:
-    net = IRN(IRNConfig(scale=2, blocks_per_level=(1,), growth=8))
-    gen = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for p in net.parameters():
-            p.copy_(torch.randn(p.shape, generator=gen) * 0.01)
-    return net.eval()
+    """The tests' tiny x2 model with small random weights, N(0, 0.01) each."""
+    return random_irn(2, std=0.01, last_std=0.01, seed=1)
 
 
 def fast(model: IRN) -> IRN:

@@ -10,8 +10,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import REPO
 
-PACKAGE = Path(__file__).resolve().parents[1] / "irn"
+PACKAGE = REPO / "irn"
 
 #: module prefix -> layer; a module may import from a lower layer or from its own subpackage
 LAYERS = {

@@ -9,23 +9,20 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import shared_path
+from helpers import identity_irn, random_irn, shared_path
 
 import irn
-from irn.nn import IRN, IRNConfig
+from irn.nn import IRN
 from irn.zoo import FORMAT_VERSION, CheckpointError, load_checkpoint
 
 FIXTURE = ("fixtures", "official_irn_x2_seed7.pth")
 FIXTURE_IO = ("fixtures", "official_irn_x2_seed7_io.pt")
 
 
-def randomised(config: IRNConfig, seed: int = 0) -> IRN:
-    model = IRN(config)
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.copy_(torch.randn(p.shape, generator=gen) * 0.02)
-    return model.eval()
+def paper_irn(scale: int, blocks: tuple[int, ...], growth: int = 32) -> IRN:
+    """The tests' :func:`random_irn` at the paper's width (growth 32, as in the official files; the
+    shape tests below write shapes of that width), every weight N(0, 0.02)."""
+    return random_irn(scale, blocks, growth, std=0.02, last_std=0.02)
 
 
 def assert_one_line_naming(exc: pytest.ExceptionInfo[CheckpointError], path: Path, *words: str) -> None:
@@ -67,8 +64,7 @@ def test_official_fixture_with_module_prefix_loads_the_same_weights(tmp_path: Pa
 
 @pytest.mark.parametrize(("scale", "blocks"), [(4, (8, 8)), (8, (8, 8, 8)), (4, (2, 3))])
 def test_official_format_larger_scales_infer_architecture(tmp_path: Path, scale: int, blocks: tuple[int, ...]) -> None:
-    config = IRNConfig(scale=scale, blocks_per_level=blocks)
-    original = randomised(config) if blocks == (2, 3) else IRN(config).eval()
+    original = paper_irn(scale, blocks) if blocks == (2, 3) else identity_irn(scale, blocks, growth=32)
     path = tmp_path / f"official_x{scale}.pth"
     torch.save(original.state_dict(), path)  # exactly what the paper's code saves: a plain dict
     loaded = irn.load(path)
@@ -87,7 +83,7 @@ def test_official_format_larger_scales_infer_architecture(tmp_path: Path, scale:
 
 
 def test_official_state_dict_inside_a_training_checkpoint(tmp_path: Path) -> None:
-    original = randomised(IRNConfig(scale=2, blocks_per_level=(2,)))
+    original = paper_irn(2, (2,))
     path = tmp_path / "wrapped.pth"
     torch.save({"state_dict": {"module." + k: v for k, v in original.state_dict().items()}}, path)
     loaded = irn.load(path)
@@ -96,7 +92,7 @@ def test_official_state_dict_inside_a_training_checkpoint(tmp_path: Path) -> Non
 
 # ------------------------------------------------------------------ our format
 def test_own_format_round_trip_is_exact(tmp_path: Path) -> None:
-    original = randomised(IRNConfig(scale=4, blocks_per_level=(1, 2), growth=16))
+    original = paper_irn(4, (1, 2), growth=16)
     path = irn.save(original, tmp_path / "sub" / "model.pt", {"trained_on": "unit test", "steps": 3})
     assert [p.name for p in path.parent.iterdir()] == ["model.pt"]  # no temporary left behind
     model, meta = load_checkpoint(path)
@@ -111,7 +107,7 @@ def test_own_format_round_trip_is_exact(tmp_path: Path) -> None:
 
 
 def test_shipped_names_search_irn_checkpoint_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    irn.save(randomised(IRNConfig(scale=4, blocks_per_level=(1, 1))), tmp_path / "irn_x4.pt")
+    irn.save(paper_irn(4, (1, 1)), tmp_path / "irn_x4.pt")
     monkeypatch.setenv("IRN_CHECKPOINT_DIR", str(tmp_path))
     assert irn.load("x4").config.blocks_per_level == (1, 1)
 
@@ -148,7 +144,7 @@ def test_pickle_carrying_code_is_refused_and_not_run(tmp_path: Path) -> None:
 
 def test_custom_class_object_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "whole_model.pt"
-    torch.save(randomised(IRNConfig(scale=2, blocks_per_level=(1,))), path)  # a pickled nn.Module
+    torch.save(paper_irn(2, (1,)), path)  # a pickled nn.Module
     with pytest.raises(CheckpointError) as exc:
         irn.load(path)
     assert_one_line_naming(exc, path, "refused")
@@ -192,7 +188,7 @@ def test_not_an_irn_checkpoint_objects(tmp_path: Path, obj: object, words: tuple
 
 def test_truncated_file(tmp_path: Path) -> None:
     path = tmp_path / "cut.pt"
-    irn.save(randomised(IRNConfig(scale=2, blocks_per_level=(1,))), path)
+    irn.save(paper_irn(2, (1,)), path)
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(CheckpointError) as exc:
@@ -209,7 +205,7 @@ def test_zero_byte_file(tmp_path: Path) -> None:
 
 
 def test_wrong_shapes_official(tmp_path: Path) -> None:
-    state = randomised(IRNConfig(scale=2, blocks_per_level=(1,))).state_dict()
+    state = paper_irn(2, (1,)).state_dict()
     state["operations.1.G.conv2.weight"] = torch.zeros(32, 7, 3, 3)
     path = tmp_path / "bad_shapes.pth"
     torch.save(state, path)
@@ -219,7 +215,7 @@ def test_wrong_shapes_official(tmp_path: Path) -> None:
 
 
 def test_wrong_shapes_own_format(tmp_path: Path) -> None:
-    path = irn.save(randomised(IRNConfig(scale=2, blocks_per_level=(1,))), tmp_path / "model.pt")
+    path = irn.save(paper_irn(2, (1,)), tmp_path / "model.pt")
     payload = torch.load(path, weights_only=True)
     payload["config"]["growth"] = 16  # the weights were made with growth 32
     torch.save(payload, path)
@@ -229,7 +225,7 @@ def test_wrong_shapes_own_format(tmp_path: Path) -> None:
 
 
 def test_missing_keys(tmp_path: Path) -> None:
-    state = randomised(IRNConfig(scale=2, blocks_per_level=(1,))).state_dict()
+    state = paper_irn(2, (1,)).state_dict()
     del state["operations.1.H.conv5.bias"]
     path = tmp_path / "missing.pth"
     torch.save(state, path)
@@ -239,7 +235,7 @@ def test_missing_keys(tmp_path: Path) -> None:
 
 
 def test_future_format_version(tmp_path: Path) -> None:
-    path = irn.save(randomised(IRNConfig(scale=2, blocks_per_level=(1,))), tmp_path / "future.pt")
+    path = irn.save(paper_irn(2, (1,)), tmp_path / "future.pt")
     payload = torch.load(path, weights_only=True)
     payload["format_version"] = FORMAT_VERSION + 1
     torch.save(payload, path)
@@ -254,7 +250,7 @@ def test_future_format_version(tmp_path: Path) -> None:
 
 
 def test_unknown_config_key(tmp_path: Path) -> None:
-    path = irn.save(randomised(IRNConfig(scale=2, blocks_per_level=(1,))), tmp_path / "odd.pt")
+    path = irn.save(paper_irn(2, (1,)), tmp_path / "odd.pt")
     payload = torch.load(path, weights_only=True)
     payload["config"]["attention"] = True
     torch.save(payload, path)

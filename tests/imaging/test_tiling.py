@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import random_irn
 from PIL import Image
-from test_performance import random_irn
 
 import irn
 from irn.cli.main import main
@@ -55,7 +55,7 @@ def test_spans_cover_every_pixel_once() -> None:
 def test_tiled_equals_untiled_with_enough_overlap(scale: int) -> None:
     """One coupling block per level: an LR pixel depends on inputs at most 10 (x2) / 15 (x4) LR
     pixels away, so an overlap of 16 makes tiles agree with the whole image up to fp32 rounding."""
-    model = random_irn(scale, blocks=1, growth=16)
+    model = random_irn(scale, growth=16)
     h, w = 40 * scale + 2, 36 * scale + 2  # not a multiple of the scale: padded, then cropped back
     hr = torch.rand(1, 3, h, w)
     tiling = Tiling(tile=12, overlap=16)  # 12-pixel LR cores, cut on multiples of the scale in HR
@@ -82,7 +82,7 @@ def test_tiled_equals_untiled_with_enough_overlap(scale: int) -> None:
 
 def test_tiles_without_overlap_do_not_agree() -> None:
     """The overlap is what makes tiling work: cut tiles without context show their seams."""
-    model = random_irn(2, blocks=1, growth=16)
+    model = random_irn(2, growth=16)
     hr = torch.rand(1, 3, 48, 48)
     with torch.no_grad():
         lr = model.downscale(hr)
@@ -92,7 +92,7 @@ def test_tiles_without_overlap_do_not_agree() -> None:
 
 
 def test_tiles_through_the_fast_path_with_a_given_latent() -> None:
-    model = random_irn(2, blocks=1, growth=16)
+    model = random_irn(2, growth=16)
     fast = FastIRN(model)
     lr = torch.rand(2, 3, 20, 18)
     z = torch.randn(2, model.latent_channels, 20, 18)
@@ -112,7 +112,7 @@ def test_tiles_through_the_fast_path_with_a_given_latent() -> None:
 
 
 def test_budget_picks_tiles_only_when_needed() -> None:
-    plain = random_irn(4, blocks=1)
+    plain = random_irn(4, growth=32)
     fast = FastIRN(plain)
     assert tiling_for_budget(fast, 512, 512, 4 * 2**30, overlap=32) is None
     budget = 5 * 2**29  # 2.5 GiB
@@ -136,7 +136,7 @@ def test_budget_picks_tiles_only_when_needed() -> None:
 
 
 def test_unmeetable_budget_uses_default_tiles_and_says_so() -> None:
-    fast = FastIRN(random_irn(4, blocks=1))
+    fast = FastIRN(random_irn(4, growth=32))
     notes: list[str] = []
     tiling = plan_tiling(fast, 6000, 8000, "up", max_memory=600 * 2**20, notes=notes)
     assert tiling == Tiling(tile=DEFAULT_TILE, overlap=DEFAULT_OVERLAP)
@@ -150,12 +150,6 @@ def test_unmeetable_budget_uses_default_tiles_and_says_so() -> None:
 
 
 # ---------------------------------------------------------------------------- irn rescale
-@pytest.fixture(scope="module")
-def tiny_x2(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    model = random_irn(2, blocks=1, growth=8)
-    return irn.save(model, tmp_path_factory.mktemp("model") / "tiny_x2.pt", {"note": "random, for tests"})
-
-
 def test_rescale_tile_and_max_memory_match_whole_image(
     tmp_path: Path, tiny_x2: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import pytest
 import torch
-from conftest import random_irn
+from helpers import random_irn
 from torch import Tensor, nn
 
 import irn

@@ -1,4 +1,5 @@
-"""The invertible network: exact inverses, log-determinants against autograd, no hidden state, sizes."""
+"""The invertible network (irn.nn.network): exact inverses, log-determinants against autograd, no hidden
+state, sizes."""
 
 from __future__ import annotations
 
@@ -6,28 +7,16 @@ import copy
 
 import pytest
 import torch
+from helpers import autograd_logdet, random_irn
 from torch import nn
 
-from irn.nn import IRN, AffineCoupling, DenseBlock, HaarDownsampling, IRNConfig, quantize
-
-
-def randomise(module: nn.Module, std: float = 0.05, seed: int = 0) -> nn.Module:
-    """Non-trivial weights: a fresh IRN is the identity in every coupling block (last conv is zero)."""
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in module.parameters():
-            p.copy_(torch.randn(p.shape, generator=gen) * std)
-    return module
-
-
-def tiny(scale: int = 2, blocks: tuple[int, ...] = (1,), dtype: torch.dtype = torch.float32) -> IRN:
-    return randomise(IRN(IRNConfig(scale=scale, blocks_per_level=blocks))).to(dtype).eval()
+from irn.nn import IRN, IRNConfig, quantize
 
 
 # ------------------------------------------------------------------ invertibility
 @pytest.mark.parametrize(("scale", "blocks"), [(2, (2,)), (4, (2, 2)), (8, (1, 1, 1))])
 def test_flow_inverts_to_1e5(scale: int, blocks: tuple[int, ...]) -> None:
-    model = tiny(scale, blocks)
+    model = random_irn(scale, blocks, growth=32, last_std=0.05)
     x = torch.rand(2, 3, 2 * scale, 3 * scale)
     with torch.no_grad():
         y, logdet = model(x)
@@ -39,7 +28,7 @@ def test_flow_inverts_to_1e5(scale: int, blocks: tuple[int, ...]) -> None:
 
 @pytest.mark.parametrize(("scale", "blocks", "size"), [(2, (2,), (17, 23)), (4, (1, 1), (13, 10)), (4, (1, 1), (3, 5))])
 def test_encode_decode_odd_sizes_via_padding(scale: int, blocks: tuple[int, ...], size: tuple[int, int]) -> None:
-    model = tiny(scale, blocks)
+    model = random_irn(scale, blocks, growth=32, last_std=0.05)
     h, w = size
     hr = torch.rand(1, 3, h, w)
     with torch.no_grad():
@@ -53,7 +42,7 @@ def test_encode_decode_odd_sizes_via_padding(scale: int, blocks: tuple[int, ...]
 
 
 def test_downscale_is_quantised_and_upscale_has_scale_times_size() -> None:
-    model = tiny(2, (1,))
+    model = random_irn(2, growth=32, last_std=0.05)
     hr = torch.rand(1, 3, 9, 7)
     with torch.no_grad():
         lr = model.downscale(hr)
@@ -67,7 +56,7 @@ def test_downscale_is_quantised_and_upscale_has_scale_times_size() -> None:
 
 
 def test_upscale_latent_modes() -> None:
-    model = tiny(2, (1,))
+    model = random_irn(2, growth=32, last_std=0.05)
     lr = torch.rand(1, 3, 6, 5)
     with torch.no_grad():
         a = model.upscale(lr, seed=3)
@@ -84,45 +73,19 @@ def test_upscale_latent_modes() -> None:
 
 
 # ------------------------------------------------------------------ log-determinants
-def _autograd_logdet(fn, x: torch.Tensor) -> torch.Tensor:  # type: ignore[no-untyped-def]
-    jac = torch.autograd.functional.jacobian(
-        lambda v: fn(v.reshape(x.shape))[0].reshape(-1), x.reshape(-1), vectorize=True
-    )
-    sign, logabs = torch.linalg.slogdet(jac)
-    assert sign != 0
-    return logabs
-
-
-@pytest.mark.parametrize("rev", [False, True])
-def test_haar_logdet_matches_autograd(rev: bool) -> None:
-    haar = HaarDownsampling(3).double()
-    x = torch.rand(1, 12 if rev else 3, 2 if rev else 4, 2 if rev else 4, dtype=torch.float64)
-    _, logdet = haar(x, rev=rev)
-    torch.testing.assert_close(logdet[0], _autograd_logdet(lambda v: haar(v, rev=rev), x))
-
-
-@pytest.mark.parametrize("rev", [False, True])
-def test_coupling_logdet_matches_autograd(rev: bool) -> None:
-    block = randomise(AffineCoupling(12, 3, growth=8), std=0.2).double()
-    x = torch.randn(1, 12, 2, 2, dtype=torch.float64)
-    _, logdet = block(x, rev=rev)
-    assert logdet.abs() > 1e-3  # the scale path is active, so the test can fail
-    torch.testing.assert_close(logdet[0], _autograd_logdet(lambda v: block(v, rev=rev), x))
-
-
 @pytest.mark.parametrize(("scale", "blocks"), [(2, (2,)), (4, (1, 1))])
 def test_network_logdet_matches_autograd(scale: int, blocks: tuple[int, ...]) -> None:
-    model = randomise(IRN(IRNConfig(scale=scale, blocks_per_level=blocks, growth=8)), std=0.2).double()
+    model = random_irn(scale, blocks, std=0.2, last_std=0.2, dtype=torch.float64)
     x = torch.rand(1, 3, 4, 4, dtype=torch.float64)
     _, logdet = model(x)
-    torch.testing.assert_close(logdet[0], _autograd_logdet(model, x))
+    torch.testing.assert_close(logdet[0], autograd_logdet(model, x))
     y, _ = model(x)
     _, logdet_rev = model(y, rev=True)
-    torch.testing.assert_close(logdet_rev[0], _autograd_logdet(lambda v: model(v, rev=True), y))
+    torch.testing.assert_close(logdet_rev[0], autograd_logdet(lambda v: model(v, rev=True), y))
 
 
 def test_logdet_is_per_sample() -> None:
-    model = tiny(2, (1,))
+    model = random_irn(2, growth=32, last_std=0.05)
     x = torch.rand(3, 3, 4, 4)
     with torch.no_grad():
         _, batch = model(x)
@@ -153,7 +116,7 @@ def _same(a: object, b: object) -> bool:
 
 
 def test_no_state_stashed_on_modules() -> None:
-    model = tiny(4, (1, 1))
+    model = random_irn(4, (1, 1), growth=32, last_std=0.05)
     before = _module_state(model)
     hr = torch.rand(1, 3, 8, 8, requires_grad=True)
     y, logdet = model(hr)
@@ -170,65 +133,22 @@ def test_no_state_stashed_on_modules() -> None:
 
 def test_the_state_check_sees_in_place_changes() -> None:
     """The check above is not blind to a block that keeps state by mutating what it already holds."""
-    model = tiny(2, (1,))
+    model = random_irn(2, growth=32, last_std=0.05)
     before = _module_state(model)
     model.operations[0].haar_weights.mul_(1.0 + 1e-6)
     after = _module_state(model)
     assert not _same(after["operations.0"]["_buffers"], before["operations.0"]["_buffers"])
-    model = tiny(2, (1,))
+    model = random_irn(2, growth=32, last_std=0.05)
     model.operations[1].history = []
     before = _module_state(model)
     model.operations[1].history.append(1)
     assert not _same(_module_state(model)["operations.1"]["history"], before["operations.1"]["history"])
 
 
-# ------------------------------------------------------------------ parts and sizes
-def test_dense_block_initialisation() -> None:
-    block = DenseBlock(3, 9)
-    assert torch.count_nonzero(block.conv5.weight) == 0 and torch.count_nonzero(block.conv5.bias) == 0
-    assert torch.count_nonzero(block.conv1.weight) > 0
-    assert block.conv1.weight.std() < 0.1  # Xavier normal scaled by 0.1
-    assert block(torch.rand(1, 3, 5, 5)).abs().max() == 0
-
-
-def test_fresh_coupling_is_identity() -> None:
-    block = AffineCoupling(12, 3)
-    x = torch.rand(2, 12, 3, 3)
-    y, logdet = block(x)
-    assert torch.equal(y, x) and torch.equal(logdet, torch.zeros(2))
-
-
-def test_set_log_scale_scales_the_latent_branch_and_stays_invertible() -> None:
-    block = AffineCoupling(12, 3)
-    block.set_log_scale(0.9)
-    x = torch.rand(2, 12, 3, 3, dtype=torch.float64)
-    block.double()
-    y, logdet = block(x)
-    torch.testing.assert_close(y[:, :3], x[:, :3])
-    torch.testing.assert_close(y[:, 3:], x[:, 3:] * torch.exp(torch.tensor(0.9, dtype=torch.float64)))
-    torch.testing.assert_close(logdet, torch.full((2,), 0.9 * 9 * 3 * 3, dtype=torch.float64))
-    back, back_logdet = block(y, rev=True)
-    torch.testing.assert_close(back, x)
-    torch.testing.assert_close(back_logdet, -logdet)
-    with pytest.raises(ValueError, match="log-scale must be in"):
-        block.set_log_scale(1.0)
-
-
+# ------------------------------------------------------------------ sizes and the config
 @pytest.mark.parametrize(("scale", "count"), [(2, 1_667_952), (4, 4_355_136)])
 def test_parameter_counts_match_the_paper(scale: int, count: int) -> None:
     assert IRN(IRNConfig(scale=scale)).num_parameters() == count
-
-
-def test_haar_channel_order() -> None:
-    """Channel k*C + c holds sub-band k of input channel c; band 0 is the 2x2 mean."""
-    x = torch.rand(1, 3, 4, 6)
-    y, _ = HaarDownsampling(3)(x)
-    mean = x.reshape(1, 3, 2, 2, 3, 2).mean(dim=(3, 5))
-    torch.testing.assert_close(y[:, :3], mean)
-    a, b, c, d = x[..., 0::2, 0::2], x[..., 0::2, 1::2], x[..., 1::2, 0::2], x[..., 1::2, 1::2]  # [[a, b], [c, d]]
-    torch.testing.assert_close(y[:, 3:6], (a - b + c - d) / 4)  # left minus right column
-    torch.testing.assert_close(y[:, 6:9], (a + b - c - d) / 4)  # top minus bottom row
-    torch.testing.assert_close(y[:, 9:12], (a - b - c + d) / 4)  # diagonal
 
 
 def test_config_validation() -> None:
@@ -242,10 +162,7 @@ def test_config_validation() -> None:
 
 
 def test_upscale_default_latent_follows_the_files_recommendation() -> None:
-    model = IRN(IRNConfig(scale=2, blocks_per_level=(1,)))
-    with torch.no_grad():
-        for p in model.parameters():
-            p.normal_(0, 0.05)
+    model = random_irn(2, growth=32, last_std=0.05)
     lr = torch.rand(1, 3, 6, 5)
     torch.testing.assert_close(model.upscale(lr, seed=3), model.upscale(lr, z="sample", seed=3))
     assert model.recommended_z() == "sample"

@@ -1,4 +1,5 @@
-"""`irn rescale` and `irn chart` end to end through `irn.cli.main(argv)`, with a tiny random model."""
+"""`irn rescale` and `irn chart` end to end through `irn.cli.main(argv)`, with a tiny random model
+(conftest.py's `tiny_x2` file)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import identity_irn
 from PIL import Image
 from sample_images import (
     rgb_array,
@@ -21,18 +23,6 @@ from sample_images import (
 import irn
 from irn.cli.main import main
 from irn.imaging.resize import imresize
-from irn.nn import IRN, IRNConfig
-
-
-@pytest.fixture(scope="module")
-def model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny x2 IRN (one coupling block) with small random weights, saved in our format."""
-    model = IRN(IRNConfig(scale=2, blocks_per_level=(1,), growth=8))
-    gen = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.copy_(torch.randn(p.shape, generator=gen) * 0.01)
-    return irn.save(model, tmp_path_factory.mktemp("model") / "tiny_x2.pt", {"note": "random, for tests"})
 
 
 def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
@@ -60,12 +50,12 @@ def hidden_files(folder: Path) -> list[Path]:
 
 
 # ------------------------------------------------------------------ main runs
-def test_roundtrip_end_to_end(tmp_path: Path, model_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_roundtrip_end_to_end(tmp_path: Path, tiny_x2: Path, capsys: pytest.CaptureFixture[str]) -> None:
     a = save_rgb(tmp_path / "in" / "a.png", 14, 10, seed=1)
     b = save_rgb(tmp_path / "in" / "b.png", 15, 9, seed=2)  # odd size: padded, LR 8x5, cropped back
     out, summary = tmp_path / "out", tmp_path / "summary.json"
     code, stdout, stderr = run_cli(
-        ["rescale", "roundtrip", str(a), str(b), "--model", str(model_path), "-o", str(out), "--json", str(summary)],
+        ["rescale", "roundtrip", str(a), str(b), "--model", str(tiny_x2), "-o", str(out), "--json", str(summary)],
         capsys,
     )
     assert code == 0, stderr
@@ -89,13 +79,13 @@ def test_roundtrip_end_to_end(tmp_path: Path, model_path: Path, capsys: pytest.C
 
 
 def test_roundtrip_bicubic_scores_the_baseline_on_the_same_image(
-    tmp_path: Path, model_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, tiny_x2: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """--bicubic: MATLAB-style bicubic down to the model's LR size, 8-bit, up to the input size, 8-bit,
     scored like the reconstruction; printed beside it and written to the JSON (absent without the flag)."""
     src = save_rgb(tmp_path / "in" / "a.png", 15, 9, seed=3)  # odd size: LR 8x5
     summary = tmp_path / "s.json"
-    argv = ["rescale", "roundtrip", str(src), "--model", str(model_path), "-o", str(tmp_path / "o")]
+    argv = ["rescale", "roundtrip", str(src), "--model", str(tiny_x2), "-o", str(tmp_path / "o")]
     code, stdout, stderr = run_cli([*argv, "--bicubic", "--json", str(summary)], capsys)
     assert code == 0, stderr
     item = json.loads(summary.read_text())["images"][0]
@@ -116,14 +106,14 @@ def test_roundtrip_bicubic_scores_the_baseline_on_the_same_image(
 
 
 def test_an_exactly_reconstructed_image_does_not_make_the_mean_inf(
-    tmp_path: Path, model_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, tiny_x2: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     a = save_rgb(tmp_path / "a.png", 14, 10, seed=1)
     dot = tmp_path / "dot.png"
     Image.new("RGB", (1, 1), (0, 0, 0)).save(dot)
     # a fresh network is the plain Haar transform (its last convolutions are zero): with z = 0 a flat
     # image comes back exactly (PSNR inf), a textured one does not
-    haar = irn.save(IRN(IRNConfig(scale=2, blocks_per_level=(1,), growth=8)), tmp_path / "haar.pt")
+    haar = irn.save(identity_irn(2), tmp_path / "haar.pt")
     summary = tmp_path / "s.json"
     argv = ["rescale", "roundtrip", str(a), str(dot), "--model", str(haar), "-o", str(tmp_path / "o")]
     code, stdout, stderr = run_cli([*argv, "--z", "zero", "--json", str(summary)], capsys)
@@ -135,13 +125,13 @@ def test_an_exactly_reconstructed_image_does_not_make_the_mean_inf(
 
 
 def test_roundtrip_is_reproducible_with_seed_and_zero_latent(
-    tmp_path: Path, model_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, tiny_x2: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     src = save_rgb(tmp_path / "a.png")
     results = []
     for name, extra in (("s1", ["--seed", "5"]), ("s2", ["--seed", "5"]), ("zero", ["--z", "zero"])):
         code, _, err = run_cli(
-            ["rescale", "roundtrip", str(src), "--model", str(model_path), "-o", str(tmp_path / name), *extra], capsys
+            ["rescale", "roundtrip", str(src), "--model", str(tiny_x2), "-o", str(tmp_path / name), *extra], capsys
         )
         assert code == 0, err
         results.append(np.asarray(Image.open(tmp_path / name / "a_x2_rt.png")))
@@ -149,22 +139,20 @@ def test_roundtrip_is_reproducible_with_seed_and_zero_latent(
     assert not np.array_equal(results[0], results[2])
 
 
-def test_down_then_up_of_a_standalone_lr(tmp_path: Path, model_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_down_then_up_of_a_standalone_lr(tmp_path: Path, tiny_x2: Path, capsys: pytest.CaptureFixture[str]) -> None:
     src = save_rgb(tmp_path / "photo.png", 15, 9)
-    code, _, err = run_cli(
-        ["rescale", "down", str(src), "--model", str(model_path), "-o", str(tmp_path / "lr")], capsys
-    )
+    code, _, err = run_cli(["rescale", "down", str(src), "--model", str(tiny_x2), "-o", str(tmp_path / "lr")], capsys)
     assert code == 0, err
     lr = tmp_path / "lr" / "photo_x2_lr.png"
     assert Image.open(lr).size == (5, 8)  # ceil(9/2) x ceil(15/2)
     code, _, err = run_cli(
-        ["rescale", "up", str(lr), "--model", str(model_path), "-o", str(tmp_path / "hr"), "--z", "zero"], capsys
+        ["rescale", "up", str(lr), "--model", str(tiny_x2), "-o", str(tmp_path / "hr"), "--z", "zero"], capsys
     )
     assert code == 0, err
     up = tmp_path / "hr" / "photo_x2_up.png"
     assert Image.open(up).size == (10, 16)  # exactly 2x the LR
     # the files hold the model's own outputs (8-bit): what model.downscale / upscale give
-    model = irn.load(model_path)
+    model = irn.load(tiny_x2)
     with torch.no_grad():
         x = torch.from_numpy(np.asarray(Image.open(src))).permute(2, 0, 1)[None].float() / 255
         lr_expected = model.downscale(x)
@@ -175,12 +163,12 @@ def test_down_then_up_of_a_standalone_lr(tmp_path: Path, model_path: Path, capsy
     assert np.array_equal(np.asarray(Image.open(up)), to8(up_expected))
 
 
-def test_folders_recursion_and_globs(tmp_path: Path, model_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_folders_recursion_and_globs(tmp_path: Path, tiny_x2: Path, capsys: pytest.CaptureFixture[str]) -> None:
     root = tmp_path / "photos"
     save_rgb(root / "top.png")
     save_rgb(root / "sub" / "deep.png")
     (root / "readme.txt").write_text("not an image, and not picked up from a folder")
-    args = ["rescale", "down", "--model", str(model_path)]
+    args = ["rescale", "down", "--model", str(tiny_x2)]
     code, _, err = run_cli([*args, str(root), "-o", str(tmp_path / "flat")], capsys)
     assert code == 0, err
     assert sorted(p.name for p in (tmp_path / "flat").rglob("*.png")) == ["top_x2_lr.png"]
@@ -210,7 +198,7 @@ BAD_INPUTS = {
 
 @pytest.mark.parametrize("kind", list(BAD_INPUTS))
 def test_bad_input_is_reported_and_skipped(
-    kind: str, tmp_path: Path, model_path: Path, capsys: pytest.CaptureFixture[str]
+    kind: str, tmp_path: Path, tiny_x2: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     make, name, words = BAD_INPUTS[kind]
     good = save_rgb(tmp_path / "good.png", 10, 10)
@@ -224,7 +212,7 @@ def test_bad_input_is_reported_and_skipped(
             str(bad),
             str(good),
             "--model",
-            str(model_path),
+            str(tiny_x2),
             "-o",
             str(out),
             "--max-pixels",
@@ -241,18 +229,18 @@ def test_bad_input_is_reported_and_skipped(
 
 
 def test_only_bad_inputs_exit_1_and_write_nothing(
-    tmp_path: Path, model_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, tiny_x2: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     bad = tmp_path / "empty.png"
     bad.touch()
-    code, _, err = run_cli(["rescale", "down", str(bad), "--model", str(model_path), "-o", str(tmp_path / "o")], capsys)
+    code, _, err = run_cli(["rescale", "down", str(bad), "--model", str(tiny_x2), "-o", str(tmp_path / "o")], capsys)
     assert code == 1 and "empty file" in err
     assert not (tmp_path / "o").exists() or list((tmp_path / "o").iterdir()) == []
 
 
-def test_max_pixels_raises_the_limit(tmp_path: Path, model_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_max_pixels_raises_the_limit(tmp_path: Path, tiny_x2: Path, capsys: pytest.CaptureFixture[str]) -> None:
     src = save_rgb(tmp_path / "wide.png", 20, 30)  # 600 pixels
-    args = ["rescale", "down", str(src), "--model", str(model_path), "-o", str(tmp_path / "o")]
+    args = ["rescale", "down", str(src), "--model", str(tiny_x2), "-o", str(tmp_path / "o")]
     code, _, err = run_cli([*args, "--max-pixels", "599"], capsys)
     assert (
         code == 1
@@ -263,7 +251,7 @@ def test_max_pixels_raises_the_limit(tmp_path: Path, model_path: Path, capsys: p
     assert code == 0, err
     # for up the limit applies to the HR it would write: the 15x10 LR -> 30x20 = 600 pixels
     lr = tmp_path / "o" / "wide_x2_lr.png"
-    up = ["rescale", "up", str(lr), "--model", str(model_path), "-o", str(tmp_path / "u")]
+    up = ["rescale", "up", str(lr), "--model", str(tiny_x2), "-o", str(tmp_path / "u")]
     code, _, err = run_cli([*up, "--max-pixels", "599"], capsys)
     assert code == 1 and "15x10 LR would upscale to 30x20 = 600 pixels, over the limit of 599 pixels" in err
     code, _, err = run_cli([*up, "--max-pixels", "600"], capsys)
@@ -272,12 +260,12 @@ def test_max_pixels_raises_the_limit(tmp_path: Path, model_path: Path, capsys: p
 
 # ------------------------------------------------------------------ input kinds
 def test_rgba_alpha_is_carried_with_plain_bicubic(
-    tmp_path: Path, model_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, tiny_x2: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     files = write_all_modes(tmp_path / "in")
     out = tmp_path / "out"
     code, _, err = run_cli(
-        ["rescale", "roundtrip", str(files["rgba"]), "--model", str(model_path), "-o", str(out)], capsys
+        ["rescale", "roundtrip", str(files["rgba"]), "--model", str(tiny_x2), "-o", str(out)], capsys
     )
     assert code == 0, err
     lr, rt = Image.open(out / "rgba_x2_lr.png"), Image.open(out / "rgba_x2_rt.png")
@@ -306,13 +294,13 @@ def test_converted_inputs_say_so(
     note: str,
     lr_size: tuple[int, int],
     tmp_path: Path,
-    model_path: Path,
+    tiny_x2: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     src = write_all_modes(tmp_path / "in")[kind]
     out, summary = tmp_path / "out", tmp_path / "s.json"
     code, _, err = run_cli(
-        ["rescale", "down", str(src), "--model", str(model_path), "-o", str(out), "--json", str(summary)], capsys
+        ["rescale", "down", str(src), "--model", str(tiny_x2), "-o", str(out), "--json", str(summary)], capsys
     )
     assert code == 0, err
     assert f"{src}: note: {note}" in err
@@ -322,10 +310,10 @@ def test_converted_inputs_say_so(
 
 
 # ------------------------------------------------------------------ outputs
-def test_skip_existing_resumes(tmp_path: Path, model_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_skip_existing_resumes(tmp_path: Path, tiny_x2: Path, capsys: pytest.CaptureFixture[str]) -> None:
     a, b = save_rgb(tmp_path / "in" / "a.png", seed=1), save_rgb(tmp_path / "in" / "b.png", seed=2)
     out, summary = tmp_path / "out", tmp_path / "s.json"
-    args = ["rescale", "roundtrip", str(tmp_path / "in"), "--model", str(model_path), "-o", str(out)]
+    args = ["rescale", "roundtrip", str(tmp_path / "in"), "--model", str(tiny_x2), "-o", str(out)]
     assert run_cli(args, capsys)[0] == 0
     sentinel = rgb_array(14, 10, seed=9)
     Image.fromarray(sentinel).save(out / "a_x2_rt.png")  # a finished output the resumed run must keep
@@ -343,12 +331,12 @@ def test_skip_existing_resumes(tmp_path: Path, model_path: Path, capsys: pytest.
     assert skipped["psnr_y"] == pytest.approx(expected[0], abs=1e-3)
 
 
-def test_never_overwrites_an_input(tmp_path: Path, model_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_never_overwrites_an_input(tmp_path: Path, tiny_x2: Path, capsys: pytest.CaptureFixture[str]) -> None:
     folder = tmp_path / "pics"
     lr = save_rgb(folder / "photo_x2_lr.png", 6, 5, seed=1)
     up = save_rgb(folder / "photo_x2_up.png", 12, 10, seed=2)  # `up` of photo_x2_lr.png writes this name
     before = {p: p.read_bytes() for p in (lr, up)}
-    code, _, err = run_cli(["rescale", "up", str(lr), str(up), "--model", str(model_path), "-o", str(folder)], capsys)
+    code, _, err = run_cli(["rescale", "up", str(lr), str(up), "--model", str(tiny_x2), "-o", str(folder)], capsys)
     assert code == 2
     assert err.strip() == f"irn: error: output {up} would overwrite the input {up}; choose another -o"
     assert {p: p.read_bytes() for p in (lr, up)} == before
@@ -357,31 +345,31 @@ def test_never_overwrites_an_input(tmp_path: Path, model_path: Path, capsys: pyt
     out = tmp_path / "out"
     for json_path, what in ((lr, f"the input {lr}"), (out / "photo_x2_up.png", "the image output")):
         code, _, err = run_cli(
-            ["rescale", "up", str(lr), "--model", str(model_path), "-o", str(out), "--json", str(json_path)], capsys
+            ["rescale", "up", str(lr), "--model", str(tiny_x2), "-o", str(out), "--json", str(json_path)], capsys
         )
         assert code == 2 and err.startswith(f"irn: error: --json {json_path} is {what}"), err
     assert {p: p.read_bytes() for p in (lr, up)} == before and not out.exists()
 
 
 def test_two_inputs_one_output_name_is_refused(
-    tmp_path: Path, model_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, tiny_x2: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     a = save_rgb(tmp_path / "x.png")
     b = tmp_path / "x.bmp"
     Image.fromarray(rgb_array()).save(b)
     code, _, err = run_cli(
-        ["rescale", "down", str(a), str(b), "--model", str(model_path), "-o", str(tmp_path / "o")], capsys
+        ["rescale", "down", str(a), str(b), "--model", str(tiny_x2), "-o", str(tmp_path / "o")], capsys
     )
     assert code == 2 and "would both be written to" in err
     assert not (tmp_path / "o").exists()
 
 
 @pytest.mark.parametrize("fmt", ["jpg", "webp"])
-def test_lossy_lr_format_warns(fmt: str, tmp_path: Path, model_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_lossy_lr_format_warns(fmt: str, tmp_path: Path, tiny_x2: Path, capsys: pytest.CaptureFixture[str]) -> None:
     src = save_rgb(tmp_path / "a.png")
     out = tmp_path / "out"
     code, stdout, err = run_cli(
-        ["rescale", "roundtrip", str(src), "--model", str(model_path), "-o", str(out), "--format", fmt], capsys
+        ["rescale", "roundtrip", str(src), "--model", str(tiny_x2), "-o", str(out), "--format", fmt], capsys
     )
     assert code == 0, err
     assert "warning" in err and "does not survive lossy compression well" in err
@@ -389,9 +377,9 @@ def test_lossy_lr_format_warns(fmt: str, tmp_path: Path, model_path: Path, capsy
     assert (out / "a_x2_rt.png").is_file() and "PSNR-Y" in stdout
 
 
-def test_png_lr_does_not_warn(tmp_path: Path, model_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_png_lr_does_not_warn(tmp_path: Path, tiny_x2: Path, capsys: pytest.CaptureFixture[str]) -> None:
     src = save_rgb(tmp_path / "a.png")
-    code, _, err = run_cli(["rescale", "down", str(src), "--model", str(model_path), "-o", str(tmp_path / "o")], capsys)
+    code, _, err = run_cli(["rescale", "down", str(src), "--model", str(tiny_x2), "-o", str(tmp_path / "o")], capsys)
     assert code == 0 and "warning" not in err
 
 
@@ -405,10 +393,10 @@ def test_png_lr_does_not_warn(tmp_path: Path, model_path: Path, capsys: pytest.C
     ],
 )
 def test_user_mistakes_are_one_line_exit_2(
-    extra: list[str], words: str, tmp_path: Path, model_path: Path, capsys: pytest.CaptureFixture[str]
+    extra: list[str], words: str, tmp_path: Path, tiny_x2: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     src = save_rgb(tmp_path / "a.png")
-    args = ["rescale", "down", str(src), "--model", str(model_path), "-o", str(tmp_path / "o"), *extra]
+    args = ["rescale", "down", str(src), "--model", str(tiny_x2), "-o", str(tmp_path / "o"), *extra]
     code, _, err = run_cli(args, capsys)
     assert code == 2
     assert err.startswith("irn: error: ") and words in err
@@ -441,7 +429,7 @@ def test_argument_errors_are_one_line_exit_2(
 
 
 def test_outputs_that_cannot_be_written_are_refused_before_any_work(
-    tmp_path: Path, model_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, tiny_x2: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     src = save_rgb(tmp_path / "a.png")
     before = src.read_bytes()
@@ -451,7 +439,7 @@ def test_outputs_that_cannot_be_written_are_refused_before_any_work(
         (["-o", str(tmp_path / "o"), "--json", str(tmp_path)], f"--json {tmp_path}: is a folder, expected a file"),
     ]
     for extra, words in cases:
-        code, _, err = run_cli(["rescale", "down", str(src), "--model", str(model_path), *extra], capsys)
+        code, _, err = run_cli(["rescale", "down", str(src), "--model", str(tiny_x2), *extra], capsys)
         assert code == 2 and err.strip() == f"irn: error: {words}", err
     assert not (tmp_path / "o").exists() and src.read_bytes() == before
 
@@ -529,17 +517,17 @@ def test_device_defaults_to_auto_in_every_command(command: str) -> None:
 
 
 def test_z_auto_follows_the_checkpoint_recommendation(
-    tmp_path: Path, model_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, tiny_x2: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """--z auto (the default) decodes with the latent the checkpoint's metadata recommends."""
-    model, _ = irn.zoo.load_checkpoint(model_path)
+    model, _ = irn.zoo.load_checkpoint(tiny_x2)
     zero_path = irn.save(model, tmp_path / "zero.pt", {"recommended_z": "zero"})
     src = save_rgb(tmp_path / "in" / "a.png", 12, 12, seed=3)
     results = {}
     for name, path, extra in (
         ("auto-zero", zero_path, []),
-        ("explicit-zero", model_path, ["--z", "zero"]),
-        ("auto-none", model_path, []),
+        ("explicit-zero", tiny_x2, ["--z", "zero"]),
+        ("auto-none", tiny_x2, []),
     ):
         summary = tmp_path / f"{name}.json"
         out = tmp_path / name

@@ -12,12 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import shared_path
+from helpers import random_irn, shared_path
 from PIL import Image
 
 from irn.cli.main import main
 from irn.experiments.craft import attack, detect, resizers, solver
-from irn.nn.network import IRN, IRNConfig
+from irn.nn.network import IRN
 
 HAS_CV2 = importlib.util.find_spec("cv2") is not None
 NO_CV2 = "OpenCV (the 'opencv' extra, opencv-python-headless) is not installed"
@@ -161,13 +161,9 @@ def test_boxed_solver_matches_dykstra_projection() -> None:
 
 
 def _tiny_irn(seed: int = 0) -> IRN:
-    torch.manual_seed(seed)
-    model = IRN(IRNConfig(scale=2, blocks_per_level=(2,), growth=8))
-    with torch.no_grad():  # a fresh IRN is the Haar transform; make the couplings do something
-        for name, p in model.named_parameters():
-            if "conv5" in name:
-                p.normal_(0, 0.05)
-    return model.eval().requires_grad_(False)
+    """Two coupling blocks as a fresh IRN has them (the Haar transform) but with random last
+    convolutions, N(0, 0.05), so that the couplings do something; frozen."""
+    return random_irn(2, 2, std=None, last_std=0.05, seed=seed).requires_grad_(False)
 
 
 def test_irn_downscale_craft_reaches_the_target() -> None:

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from helpers import REPO, random_irn
 from PIL import Image
 
 from irn.cli.main import main
@@ -28,8 +29,6 @@ from irn.train.callbacks import AtomicCheckpointIO
 from irn.train.config import ConfigError, config_from_dict, load_config
 from irn.train.export import export_checkpoint
 from irn.train.module import IRNLightning, lr_factor
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def write_images(folder: Path, n: int = 4, size: tuple[int, int] = (40, 48)) -> Path:
@@ -793,12 +792,9 @@ def test_ddp_two_cpu_processes_keep_identical_parameters(tmp_path: Path) -> None
 
 
 def test_init_from_a_smaller_scale_fills_the_first_levels(tmp_path: Path) -> None:
-    from irn.nn.network import IRN, IRNConfig
     from irn.zoo import save
 
-    x2 = IRN(IRNConfig(scale=2, blocks_per_level=(1,), growth=8))
-    for p in x2.parameters():
-        torch.nn.init.normal_(p, std=0.01)
+    x2 = random_irn(2, std=0.01, last_std=0.01)
     save(x2, tmp_path / "x2.pt", {})
     raw = {"model": {"scale": 4, "blocks_per_level": [1, 1], "growth": 8, "init_from": str(tmp_path / "x2.pt")}}
     x4 = IRNLightning(config_from_dict(raw)).model

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import identity_irn
 from PIL import Image
 from sample_images import (
     rgb_array,
@@ -215,13 +216,12 @@ def test_atomic_writes_keep_the_umask_permissions_and_lose_nothing(tmp_path: Pat
     import irn
     from irn.eval.report import write_report
     from irn.imaging.io import write_json
-    from irn.nn import IRN, IRNConfig
     from irn.train.callbacks import AtomicCheckpointIO
 
     old = os.umask(0o022)
     try:
         written = [
-            irn.save(IRN(IRNConfig(scale=2, blocks_per_level=(1,), growth=4)), tmp_path / "m.pt"),
+            irn.save(identity_irn(growth=4), tmp_path / "m.pt"),
             write_image(torch.rand(3, 8, 8), tmp_path / "a.png"),
         ]
         AtomicCheckpointIO().save_checkpoint({"w": torch.ones(2)}, tmp_path / "c.ckpt")

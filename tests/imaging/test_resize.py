@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import shared_path
+from helpers import shared_path
 from PIL import Image
 
 from irn.imaging.io import read_image

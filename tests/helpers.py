@@ -1,0 +1,85 @@
+"""What the tests share besides fixtures: the repository's paths, the ../shared data folder and the
+one tiny-model factory. Test modules import these from here
+(``from helpers import random_irn``); tests/conftest.py holds the fixtures built on them.
+
+The test folders mirror ``irn/`` and have no ``__init__.py``: pytest puts tests/ (the folder of
+conftest.py and of this module) on ``sys.path``, and test modules are imported by their file name,
+so every test file's name is unique across the tree."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+from torch import Tensor, nn
+
+from irn.nn import IRN, IRNConfig
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+LEVELS = {2: 1, 4: 2, 8: 3}  # Haar levels (coupling stages) per scale
+
+
+def shared_path(*parts: str) -> Path:
+    """A path under ../shared, or skip the test with a reason if it is missing."""
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"needs {path} (the ../shared data folder beside the checkout), which is absent")
+    return path
+
+
+def randomise(module: nn.Module, std: float | None = 0.05, last_std: float | None = 0.02, seed: int = 0) -> nn.Module:
+    """``module`` with random weights, in place: each parameter in turn drawn from N(0, ``std``), those
+    of the dense blocks' last convolutions (``conv5``, which a fresh IRN zeroes so that every coupling
+    block is the identity) from N(0, ``last_std``), all from one generator seeded with ``seed``.
+    ``None`` leaves those parameters as they are and draws nothing for them."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in module.named_parameters():
+            spread = last_std if "conv5" in name.split(".") else std
+            if spread is not None:
+                p.copy_(torch.randn(p.shape, generator=gen) * spread)
+    return module
+
+
+def random_irn(
+    scale: int = 2,
+    blocks: int | tuple[int, ...] = 1,
+    growth: int = 8,
+    *,
+    std: float | None = 0.05,
+    last_std: float | None = 0.02,
+    seed: int = 0,
+    dtype: torch.dtype = torch.float32,
+) -> IRN:
+    """The tests' tiny model: an :class:`irn.IRN` in eval mode with ``blocks`` coupling blocks per
+    level (one number for every level, or one per level) and dense blocks ``growth`` channels wide.
+
+    By default every weight is random (:func:`randomise`), the zero-initialised last convolutions
+    too, so that every block changes its input. ``std=None`` keeps the network's own initialisation
+    (made under ``torch.manual_seed(seed)``, without touching the global generator) and randomises
+    only the last convolutions; :func:`identity_irn` keeps all of it."""
+    per_level = (blocks,) * LEVELS[scale] if isinstance(blocks, int) else tuple(blocks)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = IRN(IRNConfig(scale=scale, blocks_per_level=per_level, growth=growth))
+    randomise(model, std, last_std, seed)
+    return model.eval().to(dtype)
+
+
+def identity_irn(scale: int = 2, blocks: int | tuple[int, ...] = 1, growth: int = 8, seed: int = 0) -> IRN:
+    """A fresh IRN, as its constructor initialises it: every coupling block's last convolution is zero,
+    so the couplings are the identity and the network is the plain Haar transform."""
+    return random_irn(scale, blocks, growth, std=None, last_std=None, seed=seed)
+
+
+def autograd_logdet(fn: Callable[[Tensor], tuple[Tensor, Tensor]], x: Tensor) -> Tensor:
+    """log |det J| of ``fn`` (whose first output is the transformed tensor) at ``x``, by autograd."""
+    jac = torch.autograd.functional.jacobian(
+        lambda v: fn(v.reshape(x.shape))[0].reshape(-1), x.reshape(-1), vectorize=True
+    )
+    sign, logabs = torch.linalg.slogdet(jac)
+    assert sign != 0
+    return logabs
