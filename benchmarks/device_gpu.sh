@@ -12,7 +12,7 @@ out=${OUT:-out/device}
 mkdir -p "$out"
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
 nvidia-smi > "$out/nvidia-smi.txt" 2>&1
-python3 -m pytest -q -p no:cacheprovider --continue-on-collection-errors tests/test_performance.py tests/eval/test_metrics.py tests/imaging/test_resize.py \
+python3 -m pytest -q -p no:cacheprovider --continue-on-collection-errors tests/nn/test_fast_backends.py tests/eval/test_metrics.py tests/imaging/test_resize.py \
     -k "cuda or gpu or accelerated" 2>&1 | tail -20 > "$out/cuda_tests.txt"
 python3 benchmarks/run.py --only gpu --gpu-scales "$scale" --train-dir datasets/SunHays80 \
     --val-dir datasets/Set5/HR --json "$out/gpu_x$scale.json" 2>&1 | tee "$out/gpu_x$scale.log" | tail -40

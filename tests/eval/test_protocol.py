@@ -122,7 +122,7 @@ def test_eval_irn_checkpoint_with_draws(tmp_path: Path, tiny_model: tuple[Path, 
 
     # the figures are those of a direct computation: modcrop, downscale, upscale with seeds 0 and 1, 8-bit,
     # by the implementation irn.pipeline runs on a CPU (the fast path; pinned to the plain model in
-    # test_performance: this random model's huge values make fp32 rounding visible in its PSNR)
+    # tests/nn/test_fast_backends.py: this random model's huge values make fp32 rounding visible in its PSNR)
     from irn.imaging.io import read_image
     from irn.imaging.resize import imresize
     from irn.pipeline import for_inference

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import shared_path
+from helpers import random_irn, shared_path
 
 from irn.imaging.tiling import spans
-from irn.nn import IRN, IRNConfig
 from irn.nn.fast import (
     AcceleratorOptions,
     FastIRN,
@@ -19,18 +18,6 @@ from irn.nn.fast import (
 from irn.zoo import load_checkpoint
 
 TOL = 1e-4
-
-
-def random_irn(scale: int, blocks: int = 2, growth: int = 32, seed: int = 0) -> IRN:
-    """An IRN whose every weight (the zero-initialised last convolutions too) is random, so that
-    every block changes its input."""
-    levels = {2: 1, 4: 2, 8: 3}[scale]
-    model = IRN(IRNConfig(scale=scale, blocks_per_level=(blocks,) * levels, growth=growth)).eval()
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            p.copy_(torch.randn(p.shape, generator=gen) * (0.02 if "conv5" in name else 0.05))
-    return model
 
 
 BACKENDS = [
