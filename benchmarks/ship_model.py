@@ -132,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
             summary["shipped"] = False
             print(json.dumps(summary, indent=1))
             return 1
+        mine = None
         if target.exists() and not args.force:
             mine = evaluate(str(candidate), scale, "sample", ["Set5", "Set14"], work / "mine.json", args.draws)
             theirs = evaluate(str(target), scale, "sample", ["Set5", "Set14"], work / "theirs.json", args.draws)
@@ -148,7 +149,9 @@ def main(argv: list[str] | None = None) -> int:
         figures = {
             "bicubic": bicubic,
             "z0": evaluate(str(target), scale, "zero", ["Set5", "Set14"], work / "z0.json"),
-            "sample": evaluate(str(target), scale, "sample", ["Set5", "Set14"], work / "sample.json", args.draws),
+            # the candidate's sampled figures were measured above: the same file, the same protocol
+            "sample": mine
+            or evaluate(str(target), scale, "sample", ["Set5", "Set14"], work / "sample.json", args.draws),
         }
         (REPO / "checkpoints" / f"irn_{args.name}_eval.json").write_text(json.dumps(figures, indent=1) + "\n")
         if args.run_dir:
