@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import re
 import stat
-import sys
 import tempfile
 import time
 import zipfile
@@ -21,6 +20,7 @@ from typing import Literal
 
 from tqdm import tqdm
 
+from irn.datasets.progress import byte_bar
 from irn.errors import IRNError
 
 CHUNK_BYTES = 1 << 20  # bytes copied at a time from a member to its file
@@ -124,16 +124,7 @@ def extract_zip(path: Path, root: Path, *, progress: bool = False) -> int:
             planned = plan_extraction(archive, root)
             root.mkdir(parents=True, exist_ok=True)
             files = [member for member in planned if member.kind == "file"]
-            with tqdm(
-                total=sum(member.info.file_size for member in files),
-                desc=f"extracting {path.name}",
-                unit="B",
-                unit_scale=True,
-                file=sys.stderr,
-                disable=not progress,
-                dynamic_ncols=True,
-                mininterval=0.5,
-            ) as bar:
+            with byte_bar(sum(member.info.file_size for member in files), f"extracting {path.name}", progress) as bar:
                 for member in planned:
                     destination = Path(root_real, *member.parts)
                     if member.kind == "dir":

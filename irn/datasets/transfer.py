@@ -19,9 +19,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from tqdm import tqdm
-
 from irn._version import __version__
+from irn.datasets.progress import byte_bar
 from irn.datasets.registry import Checksum
 from irn.errors import IRNError
 
@@ -140,17 +139,7 @@ def _transfer(url: str, part: Path, dest: Path, expected_size: int | None, optio
         done = offset
         with (
             part.open(mode) as sink,
-            tqdm(
-                total=total,
-                initial=offset,
-                desc=dest.name,
-                unit="B",
-                unit_scale=True,
-                file=sys.stderr,
-                disable=not options.progress,
-                dynamic_ncols=True,
-                mininterval=0.5,
-            ) as bar,
+            byte_bar(total, dest.name, options.progress, initial=offset) as bar,
         ):
             while True:
                 try:
@@ -208,16 +197,7 @@ def file_digest(path: Path, algorithm: str, *, progress: bool = False) -> str:
     digest = hashlib.new(algorithm)
     with (
         path.open("rb") as source,
-        tqdm(
-            total=path.stat().st_size,
-            desc=f"verifying {path.name}",
-            unit="B",
-            unit_scale=True,
-            file=sys.stderr,
-            disable=not progress,
-            dynamic_ncols=True,
-            mininterval=0.5,
-        ) as bar,
+        byte_bar(path.stat().st_size, f"verifying {path.name}", progress) as bar,
     ):
         while chunk := source.read(CHUNK_BYTES):
             digest.update(chunk)

@@ -263,11 +263,10 @@ def _model_and_optimizer(path: Path) -> tuple[dict[str, torch.Tensor], list[torc
     return ckpt["state_dict"], opt_state, int(ckpt["global_step"])
 
 
-def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path: Path) -> None:
-    raw = tiny_config(tmp_path, trainer={"max_steps": 100000, "run_dir": str(tmp_path / "killed")})
-    cfg_path = write_config(tmp_path, raw)
+def start_training(cfg_path: Path) -> subprocess.Popen[str]:
+    """``irn train --config cfg_path`` in a child process (stderr piped, one thread)."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(
+    return subprocess.Popen(
         [sys.executable, "-m", "irn.cli", "train", "--config", str(cfg_path)],
         cwd=REPO,
         env=env,
@@ -275,6 +274,12 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path: Path) -> Non
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path: Path) -> None:
+    raw = tiny_config(tmp_path, trainer={"max_steps": 100000, "run_dir": str(tmp_path / "killed")})
+    cfg_path = write_config(tmp_path, raw)
+    proc = start_training(cfg_path)
     last = tmp_path / "killed" / "checkpoints" / "last.ckpt"
     killed_at = 0
     deadline = time.monotonic() + 180
@@ -321,15 +326,7 @@ def test_a_signal_stops_training_writes_last_and_says_how_to_continue(tmp_path: 
     signum, code, name = signal.SIGTERM, 143, "SIGTERM"
     raw = tiny_config(tmp_path, trainer={"max_steps": 100000, "checkpoint_every_n_steps": 1000})
     cfg_path = write_config(tmp_path, raw)
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "irn.cli", "train", "--config", str(cfg_path)],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = start_training(cfg_path)
     metrics = tmp_path / "run" / "csv" / "version_0" / "metrics.csv"
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline and proc.poll() is None and not metrics.is_file():
