@@ -8,6 +8,7 @@ so every test file's name is unique across the tree."""
 
 from __future__ import annotations
 
+import types
 from collections.abc import Callable
 from pathlib import Path
 
@@ -83,3 +84,15 @@ def autograd_logdet(fn: Callable[[Tensor], tuple[Tensor, Tensor]], x: Tensor) ->
     sign, logabs = torch.linalg.slogdet(jac)
     assert sign != 0
     return logabs
+
+
+def public_names(module: object) -> set[str]:
+    """The public names a module defines itself (not what it imports: modules, other modules' names)."""
+    names = {
+        name
+        for name, value in vars(module).items()
+        if not name.startswith("_")
+        and not isinstance(value, types.ModuleType)
+        and getattr(value, "__module__", module.__name__) == module.__name__  # type: ignore[attr-defined]
+    }
+    return names - {"annotations"}

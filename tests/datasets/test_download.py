@@ -12,13 +12,13 @@ import re
 import socket
 import stat
 import threading
-import types
 import zipfile
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from helpers import public_names
 
 from irn.cli.main import main
 from irn.datasets import download, registry
@@ -443,14 +443,7 @@ def test_the_package_re_exports_every_public_name_of_its_modules() -> None:
     from irn.datasets import archive, transfer
 
     for module in (registry, transfer, archive, download):
-        public = {
-            name
-            for name, value in vars(module).items()
-            if not name.startswith("_")
-            and not isinstance(value, types.ModuleType)
-            and getattr(value, "__module__", module.__name__) == module.__name__
-        }
-        public -= {"annotations"}
+        public = public_names(module)
         missing = sorted(name for name in public if name not in package.__all__)
         assert not missing, f"{module.__name__}: {missing}"
         for name in public:

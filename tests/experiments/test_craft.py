@@ -6,13 +6,12 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
-import types
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from helpers import random_irn, shared_path
+from helpers import public_names, random_irn, shared_path
 from PIL import Image
 
 from irn.cli.main import main
@@ -341,14 +340,7 @@ def test_the_package_re_exports_every_public_name_of_its_modules() -> None:
     import irn.experiments.craft as package
 
     for module in (resizers, solver, attack, detect):
-        public = {
-            name
-            for name, value in vars(module).items()
-            if not name.startswith("_")
-            and not isinstance(value, types.ModuleType)
-            and getattr(value, "__module__", module.__name__) == module.__name__
-        }
-        public -= {"annotations"}
+        public = public_names(module)
         missing = sorted(name for name in public if name not in package.__all__)
         assert not missing, f"{module.__name__}: {missing}"
         for name in public:
