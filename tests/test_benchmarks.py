@@ -22,10 +22,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import REPO
+from helpers import REPO, random_irn
 
 from benchmarks import common, paper_anchor, run, training
-from irn.nn import IRN, IRNConfig
+from irn.nn import IRN
 
 BENCHMARKS = REPO / "benchmarks"
 
@@ -81,18 +81,9 @@ def anchor_module(paper_checkout: Path) -> Iterator[object]:
             del sys.modules[name]
 
 
-def _seeded_model(scale: int) -> IRN:
-    model = IRN(IRNConfig(scale=scale, blocks_per_level=(1,) * (scale // 2)))
-    gen = torch.Generator().manual_seed(scale)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.copy_(torch.randn(p.shape, generator=gen) * 0.02)
-    return model
-
-
 def test_paper_model_runs_the_checkout_with_our_weights(anchor_module: object, paper_checkout: Path) -> None:
     code = anchor_module.load_paper_code(paper_checkout)  # type: ignore[attr-defined]
-    model = _seeded_model(4).eval()
+    model = random_irn(4, growth=32, std=0.02, seed=4)
     paper = anchor_module.PaperModel(code, model)  # type: ignore[attr-defined]
     hr = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
@@ -108,7 +99,7 @@ def test_paper_model_runs_the_checkout_with_our_weights(anchor_module: object, p
 
 def test_paper_training_step_is_the_papers_objective(anchor_module: object, paper_checkout: Path) -> None:
     code = anchor_module.load_paper_code(paper_checkout)  # type: ignore[attr-defined]
-    model = _seeded_model(2)
+    model = random_irn(2, growth=32, std=0.02, seed=2)
     hr = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(2))
     lr_ref = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(3))
     step, net = anchor_module.paper_training_step(code, model, hr, lr_ref, (4.0, 1.0, 0.5), 1e-6)  # type: ignore[attr-defined]
