@@ -24,13 +24,14 @@ from irn.errors import InputError, IRNError
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time the names load lazily
     from irn.api import downscale_image, roundtrip_image, upscale_image
-    from irn.nn.network import IRN, IRNConfig
+    from irn.nn.network import IRN, IRNColor, IRNConfig
     from irn.zoo import CheckpointError, load, save
 
 #: public name -> the module that defines it
 _EXPORTS = {
     "IRN": "irn.nn.network",
     "IRNConfig": "irn.nn.network",
+    "IRNColor": "irn.nn.network",
     "CheckpointError": "irn.zoo",
     "load": "irn.zoo",
     "save": "irn.zoo",
@@ -70,6 +71,7 @@ _SUBMODULES = {
 __all__ = [
     "IRN",
     "CheckpointError",
+    "IRNColor",
     "IRNConfig",
     "IRNError",
     "InputError",

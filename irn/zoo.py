@@ -10,7 +10,9 @@ code (an arbitrary pickle) is refused, never executed.
 
 Official files (``torch.save(net.state_dict())`` from the paper's code, keys
 ``operations.N.haar_weights`` / ``operations.N.F.conv1.weight`` ..., optionally under a
-``module.`` prefix) are recognised by their keys; the architecture is inferred from them.
+``module.`` prefix) are recognised by their keys; the architecture is inferred from them: Haar
+levels (x2/x4/x8), the x3 model's learnable downsampling (``operations.0.conv_weights`` of shape
+(s², s²)) and IRN-Color's colour transform (``operations.0.conv_weights`` (3, 3), couplings split 1).
 
 Shipped models (``irn.load("x2")``) are looked up, in order, in ``$IRN_CHECKPOINT_DIR``,
 in ``irn/checkpoints/`` inside an installed wheel, and in ``checkpoints/`` beside the
@@ -19,6 +21,7 @@ package in a source checkout.
 
 from __future__ import annotations
 
+import math
 import os
 import pickle
 import re
@@ -34,7 +37,7 @@ from irn._version import __version__
 from irn.errors import InputError, IRNError
 from irn.imaging.io import atomic_write
 from irn.nn.fast import FastIRN, fast_or_plain, return_freed_memory_promptly
-from irn.nn.network import IRN, IRNConfig
+from irn.nn.network import IRN, IRNConfig, build_network
 
 FORMAT = "irn"
 FORMAT_VERSION = 1
@@ -44,6 +47,7 @@ SHIPPED: dict[str, str] = {"x2": "irn_x2.pt", "x4": "irn_x4.pt"}
 
 _HAAR_KEY = re.compile(r"^operations\.(\d+)\.haar_weights$")
 _BLOCK_KEY = re.compile(r"^operations\.(\d+)\.F\.conv1\.weight$")
+_LINEAR_KEY = "operations.0.conv_weights"  # the x3 downsampling or IRN-Color's colour transform
 
 
 class CheckpointError(IRNError):
@@ -129,10 +133,36 @@ def _strip_prefix(state: Mapping[str, Any]) -> dict[str, Any]:
     return dict(state)
 
 
+def _blocks_and_growth(state: Mapping[str, Tensor]) -> tuple[list[int], int]:
+    blocks = sorted(int(m.group(1)) for k in state if (m := _BLOCK_KEY.match(k)))
+    growth = int(state[f"operations.{blocks[0]}.F.conv1.weight"].shape[0]) if blocks else 32
+    return blocks, growth
+
+
+def _infer_linear(state: Mapping[str, Tensor]) -> IRNConfig:
+    """The x3 model (M of shape (s², s²)) or IRN-Color (a (3, 3) colour matrix, couplings split 1)."""
+    weights = state[_LINEAR_KEY]
+    if weights.dim() != 2 or weights.shape[0] != weights.shape[1]:
+        raise ValueError(f"{_LINEAR_KEY} has shape {tuple(weights.shape)}, not a square matrix")
+    n = int(weights.shape[0])
+    blocks, growth = _blocks_and_growth(state)
+    if blocks != list(range(1, len(blocks) + 1)):
+        raise ValueError("the coupling blocks do not follow operations.0 one after another")
+    split = int(state[f"operations.{blocks[0]}.F.conv5.weight"].shape[0]) if blocks else 3
+    scale = math.isqrt(n)
+    if n == 3 and split == 1:
+        return IRNConfig(kind="color", scale=1, blocks_per_level=(len(blocks),), in_channels=3, growth=growth)
+    if scale * scale != n or scale < 2:
+        raise ValueError(f"{_LINEAR_KEY} is {n}x{n}: neither a colour transform (3x3) nor s²xs² downsampling")
+    return IRNConfig(kind="conv", scale=scale, blocks_per_level=(len(blocks),), in_channels=split, growth=growth)
+
+
 def infer_config(state: Mapping[str, Tensor]) -> IRNConfig:
     """Architecture of an official state dict, from its keys and shapes."""
+    if _LINEAR_KEY in state:
+        return _infer_linear(state)
     haar = sorted(int(m.group(1)) for k in state if (m := _HAAR_KEY.match(k)))
-    blocks = sorted(int(m.group(1)) for k in state if (m := _BLOCK_KEY.match(k)))
+    blocks, growth = _blocks_and_growth(state)
     if not haar:
         raise ValueError("no 'operations.N.haar_weights' key")
     if haar[0] != 0:
@@ -142,14 +172,11 @@ def infer_config(state: Mapping[str, Tensor]) -> IRNConfig:
     if len(haar) not in (1, 2, 3):
         raise ValueError(f"{len(haar)} Haar levels; IRN has 1, 2 or 3 (scale 2, 4, 8)")
     in_channels = state["operations.0.haar_weights"].shape[0] // 4
-    growth = 32
-    if blocks:
-        growth = int(state[f"operations.{blocks[0]}.F.conv1.weight"].shape[0])
     return IRNConfig(scale=2 ** len(haar), blocks_per_level=tuple(per_level), in_channels=in_channels, growth=growth)
 
 
 def _build(path: Path, config: IRNConfig, state: Mapping[str, Tensor]) -> IRN:
-    model = IRN(config)
+    model = build_network(config)
     expected = model.state_dict()
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
@@ -196,9 +223,10 @@ def load_checkpoint(path: str | os.PathLike[str]) -> tuple[IRN, dict[str, Any]]:
         return _build(path, config, state), meta
     state = obj.get("state_dict", obj) if "state_dict" in obj and isinstance(obj.get("state_dict"), Mapping) else obj
     state = _strip_prefix(state)
-    if not any(_HAAR_KEY.match(str(k)) for k in state):
+    if not any(_HAAR_KEY.match(str(k)) for k in state) and _LINEAR_KEY not in state:
         raise CheckpointError(
-            f"{path}: not an IRN checkpoint (no irn metadata and no official 'operations.N.haar_weights' keys)"
+            f"{path}: not an IRN checkpoint (no irn metadata and no official 'operations.N.haar_weights' "
+            f"or '{_LINEAR_KEY}' keys)"
         )
     try:
         config = infer_config(state)

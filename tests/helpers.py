@@ -16,7 +16,7 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from irn.nn import IRN, IRNConfig
+from irn.nn import IRN, IRNConfig, build_network
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -35,13 +35,16 @@ def randomise(module: nn.Module, std: float | None = 0.05, last_std: float | Non
     """``module`` with random weights, in place: each parameter in turn drawn from N(0, ``std``), those
     of the dense blocks' last convolutions (``conv5``, which a fresh IRN zeroes so that every coupling
     block is the identity) from N(0, ``last_std``), all from one generator seeded with ``seed``.
-    ``None`` leaves those parameters as they are and draws nothing for them."""
+    ``None`` leaves those parameters as they are and draws nothing for them. The learnable linear maps
+    (``conv_weights``: the x3 downsampling, IRN-Color's colour matrix) get the noise added to their start
+    instead, so that they stay invertible and well conditioned."""
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, p in module.named_parameters():
             spread = last_std if "conv5" in name.split(".") else std
             if spread is not None:
-                p.copy_(torch.randn(p.shape, generator=gen) * spread)
+                noise = torch.randn(p.shape, generator=gen) * spread
+                p.copy_(p + noise if name.endswith("conv_weights") else noise)
     return module
 
 
@@ -54,6 +57,7 @@ def random_irn(
     last_std: float | None = 0.02,
     seed: int = 0,
     dtype: torch.dtype = torch.float32,
+    kind: str = "haar",
 ) -> IRN:
     """The tests' tiny model: an :class:`irn.IRN` in eval mode with ``blocks`` coupling blocks per
     level (one number for every level, or one per level) and dense blocks ``growth`` channels wide.
@@ -61,11 +65,14 @@ def random_irn(
     By default every weight is random (:func:`randomise`), the zero-initialised last convolutions
     too, so that every block changes its input. ``std=None`` keeps the network's own initialisation
     (made under ``torch.manual_seed(seed)``, without touching the global generator) and randomises
-    only the last convolutions; :func:`identity_irn` keeps all of it."""
-    per_level = (blocks,) * LEVELS[scale] if isinstance(blocks, int) else tuple(blocks)
+    only the last convolutions; :func:`identity_irn` keeps all of it. ``kind`` "conv" (the x3 model's
+    learnable downsampling, any scale) and "color" (IRN-Color, scale 1) build the other networks of the
+    family, with one stage of couplings."""
+    levels = LEVELS[scale] if kind == "haar" else 1
+    per_level = (blocks,) * levels if isinstance(blocks, int) else tuple(blocks)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = IRN(IRNConfig(scale=scale, blocks_per_level=per_level, growth=growth))
+        model = build_network(IRNConfig(scale=scale, blocks_per_level=per_level, growth=growth, kind=kind))  # type: ignore[arg-type]
     randomise(model, std, last_std, seed)
     return model.eval().to(dtype)
 

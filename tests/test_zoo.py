@@ -90,6 +90,58 @@ def test_official_state_dict_inside_a_training_checkpoint(tmp_path: Path) -> Non
     assert loaded.config.blocks_per_level == (2,)
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_official_x3_fixture_forward_and_inverse(dtype: torch.dtype) -> None:
+    """The official x3: learnable ConvDownsampling (key ``operations.0.conv_weights``, 9x9), 12 blocks.
+    The inverse multiplies by M⁻¹, which amplifies fp32 rounding: in fp32 it is held to 1e-5 of the
+    output's range, in fp64 to 1e-5 absolute."""
+    io = torch.load(shared_path("fixtures", "official_irn_x3_seed5_io.pt"), weights_only=True)
+    model = irn.load(shared_path("fixtures", "official_irn_x3_seed5.pth")).to(dtype)
+    assert model.kind == "conv" and model.scale == 3 and model.config.blocks_per_level == (12,)
+    assert model.num_parameters() == 3_139_029
+    with torch.no_grad():
+        forward, _ = model(io["hr"].to(dtype))
+        inverse, _ = model(torch.cat((io["lr_quantized"], io["z"]), 1).to(dtype), rev=True)
+    assert (forward - io["forward"]).abs().max() < 1e-5
+    tolerance = 1e-5 if dtype == torch.float64 else 1e-5 * io["inverse"].abs().max()
+    assert (inverse - io["inverse"]).abs().max() < tolerance
+
+
+def test_official_color_fixture_forward_and_inverse() -> None:
+    io = torch.load(shared_path("fixtures", "official_irn_color_seed3_io.pt"), weights_only=True)
+    model = irn.load(shared_path("fixtures", "official_irn_color_seed3.pth"))
+    assert isinstance(model, irn.IRNColor) and model.config.blocks_per_level == (8,)
+    with torch.no_grad():
+        forward, _ = model(io["rgb"])
+        inverse = model.decode(io["grey_quantized"], io["z"])
+        grey, z = model.encode(io["rgb"])
+    assert (forward - io["forward"]).abs().max() < 1e-5
+    assert (inverse - io["inverse"]).abs().max() < 1e-5
+    assert torch.equal(torch.cat((grey, z), 1), forward)
+
+
+@pytest.mark.parametrize("kind", ["conv", "color"])
+def test_other_kinds_round_trip_in_both_formats(tmp_path: Path, kind: str) -> None:
+    original = random_irn(3 if kind == "conv" else 1, 2, growth=8, kind=kind)
+    torch.save(original.state_dict(), tmp_path / "official.pth")  # what the official code saves
+    ours = irn.save(original, tmp_path / "ours.pt")
+    for path in (tmp_path / "official.pth", ours):
+        loaded = irn.load(path)
+        assert type(loaded) is type(original) and loaded.config == original.config
+        theirs, mine = original.state_dict(), loaded.state_dict()
+        assert theirs.keys() == mine.keys() and all(torch.equal(theirs[k], mine[k]) for k in theirs)
+
+
+def test_linear_map_of_no_known_shape_is_refused(tmp_path: Path) -> None:
+    state = random_irn(3, 1, growth=8, kind="conv").state_dict()
+    state["operations.0.conv_weights"] = torch.eye(5)
+    path = tmp_path / "odd.pth"
+    torch.save(state, path)
+    with pytest.raises(CheckpointError) as exc:
+        irn.load(path)
+    assert_one_line_naming(exc, path, "5x5")
+
+
 # ------------------------------------------------------------------ our format
 def test_own_format_round_trip_is_exact(tmp_path: Path) -> None:
     original = paper_irn(4, (1, 2), growth=16)

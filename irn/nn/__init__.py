@@ -2,7 +2,20 @@
 
 from irn.nn.coupling import AffineCoupling
 from irn.nn.haar import HaarDownsampling
-from irn.nn.network import IRN, IRNConfig, quantize
+from irn.nn.linear import ColorTransform, ConvDownsampling, rgb_to_luma
+from irn.nn.network import IRN, IRNColor, IRNConfig, build_network, quantize
 from irn.nn.subnets import DenseBlock
 
-__all__ = ["IRN", "AffineCoupling", "DenseBlock", "HaarDownsampling", "IRNConfig", "quantize"]
+__all__ = [
+    "IRN",
+    "AffineCoupling",
+    "ColorTransform",
+    "ConvDownsampling",
+    "DenseBlock",
+    "HaarDownsampling",
+    "IRNColor",
+    "IRNConfig",
+    "build_network",
+    "quantize",
+    "rgb_to_luma",
+]

@@ -2,7 +2,11 @@
 
 ``IRN`` stacks, per Haar level, one :class:`HaarDownsampling` and ``blocks_per_level``
 :class:`AffineCoupling` blocks, in one ``operations`` list whose state-dict keys are those
-of the official code. The forward map sends an HR image (B, 3, H, W) to
+of the official code. Two more members of the official family share the class and its API
+(``IRNConfig.kind``): ``"conv"``, the x3 model's one learnable :class:`ConvDownsampling` in place of
+the Haar levels, and ``"color"``, IRN-Color's invertible decolorization (:class:`IRNColor`: a
+learnable :class:`ColorTransform`, then couplings that split 1 / 2; "LR" is the grey image, scale 1).
+The forward map of the Haar IRN sends an HR image (B, 3, H, W) to
 (B, 3 * s^2, H/s, W/s): channels 0-2 are the LR image, the rest the latent z
 (official channel order).
 
@@ -24,23 +28,42 @@ from torch import Tensor, nn
 from irn.errors import InputError
 from irn.nn.coupling import AffineCoupling
 from irn.nn.haar import HaarDownsampling
+from irn.nn.linear import ColorTransform, ConvDownsampling
 
 ZMode = Literal["sample", "zero", "auto"]
+Kind = Literal["haar", "conv", "color"]
+KINDS: tuple[str, ...] = ("haar", "conv", "color")
 
 
 @dataclass(frozen=True)
 class IRNConfig:
-    """Architecture of an IRN. ``scale`` is 2, 4 or 8 (1, 2, 3 Haar levels)."""
+    """Architecture of an IRN.
+
+    ``kind="haar"`` (the paper's IRN): ``scale`` 2, 4 or 8 (1, 2, 3 Haar levels). ``kind="conv"``
+    (the official x3): one learnable downsampling by any integer ``scale`` >= 2, one entry in
+    ``blocks_per_level``. ``kind="color"`` (IRN-Color): ``scale`` 1, a learnable colour transform
+    and one stage of couplings; the "LR" is the 1-channel grey image.
+    """
 
     scale: int = 4
     blocks_per_level: tuple[int, ...] = field(default=())
     in_channels: int = 3
     growth: int = 32
     clamp: float = 1.0
+    kind: Kind = "haar"
 
     def __post_init__(self) -> None:
-        if self.scale not in (2, 4, 8):
+        if self.kind not in KINDS:
+            raise InputError(f"kind must be one of {', '.join(KINDS)}, got {self.kind!r}", param="kind")
+        if self.kind == "haar" and self.scale not in (2, 4, 8):
             raise InputError(f"scale must be 2, 4 or 8, got {self.scale}", param="scale")
+        if self.kind == "conv" and not (isinstance(self.scale, int) and self.scale >= 2):
+            raise InputError(f"scale must be an integer >= 2 for kind 'conv', got {self.scale}", param="scale")
+        if self.kind == "color" and (self.scale != 1 or self.in_channels != 3):
+            raise InputError(
+                f"kind 'color' maps RGB to grey: scale 1 and in_channels 3, got {self.scale} and {self.in_channels}",
+                param="scale",
+            )
         blocks = tuple(int(b) for b in self.blocks_per_level) or (8,) * self.levels
         if len(blocks) != self.levels:
             raise InputError(
@@ -53,11 +76,25 @@ class IRNConfig:
 
     @property
     def levels(self) -> int:
-        return int(math.log2(self.scale))
+        """Stages of couplings: one per Haar level, one for the other kinds."""
+        return int(math.log2(self.scale)) if self.kind == "haar" else 1
+
+    @property
+    def lr_channels(self) -> int:
+        """Channels of the LR output (the grey image of a colour model: 1)."""
+        return 1 if self.kind == "color" else self.in_channels
+
+    @property
+    def latent_channels(self) -> int:
+        if self.kind == "color":
+            return self.in_channels - 1
+        return self.in_channels * (self.scale**2 - 1)
 
     def to_dict(self) -> dict[str, object]:
         d = asdict(self)
         d["blocks_per_level"] = list(self.blocks_per_level)
+        if self.kind == "haar":  # the files written before other kinds existed, unchanged
+            del d["kind"]
         return d
 
     @classmethod
@@ -110,11 +147,18 @@ class IRN(nn.Module):
         self.config = config
         ops: list[nn.Module] = []
         channels = config.in_channels
+        split = config.lr_channels
         for n_blocks in config.blocks_per_level:
-            ops.append(HaarDownsampling(channels))
-            channels *= 4
+            if config.kind == "haar":
+                ops.append(HaarDownsampling(channels))
+                channels *= 4
+            elif config.kind == "conv":
+                ops.append(ConvDownsampling(config.scale, channels))
+                channels *= config.scale**2
+            else:
+                ops.append(ColorTransform(channels))
             for _ in range(n_blocks):
-                ops.append(AffineCoupling(channels, config.in_channels, config.clamp, config.growth))
+                ops.append(AffineCoupling(channels, split, config.clamp, config.growth))
         self.operations = nn.ModuleList(ops)
 
     @property
@@ -122,8 +166,16 @@ class IRN(nn.Module):
         return self.config.scale
 
     @property
+    def kind(self) -> str:
+        return self.config.kind
+
+    @property
+    def lr_channels(self) -> int:
+        return self.config.lr_channels
+
+    @property
     def latent_channels(self) -> int:
-        return self.config.in_channels * (self.scale**2 - 1)
+        return self.config.latent_channels
 
     def forward(self, x: Tensor, rev: bool = False) -> tuple[Tensor, Tensor]:
         logdet = x.new_zeros(x.shape[0])
@@ -163,7 +215,7 @@ class IRN(nn.Module):
         z (B, 3(s^2-1), ceil(H/s), ceil(W/s)).
         """
         out, _ = self(self._pad(hr))
-        c = self.config.in_channels
+        c = self.lr_channels
         return out[:, :c], out[:, c:]
 
     def decode(self, lr: Tensor, z: Tensor, size: tuple[int, int] | None = None) -> Tensor:
@@ -232,8 +284,8 @@ class IRN(nn.Module):
         ``z="zero"`` uses its mode, a tensor is used as given; ``"auto"`` (default) is
         :meth:`recommended_z`: "sample" unless the loaded file recommends "zero".
         """
-        if lr.dim() != 4 or lr.shape[1] != self.config.in_channels:
-            raise InputError(f"expected an LR batch (B, {self.config.in_channels}, h, w), got shape {tuple(lr.shape)}")
+        if lr.dim() != 4 or lr.shape[1] != self.lr_channels:
+            raise InputError(f"expected an LR batch (B, {self.lr_channels}, h, w), got shape {tuple(lr.shape)}")
         self._check_dtype("lr", lr)
         latent = self.sample_latent(lr, z, temperature, seed)
         return self.decode(lr, latent, size).clamp(0, 1)
@@ -247,4 +299,45 @@ class IRN(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
     def extra_repr(self) -> str:
-        return f"scale={self.scale}, blocks_per_level={list(self.config.blocks_per_level)}"
+        kind = "" if self.kind == "haar" else f"kind={self.kind}, "
+        return f"{kind}scale={self.scale}, blocks_per_level={list(self.config.blocks_per_level)}"
+
+
+class IRNColor(IRN):
+    """IRN-Color (the official ``InvGreyNet``): invertible decolorization.
+
+    The IRN API with the grey image as the "LR" (scale 1): ``encode(rgb) -> (grey, z)`` with grey
+    (B, 1, H, W) and z (B, 2, H, W), ``decode(grey, z) -> rgb``; :meth:`decolorize` and
+    :meth:`colorize` are :meth:`downscale` and :meth:`upscale` under the names of this task.
+    """
+
+    def __init__(self, config: IRNConfig | None = None, **kwargs: object) -> None:
+        if config is None:
+            kwargs.setdefault("kind", "color")
+            kwargs.setdefault("scale", 1)
+            config = IRNConfig(**kwargs)  # type: ignore[arg-type]
+        elif kwargs:
+            raise InputError("pass either an IRNConfig or keyword arguments, not both")
+        if config.kind != "color":
+            raise InputError(f"IRNColor needs kind 'color', got {config.kind!r}", param="kind")
+        super().__init__(config)
+
+    def decolorize(self, rgb: Tensor) -> Tensor:
+        """rgb (B, 3, H, W) in [0, 1] -> the grey image (B, 1, H, W) on 8-bit levels."""
+        return self.downscale(rgb)
+
+    def colorize(
+        self,
+        grey: Tensor,
+        *,
+        z: ZMode | Tensor = "auto",
+        temperature: float = 1.0,
+        seed: int | None = None,
+    ) -> Tensor:
+        """grey (B, 1, H, W) in [0, 1] -> rgb (B, 3, H, W) clamped to [0, 1]; ``z`` as :meth:`IRN.upscale`."""
+        return self.upscale(grey, z=z, temperature=temperature, seed=seed)
+
+
+def build_network(config: IRNConfig) -> IRN:
+    """The network class of ``config.kind``: :class:`IRNColor` for colour models, else :class:`IRN`."""
+    return IRNColor(config) if config.kind == "color" else IRN(config)
