@@ -53,7 +53,9 @@ def overrides_from_args(args: argparse.Namespace) -> list[str]:
 
 
 #: model fields that define the network: a checkpoint resumes only into the same values
-ARCHITECTURE_KEYS = ("scale", "blocks_per_level", "growth", "clamp")
+ARCHITECTURE_KEYS = ("kind", "scale", "blocks_per_level", "growth", "clamp")
+#: what a checkpoint written before a key existed had
+ARCHITECTURE_DEFAULTS = {"kind": "haar"}
 
 
 def resolve_config(args: argparse.Namespace) -> tuple[TrainConfig, Path | None]:
@@ -88,9 +90,10 @@ def resolve_config(args: argparse.Namespace) -> tuple[TrainConfig, Path | None]:
     if resume is not None:
         saved = ckpt["hyper_parameters"]["config"].get("model", {})
         mine = dataclasses.asdict(cfg.model)
-        differ = [k for k in ARCHITECTURE_KEYS if saved.get(k) != mine[k]]
+        theirs_of = {k: saved.get(k, ARCHITECTURE_DEFAULTS.get(k)) for k in ARCHITECTURE_KEYS}
+        differ = [k for k in ARCHITECTURE_KEYS if theirs_of[k] != mine[k]]
         if differ:
-            theirs = ", ".join(f"{k} {saved.get(k)}" for k in differ)
+            theirs = ", ".join(f"{k} {theirs_of[k]}" for k in differ)
             ours = ", ".join(f"{k} {mine[k]}" for k in differ)
             raise ConfigError(f"--resume {resume}: its network ({theirs}) is not the config's ({ours})")
         step = int(ckpt.get("global_step", 0))

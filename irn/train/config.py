@@ -22,6 +22,7 @@ from typing import Any, Literal
 import yaml
 
 from irn.errors import IRNError
+from irn.nn.network import IRNConfig
 
 
 class ConfigError(IRNError):
@@ -32,8 +33,11 @@ class ConfigError(IRNError):
 class ModelConfig:
     """The network (see :class:`irn.nn.network.IRNConfig`)."""
 
+    #: haar (the paper's IRN, scale 2, 4 or 8), conv (the official x3: one learnable downsampling, any
+    #: scale >= 2) or color (IRN-Color, invertible decolorization: scale 1, the "LR" is the grey image)
+    kind: Literal["haar", "conv", "color"] = "haar"
     scale: int = 2
-    #: coupling blocks per Haar level; empty = 8 per level (the paper)
+    #: coupling blocks per Haar level (one entry for kinds conv and color); empty = 8 per level (the paper)
     blocks_per_level: list[int] = field(default_factory=list)
     growth: int = 32
     clamp: float = 1.0
@@ -124,8 +128,9 @@ class TrainerConfig:
     seed: int = 0
     #: stop after this many steps in a row with a non-finite loss or gradient (each one is skipped)
     max_nonfinite_steps: int = 20
-    #: z used for the "best" checkpoint's metric: val/psnr_y_z0 or val/psnr_y_sample
-    monitor: Literal["val/psnr_y_z0", "val/psnr_y_sample"] = "val/psnr_y_z0"
+    #: z used for the "best" checkpoint's metric: val/psnr_y_z0 or val/psnr_y_sample (colour models:
+    #: val/psnr_rgb_z0 or val/psnr_rgb_sample, the restored colour image on RGB)
+    monitor: Literal["val/psnr_y_z0", "val/psnr_y_sample", "val/psnr_rgb_z0", "val/psnr_rgb_sample"] = "val/psnr_y_z0"
     #: torch CPU threads (null = torch's default)
     threads: int | None = None
     channels_last: bool = False
@@ -151,6 +156,13 @@ class TrainConfig:
     def lambda_fit(self) -> float:
         lf = self.loss.lambda_fit
         return float(self.model.scale**2 if lf is None else lf)
+
+    def network_config(self) -> IRNConfig:
+        """The architecture this config trains."""
+        m = self.model
+        return IRNConfig(
+            scale=m.scale, blocks_per_level=tuple(m.blocks_per_level), growth=m.growth, clamp=m.clamp, kind=m.kind
+        )
 
 
 SECTIONS: dict[str, type] = {
@@ -332,9 +344,18 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
 def validate(cfg: TrainConfig) -> None:
     """Checks that do not touch the file system."""
     m, d, lo, o, t = cfg.model, cfg.data, cfg.loss, cfg.optim, cfg.trainer
-    if m.scale not in (2, 4, 8):
-        raise ConfigError(f"model.scale must be 2, 4 or 8, got {m.scale}")
-    levels = {2: 1, 4: 2, 8: 3}[m.scale]
+    if m.kind == "haar" and m.scale not in (2, 4, 8):
+        hint = " (an x3 model is model.kind conv)" if m.scale == 3 else ""
+        raise ConfigError(f"model.scale must be 2, 4 or 8 for model.kind haar, got {m.scale}{hint}")
+    if m.kind == "conv" and m.scale < 2:
+        raise ConfigError(f"model.scale must be >= 2 for model.kind conv, got {m.scale}")
+    if m.kind == "color" and m.scale != 1:
+        raise ConfigError(f"model.scale must be 1 for model.kind color (grey image of the same size), got {m.scale}")
+    colour_monitor = t.monitor.startswith("val/psnr_rgb")
+    if colour_monitor != (m.kind == "color"):
+        wanted = "val/psnr_rgb_z0 or val/psnr_rgb_sample" if m.kind == "color" else "val/psnr_y_z0 or val/psnr_y_sample"
+        raise ConfigError(f"trainer.monitor {t.monitor} is not a figure of a model.kind {m.kind} run: use {wanted}")
+    levels = {2: 1, 4: 2, 8: 3}[m.scale] if m.kind == "haar" else 1
     if m.blocks_per_level and len(m.blocks_per_level) != levels:
         raise ConfigError(
             f"model.blocks_per_level needs {levels} entries for scale {m.scale}, got {m.blocks_per_level}"

@@ -9,7 +9,9 @@ Objective (IRN paper, Eq. 5-9; the official code's sums)::
 
 with (y, z_fwd) = f(x), Q rounding to 8-bit levels with a straight-through gradient, and
 the reconstruction's z drawn from N(0, T^2) for a fraction of the batch (z = 0 for the
-rest); T may ramp from 0 (see :class:`irn.train.config.LossConfig`). Devices, precision and
+rest); T may ramp from 0 (see :class:`irn.train.config.LossConfig`). An IRN-Color model
+(``model.kind: color``) has the same objective with the grey image as y, guided towards the BT.601
+luma of x instead of the bicubic LR (the official IRN-Color objective). Devices, precision and
 DDP belong to the ``lightning.Trainer``.
 """
 
@@ -27,7 +29,9 @@ from torch import Tensor
 from irn.eval.metrics import psnr
 from irn.imaging.resize import imresize
 from irn.nn.coupling import AffineCoupling
-from irn.nn.network import IRN, IRNConfig, quantize
+from irn.nn.linear import rgb_to_luma
+from irn.nn.network import IRN, quantize
+from irn.nn.network import build_network as network_of
 from irn.train.config import TrainConfig, config_from_dict
 from irn.zoo import load_checkpoint
 
@@ -51,9 +55,22 @@ def psnr_y(x: Tensor, y: Tensor, crop_border: int) -> Tensor:
     return psnr(quantize(x.double()), quantize(y.double()), crop_border=crop_border, y_channel=True).float()
 
 
+def psnr_rgb(x: Tensor, y: Tensor) -> Tensor:
+    """PSNR (dB, (B,)) over all channels of images in [0, 1] rounded to 8-bit levels, no border cropped."""
+    return psnr(quantize(x.double()), quantize(y.double()), crop_border=0, y_channel=False).float()
+
+
 def build_network(config: TrainConfig) -> IRN:
-    m = config.model
-    return IRN(IRNConfig(scale=m.scale, blocks_per_level=tuple(m.blocks_per_level), growth=m.growth, clamp=m.clamp))
+    """The untrained network of ``config`` (its kind's class)."""
+    return network_of(config.network_config())
+
+
+def lr_target(config: TrainConfig, hr: Tensor) -> Tensor:
+    """What the LR output is guided towards: MATLAB bicubic of ``hr`` at 1/scale, or for a colour model
+    the BT.601 luma (B, 1, H, W)."""
+    if config.model.kind == "color":
+        return rgb_to_luma(hr)
+    return imresize(hr, scale=1.0 / config.model.scale)
 
 
 def set_initial_log_scales(model: IRN, values: float | list[float]) -> None:
@@ -74,9 +91,11 @@ def init_weights(model: IRN, init: IRN) -> None:
     the remaining levels keep their identity initialisation."""
     a, b = init.config, model.config
     n = len(a.blocks_per_level)
-    fits = (a.in_channels, a.growth, a.clamp) == (b.in_channels, b.growth, b.clamp) and (
+    fits = (a.kind, a.in_channels, a.growth, a.clamp) == (b.kind, b.in_channels, b.growth, b.clamp) and (
         a.blocks_per_level == b.blocks_per_level[:n]
     )
+    if a.kind != "haar":  # one stage: only the same architecture
+        fits = fits and a == b
     if not fits:
         raise ValueError(f"architecture {a} does not match {b} or its first levels")
     state = model.state_dict()
@@ -165,12 +184,12 @@ class IRNLightning(L.LightningModule):
     def losses(self, hr: Tensor, step: int, generator: torch.Generator | None = None) -> dict[str, Tensor]:
         """hr (B, 3, P, P) in [0, 1] -> {"fit", "rec", "latent", "loss"} (weighted total)."""
         cfg = self.config
-        s = cfg.model.scale
         b = hr.shape[0]
         with torch.autocast(device_type=hr.device.type, enabled=False):
-            lr_ref = imresize(hr.float(), scale=1.0 / s)
+            lr_ref = lr_target(cfg, hr.float())
         out, _ = self.flow(hr)
-        y, z = out[:, :3], out[:, 3:]
+        c = self.model.lr_channels
+        y, z = out[:, :c], out[:, c:]
         l_fit = ((y.float() - lr_ref) ** 2).flatten(1).sum(1).mean()
         l_latent = (z.float() ** 2).flatten(1).sum(1).mean()
         y_in = y
@@ -248,12 +267,17 @@ class IRNLightning(L.LightningModule):
         s = self.config.model.scale
         with torch.autocast(device_type=hr.device.type, enabled=False):
             lr = self.model.downscale(hr)
-            lr_ref = quantize(imresize(hr, scale=1.0 / s))
+            lr_ref = quantize(lr_target(self.config, hr))
             x0 = self.model.upscale(lr, z="zero")
             xs = self.model.upscale(lr, z="sample", seed=batch_idx)
-        self.log("val/psnr_y_z0", psnr_y(x0, hr, s).mean(), batch_size=1, sync_dist=False)
-        self.log("val/psnr_y_sample", psnr_y(xs, hr, s).mean(), batch_size=1, sync_dist=False)
-        self.log("val/lr_psnr_y", psnr_y(lr, lr_ref, 0).mean(), batch_size=1, sync_dist=False)
+        if self.config.model.kind == "color":  # the colour image on RGB, the grey image against the luma
+            self.log("val/psnr_rgb_z0", psnr_rgb(x0, hr).mean(), batch_size=1, sync_dist=False)
+            self.log("val/psnr_rgb_sample", psnr_rgb(xs, hr).mean(), batch_size=1, sync_dist=False)
+            self.log("val/grey_psnr", psnr_rgb(lr, lr_ref).mean(), batch_size=1, sync_dist=False)
+        else:
+            self.log("val/psnr_y_z0", psnr_y(x0, hr, s).mean(), batch_size=1, sync_dist=False)
+            self.log("val/psnr_y_sample", psnr_y(xs, hr, s).mean(), batch_size=1, sync_dist=False)
+            self.log("val/lr_psnr_y", psnr_y(lr, lr_ref, 0).mean(), batch_size=1, sync_dist=False)
         self.log("val/train_seconds", self.train_seconds(), batch_size=1)
         if batch_idx == 0:
             self._log_grid(hr, lr, x0, xs)
@@ -264,7 +288,7 @@ class IRNLightning(L.LightningModule):
 
         for logger in self.loggers:
             if isinstance(logger, TensorBoardLogger):
-                up = torch.nn.functional.interpolate(lr, size=hr.shape[-2:], mode="nearest")
+                up = torch.nn.functional.interpolate(lr, size=hr.shape[-2:], mode="nearest").expand_as(hr)
                 tiles = torch.cat((hr, up, x0, xs), 0)[..., :256, :256].clamp(0, 1)
                 grid = make_grid(tiles, nrow=4, padding=2)
                 logger.experiment.add_image("val/hr_lr_z0_sample", grid, self.global_step)
