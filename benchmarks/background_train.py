@@ -3,11 +3,12 @@
     python benchmarks/background_train.py split            # datasets/cpu_train, datasets/cpu_val
     python benchmarks/background_train.py start x2 --hours 2.0 [--init PATH] [--resume]
     python benchmarks/background_train.py start x4 --hours 2.0 [--optim.lr=5e-5 ...]
+    python benchmarks/background_train.py start color --hours 1.0   # IRN-Color (issue 17)
 
 The split is a pure function of the file names: every 36th CBSD432 image and every 20th
 SunHays80 image (sorted) is held out for validation (12 + 4 = 16 images); the rest are training
 images. Both folders hold symbolic links into ``../shared/datasets`` (nothing copied). A run logs
-to ``runs/cpu_x{2,4}/train.log`` and runs ``irn train --config configs/cpu_x{2,4}.yaml`` with
+to ``runs/cpu_{x2,x4,color}/train.log`` and runs ``irn train --config configs/cpu_{x2,x4,color}.yaml`` with
 ``trainer.max_time`` set from ``--hours``.
 """
 
@@ -68,7 +69,7 @@ def main(argv: list[str] | None = None) -> None:
     sub = p.add_subparsers(dest="cmd", required=True)
     sub.add_parser("split")
     s = sub.add_parser("start")
-    s.add_argument("scale", choices=["x2", "x4"])
+    s.add_argument("scale", choices=["x2", "x4", "color"], help="the model: x2, x4 or color (IRN-Color)")
     s.add_argument("--hours", type=float, default=2.0)
     s.add_argument("--init", default=None, help="model.init_from (default: the config's)")
     s.add_argument("--resume", action="store_true", help="continue runs/cpu_SCALE/checkpoints/last.ckpt")
