@@ -77,10 +77,13 @@ def random_irn(
     return model.eval().to(dtype)
 
 
-def identity_irn(scale: int = 2, blocks: int | tuple[int, ...] = 1, growth: int = 8, seed: int = 0) -> IRN:
+def identity_irn(
+    scale: int = 2, blocks: int | tuple[int, ...] = 1, growth: int = 8, seed: int = 0, kind: str = "haar"
+) -> IRN:
     """A fresh IRN, as its constructor initialises it: every coupling block's last convolution is zero,
-    so the couplings are the identity and the network is the plain Haar transform."""
-    return random_irn(scale, blocks, growth, std=None, last_std=None, seed=seed)
+    so the couplings are the identity and the network is the plain Haar transform (for ``kind`` conv and
+    color: the official start of its learnable downsampling or colour transform)."""
+    return random_irn(scale, blocks, growth, std=None, last_std=None, seed=seed, kind=kind)
 
 
 def autograd_logdet(fn: Callable[[Tensor], tuple[Tensor, Tensor]], x: Tensor) -> Tensor:

@@ -18,6 +18,9 @@ HELP = "Evaluate an IRN model or bicubic on HR image folders: PSNR/SSIM (Y, RGB)
 #: how the library's error messages name its parameters: by these flags
 FLAGS = {
     "bicubic": "--method bicubic",
+    "grey": "--method grey",
+    "baseline": "--method",
+    "y_only": "--y-only",
     "data": "--data",
     "scale": "--scale",
     "z": "--z",
@@ -33,10 +36,21 @@ _non_negative_int = number_type(int, "a whole number", lambda v: v >= 0, "must n
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     what = parser.add_mutually_exclusive_group(required=True)
-    what.add_argument("--model", metavar="NAME|PATH", help="shipped model name (x2, x4) or checkpoint file")
-    what.add_argument("--method", choices=("bicubic",), help="baseline instead of a model: MATLAB bicubic down and up")
+    what.add_argument(
+        "--model",
+        metavar="NAME|PATH",
+        help="shipped model name (x2, x4, ...) or checkpoint file (IRN, x3 or IRN-Color)",
+    )
+    what.add_argument(
+        "--method",
+        choices=("bicubic", "grey"),
+        help="baseline instead of a model: bicubic (MATLAB bicubic down and up), or grey (the BT.601 luma copied "
+        "to RGB: the baseline of IRN-Color models)",
+    )
     parser.add_argument(
-        "--scale", type=_positive_int, help="scale factor; required for --method, checked against a model's own"
+        "--scale",
+        type=_positive_int,
+        help="scale factor; required for --method bicubic, checked against a model's own",
     )
     parser.add_argument(
         "--data",
@@ -58,7 +72,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--crop-border",
         type=_non_negative_int,
         metavar="PX",
-        help="pixels cut per side before scoring (default: scale)",
+        help="pixels cut per side before scoring (default: scale; 0 for IRN-Color models and --method grey)",
     )
     parser.add_argument(
         "--y-only", action="store_true", help="score on the Y channel only (no RGB figures; about twice as fast)"
@@ -79,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         check_output_path(args.json, "--json")
     evaluation = prepare_evaluation(
-        None if args.method == "bicubic" else args.model,
+        None if args.method else args.model,
         args.data,
         scale=args.scale,
         z=args.z,
@@ -90,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         save_images=args.save_images,
         names=FLAGS,
+        baseline=args.method or "bicubic",
     )
     if args.json:
         images = {f"the data image {p}": p for d in evaluation.datasets for p in d.images}

@@ -15,6 +15,11 @@ Protocol (the IRN paper's, as its official evaluation code runs it):
    the model's LR is scored against the MATLAB bicubic LR (PSNR-Y, no crop); optional LPIPS
    (AlexNet, RGB, same crop); wall time per image (downscale + upscale).
 
+IRN-Color models (scale 1) follow the same steps with the grey image as the LR: it is scored
+against the BT.601 luma (``grey_psnr``, PSNR on 0-255, no crop), the restored colour image on RGB
+and Y with no border cropped by default; their baseline (``baseline="grey"``) is the luma copied
+to the three channels, what a grey image shows without colorization.
+
 A dataset is named after its folder, or after the folder's parent when the folder is called
 ``HR`` (``.../Set5/HR`` -> ``Set5``). Without data folders, the Set5 and Set14 ``HR`` folders
 under ``shared/datasets/`` beside the source checkout are used when present.
@@ -49,12 +54,15 @@ from irn.eval.metrics import SSIM_WINDOW, build_lpips, lpips_distance, psnr, ssi
 from irn.eval.report import method_label, save_images
 from irn.imaging.io import IMAGE_SUFFIXES, check_output_path, read_image, read_image_checked
 from irn.imaging.resize import imresize
+from irn.nn.linear import rgb_to_luma
 from irn.nn.network import IRN
 from irn.pipeline import for_inference
 from irn.zoo import load, resolve_device
 
 DEFAULT_DATASETS = ("Set5", "Set14")
 Z_CHOICES = ("auto", "sample", "zero")
+#: the model-free methods: MATLAB bicubic down and up (rescaling), the luma as RGB (decolorization)
+BASELINES = ("bicubic", "grey")
 
 
 def default_data_dirs() -> list[Path]:
@@ -150,14 +158,22 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize(device)
 
 
-def run_image(hr: Tensor, scale: int, model: IRN | None, z: str, draws: int, device: str) -> Outputs:
-    """Bicubic baseline and (with a model) the IRN round trip of one modcropped HR (1, 3, H, W)."""
+def run_image(
+    hr: Tensor, scale: int, model: IRN | None, z: str, draws: int, device: str, color: bool = False
+) -> Outputs:
+    """Bicubic baseline and (with a model) the IRN round trip of one modcropped HR (1, 3, H, W).
+    ``color``: the decolorization task, whose reference "LR" is the 8-bit BT.601 luma and whose
+    baseline is that luma on all three channels."""
     hr = hr.to(device=device, dtype=torch.float64)
     size = (hr.shape[-2], hr.shape[-1])
     _sync(device)
     start = time.perf_counter()
-    lr_bicubic = _quantize64(imresize(hr, 1 / scale))
-    bicubic = _quantize64(imresize(lr_bicubic, scale))
+    if color:
+        lr_bicubic = _quantize64(rgb_to_luma(hr))
+        bicubic = lr_bicubic.expand(-1, 3, -1, -1)
+    else:
+        lr_bicubic = _quantize64(imresize(hr, 1 / scale))
+        bicubic = _quantize64(imresize(lr_bicubic, scale))
     _sync(device)
     bicubic_seconds = time.perf_counter() - start
     if model is None:
@@ -181,10 +197,13 @@ def run_image(hr: Tensor, scale: int, model: IRN | None, z: str, draws: int, dev
 
 
 def score(
-    out: Outputs, crop: int, lpips_net: nn.Module | None, is_model: bool, rgb: bool = True
+    out: Outputs, crop: int, lpips_net: nn.Module | None, is_model: bool, rgb: bool = True, color: bool = False
 ) -> list[dict[str, float]]:
-    """Figures of each reconstruction (one dict per draw); ``rgb=False`` skips PSNR/SSIM on RGB."""
-    lr_psnr = float(psnr(out.lr, out.lr_bicubic, 0, True)) if is_model else None
+    """Figures of each reconstruction (one dict per draw); ``rgb=False`` skips PSNR/SSIM on RGB.
+    The LR figure is ``lr_psnr_y`` (PSNR-Y against the bicubic LR), or for ``color`` ``grey_psnr``
+    (the grey image against the 8-bit luma)."""
+    lr_key = "grey_psnr" if color else "lr_psnr_y"
+    lr_psnr = float(psnr(out.lr, out.lr_bicubic, 0, not color)) if is_model else None
     rows = []
     for rec, seconds in zip(out.reconstructions, out.seconds, strict=True):
         row = {"psnr_y": float(psnr(rec, out.hr, crop, True)), "ssim_y": float(ssim(rec, out.hr, crop, True))}
@@ -192,7 +211,7 @@ def score(
             row["psnr_rgb"] = float(psnr(rec, out.hr, crop, False))
             row["ssim_rgb"] = float(ssim(rec, out.hr, crop, False))
         if lr_psnr is not None:
-            row["lr_psnr_y"] = lr_psnr
+            row[lr_key] = lr_psnr
         if lpips_net is not None:
             row["lpips"] = float(lpips_distance(lpips_net, rec, out.hr, crop))
         row["time_ms"] = seconds * 1000
@@ -242,15 +261,22 @@ class Evaluation:
     lpips: bool = False
     save_images: Path | None = None
     names: dict[str, str] = field(default_factory=dict)
+    #: the decolorization task (an IRN-Color model, or the grey baseline)
+    color: bool = False
 
     @property
     def is_model(self) -> bool:
         return self.model is not None
 
     @property
+    def method(self) -> str:
+        """ "irn", "bicubic" or "grey"."""
+        return "irn" if self.is_model else ("grey" if self.color else "bicubic")
+
+    @property
     def label(self) -> str:
-        """What the tables call the method: "bicubic", or "IRN x4, z=zero" (", 5 draws")."""
-        return method_label(self.model_name, self.z if self.is_model else None, self.draws)
+        """What the tables call the method: "bicubic", "grey", or "IRN x4, z=zero" (", 5 draws")."""
+        return method_label(self.model_name, self.z if self.is_model else None, self.draws, self.method)
 
 
 def prepare_evaluation(
@@ -267,9 +293,12 @@ def prepare_evaluation(
     save_images: str | os.PathLike[str] | None = None,
     model_name: str | None = None,
     names: Mapping[str, str] | None = None,
+    baseline: str = "bicubic",
 ) -> Evaluation:
     """Every check that needs no image work, in one place; see :func:`evaluate` for the parameters."""
     name = _namer(names)
+    if baseline not in BASELINES:
+        raise InputError(f"{name('baseline')} must be one of {', '.join(BASELINES)}, got {baseline!r}")
     if save_images is not None:
         check_output_path(save_images, name("save_images"), folder=True)
     if z not in Z_CHOICES:
@@ -279,11 +308,15 @@ def prepare_evaluation(
             raise InputError(f"{name(key)} must be a whole number of at least {low}, got {value!r}")
     device = resolve_device(device, name("device"))
     if model is None:
-        if scale is None:
-            raise InputError(f"{name('bicubic')} needs {name('scale')} (e.g. {name('scale')} 4)")
+        color = baseline == "grey"
+        method = name("grey") if color else name("bicubic")
+        if color and scale not in (None, 1):
+            raise InputError(f"{method} keeps the image size: {name('scale')} {scale} does not apply")
+        if not color and scale is None:
+            raise InputError(f"{method} needs {name('scale')} (e.g. {name('scale')} 4)")
         if draws != 1:
-            raise InputError(f"{name('draws')} applies to a model's sampled latent, not to {name('bicubic')}")
-        runner, model_scale, z_used = None, scale, z
+            raise InputError(f"{name('draws')} applies to a model's sampled latent, not to {method}")
+        runner, model_scale, z_used = None, 1 if color else scale, z
     else:
         if isinstance(model, IRN):
             loaded = model.to(device)
@@ -304,7 +337,11 @@ def prepare_evaluation(
             raise InputError(f"{name('draws')} needs {name('z')} sample: {zero} gives the same result every time")
         # on a CPU the fast path (the same figures, faster)
         runner, model_scale = for_inference(loaded), loaded.scale
-    crop = model_scale if crop_border is None else crop_border
+        color = loaded.config.kind == "color"
+        method = f"the colour model{' ' + model_name if model_name else ''}"
+    if color and y_only:
+        raise InputError(f"{name('y_only')} does not apply to {method}: decolorization is scored on RGB")
+    crop = (0 if color else model_scale) if crop_border is None else crop_border
     dirs = list(data) if data else default_data_dirs()
     if not dirs:
         raise InputError(
@@ -325,6 +362,7 @@ def prepare_evaluation(
         lpips=lpips,
         save_images=Path(save_images) if save_images is not None else None,
         names=dict(names or {}),
+        color=color,
     )
 
 
@@ -348,7 +386,7 @@ def run_evaluation(ev: Evaluation, progress: bool = True) -> dict[str, Any]:
 
     report: dict[str, Any] = {
         "scale": scale,
-        "method": "irn" if is_model else "bicubic",
+        "method": ev.method,
         "model": ev.model_name if is_model else None,
         "z": ev.z if is_model else None,
         "draws": ev.draws,
@@ -370,10 +408,10 @@ def run_evaluation(ev: Evaluation, progress: bool = True) -> dict[str, Any]:
             if torch.equal(hr, torch.round(hr * 255) / 255):  # 8-bit levels: make them exact in float64
                 hr = torch.round(hr.double() * 255) / 255
             if not warmed_up and device != "cpu":  # one untimed pass: first GPU calls pay for setup
-                run_image(hr, scale, model, ev.z, 1, device)
+                run_image(hr, scale, model, ev.z, 1, device, ev.color)
                 warmed_up = True
-            out = run_image(hr, scale, model, ev.z, ev.draws, device)
-            rows = score(out, crop, lpips_net, is_model, rgb=not ev.y_only)
+            out = run_image(hr, scale, model, ev.z, ev.draws, device, ev.color)
+            rows = score(out, crop, lpips_net, is_model, rgb=not ev.y_only, color=ev.color)
             draws_per_image.append(rows)
             keys = list(rows[0])
             entry: dict[str, Any] = {
@@ -395,8 +433,9 @@ def run_evaluation(ev: Evaluation, progress: bool = True) -> dict[str, Any]:
                     out.bicubic,
                     out.reconstructions[0] if is_model else None,
                     scale,
-                    entry["psnr_y"],
+                    entry["psnr_rgb" if ev.color else "psnr_y"],
                     crop,
+                    color=ev.color,
                 )
         mean, std = summarise(draws_per_image)
         record: dict[str, Any] = {"folder": str(dataset.folder), "count": len(images), "mean": mean}
@@ -422,22 +461,25 @@ def evaluate(
     model_name: str | None = None,
     progress: bool = True,
     names: Mapping[str, str] | None = None,
+    baseline: str = "bicubic",
 ) -> dict[str, Any]:
     """Evaluate ``model`` (a shipped name such as ``"x4"``, a checkpoint path, or an :class:`IRN`,
-    moved to ``device``), or bicubic when it is None, on folders of HR images.
+    moved to ``device``), or when it is None the ``baseline`` ("bicubic", or "grey": the luma as
+    RGB, the baseline of IRN-Color models), on folders of HR images.
 
     ``data``: image folders (default: :func:`default_data_dirs`); ``scale``: needed for bicubic,
     checked against a model's own; ``z``: ``"auto"`` (the model's ``recommended_z``),
     ``"sample"`` (seeds 0..``draws``-1) or ``"zero"``; ``crop_border``: pixels cut per side before
-    scoring (default: the scale); ``y_only``: no RGB figures; ``lpips``: also LPIPS;
+    scoring (default: the scale; 0 for colour models); ``y_only``: no RGB figures; ``lpips``: also LPIPS;
     ``save_images``: a folder for HR, LR, reconstruction, bicubic and a comparison per image;
     ``model_name``: how the report names the model (default: the name or path given);
     ``names``: parameter -> what error messages call it.
 
-    Returns ``{"scale", "method" ("irn" | "bicubic"), "model", "z", "draws", "crop_border",
+    Returns ``{"scale", "method" ("irn" | "bicubic" | "grey"), "model", "z", "draws", "crop_border",
     "device", "datasets": {name: {"folder", "count", "mean", ["std",] "images": [...]}}}``, each
     image ``{"name", "file", "height", "width", "psnr_y", "ssim_y", ...}`` (plus ``"std"`` for
-    ``draws`` > 1). Raises :class:`irn.errors.InputError` (or :class:`irn.CheckpointError`).
+    ``draws`` > 1; ``"grey_psnr"`` in place of ``"lr_psnr_y"`` for a colour model). Raises
+    :class:`irn.errors.InputError` (or :class:`irn.CheckpointError`).
     """
     ev = prepare_evaluation(
         model,
@@ -452,5 +494,6 @@ def evaluate(
         save_images=save_images,
         model_name=model_name,
         names=names,
+        baseline=baseline,
     )
     return run_evaluation(ev, progress=progress)

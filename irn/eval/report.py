@@ -24,6 +24,7 @@ COLUMNS: dict[str, tuple[str, int]] = {
     "psnr_rgb": ("PSNR-RGB", 4),
     "ssim_rgb": ("SSIM-RGB", 5),
     "lr_psnr_y": ("LR PSNR-Y", 4),
+    "grey_psnr": ("grey PSNR", 4),
     "lpips": ("LPIPS", 4),
     "time_ms": ("ms", 1),
 }
@@ -39,10 +40,10 @@ def format_figure(key: str, v: float, spread: float | None = None) -> str:
     return text
 
 
-def method_label(model_name: str | None, z: str | None, draws: int) -> str:
-    """ "bicubic" (``z`` None), else "IRN NAME, z=Z" and ", N draws" for more than one."""
+def method_label(model_name: str | None, z: str | None, draws: int, baseline: str = "bicubic") -> str:
+    """``baseline`` ("bicubic", "grey") when ``z`` is None, else "IRN NAME, z=Z" and ", N draws" for more than one."""
     if z is None:
-        return "bicubic"
+        return baseline
     head = f"IRN {model_name}" if model_name else "IRN"
     return f"{head}, z={z}" + (f", {draws} draws" if draws > 1 else "")
 
@@ -77,7 +78,8 @@ def markdown_table(
 def markdown_tables(report: dict[str, Any]) -> str:
     """Every dataset of an evaluation report (:func:`irn.eval.protocol.evaluate`) as a markdown
     table, separated by blank lines: what ``irn eval`` prints."""
-    label = method_label(report["model"], report["z"] if report["method"] == "irn" else None, report["draws"])
+    is_model = report["method"] == "irn"
+    label = method_label(report["model"], report["z"] if is_model else None, report["draws"], report["method"])
     spread = report["draws"] > 1
     return "\n\n".join(
         markdown_table(name, report["scale"], label, d["images"], d["mean"], d["std"] if spread else None)
@@ -138,15 +140,21 @@ def save_images(
     scale: int,
     rec_psnr: float,
     crop: int,
+    color: bool = False,
 ) -> None:
     """``STEM_hr/lr/bicubic[/rec]/compare.png`` in ``folder``: one image's tensors (1, 3, h, w) in
-    [0, 1]; ``reconstruction`` None for the bicubic baseline, ``rec_psnr`` its PSNR-Y for the label."""
+    [0, 1]; ``reconstruction`` None for the bicubic baseline, ``rec_psnr`` its PSNR-Y for the label.
+    ``color`` (decolorization): ``lr`` is the grey image (1, 1, h, w), ``bicubic`` the grey baseline
+    (``STEM_baseline.png``) and ``rec_psnr`` the PSNR on RGB."""
     folder.mkdir(parents=True, exist_ok=True)
     write_image(hr[0].float(), folder / f"{stem}_hr.png")
-    write_image(lr[0].float(), folder / f"{stem}_lr.png")
-    write_image(bicubic[0].float(), folder / f"{stem}_bicubic.png")
-    bic_psnr = float(psnr(bicubic, hr, crop, True))  # the same border crop as rec_psnr
-    panels = [("HR", hr), (f"LR x1/{scale}", lr), (f"bicubic {bic_psnr:.2f} dB", bicubic)]
+    write_image(lr[0].float(), folder / f"{stem}_{'grey' if color else 'lr'}.png")
+    write_image(bicubic[0].float(), folder / f"{stem}_{'baseline' if color else 'bicubic'}.png")
+    bic_psnr = float(psnr(bicubic, hr, crop, not color))  # the same border crop as rec_psnr
+    if color:
+        panels = [("HR", hr), ("grey", lr.expand(-1, 3, -1, -1)), (f"grey as RGB {bic_psnr:.2f} dB", bicubic)]
+    else:
+        panels = [("HR", hr), (f"LR x1/{scale}", lr), (f"bicubic {bic_psnr:.2f} dB", bicubic)]
     if reconstruction is not None:
         write_image(reconstruction[0].float(), folder / f"{stem}_rec.png")
         panels.append((f"IRN {rec_psnr:.2f} dB", reconstruction))

@@ -334,3 +334,86 @@ def test_evaluate_from_python(tmp_path: Path, tiny_model: tuple[Path, IRN]) -> N
         evaluate(None, [tmp_path / "nope"], scale=2, device="cpu")
     with pytest.raises(InputError, match="^scale 4 does not match the model tiny"):
         evaluate(model, [data], scale=4, device="cpu", model_name="tiny")
+
+
+# ------------------------------------------------------------------------- x3 and IRN-Color
+def test_bicubic_at_x3_is_the_literature_baseline(tmp_path: Path) -> None:
+    """MATLAB bicubic at x3 (the x3 model's baseline row): our figures, and the Bicubic row that SR papers
+    print for Set5 x3 (30.39 dB / 0.8682, Y, 3 px crop; their SSIM conventions differ slightly)."""
+    path = tmp_path / "x3.json"
+    set5 = str(shared_path("datasets", "Set5", "HR"))
+    argv = ["eval", "--method", "bicubic", "--scale", "3", "--data", set5, "--y-only", "--device", "cpu"]
+    assert _run([*argv, "--json", str(path)])[0] == 0
+    report = json.loads(path.read_text())
+    mean = report["datasets"]["Set5"]["mean"]
+    assert report["crop_border"] == 3
+    assert mean["psnr_y"] == pytest.approx(30.4047, abs=1e-4) and mean["ssim_y"] == pytest.approx(0.86897, abs=1e-5)
+    assert mean["psnr_y"] == pytest.approx(30.39, abs=0.05) and mean["ssim_y"] == pytest.approx(0.8682, abs=0.002)
+
+
+def _luma_as_rgb(hr: torch.Tensor) -> torch.Tensor:
+    """The grey baseline by hand: BT.601 luma weights, rounded to 8 bits, copied to RGB."""
+    weights = torch.tensor([0.299, 0.587, 0.114], dtype=torch.float64).view(1, 3, 1, 1)
+    grey = torch.round((hr * weights).sum(1, keepdim=True).clamp(0, 1) * 255) / 255
+    return grey.expand(-1, 3, -1, -1)
+
+
+def test_grey_baseline_is_the_luma_on_rgb(tmp_path: Path) -> None:
+    data = tmp_path / "d"
+    paths = _write_images(data, [(20, 24), (18, 18)])
+    report = irn.eval.protocol.evaluate(None, [data], baseline="grey", device="cpu", progress=False)
+    assert (report["method"], report["scale"], report["crop_border"], report["model"]) == ("grey", 1, 0, None)
+    for path, image in zip(paths, report["datasets"]["d"]["images"], strict=True):
+        hr = torch.round(irn.io.read_image(path).double()[None] * 255) / 255  # exact 8-bit levels, as scored
+        assert image["psnr_rgb"] == pytest.approx(float(psnr(_luma_as_rgb(hr), hr, 0, False)), abs=1e-9)
+        assert "grey_psnr" not in image and "lr_psnr_y" not in image
+
+
+def test_grey_baseline_on_set5() -> None:
+    report = irn.eval.protocol.evaluate(
+        None, [shared_path("datasets", "Set5", "HR")], baseline="grey", device="cpu", progress=False
+    )
+    mean = report["datasets"]["Set5"]["mean"]
+    assert mean["psnr_rgb"] == pytest.approx(18.3145, abs=1e-4) and mean["ssim_rgb"] == pytest.approx(0.88079, abs=1e-5)
+
+
+def test_a_fresh_color_model_scores_the_grey_baseline(tmp_path: Path) -> None:
+    """A colour model at its official start (YUV, identity couplings) makes the luma its grey image and,
+    with z = 0, puts it back on the three channels: the grey baseline, up to a few 8-bit rounding ties
+    (the model runs in float32, the baseline in float64). A trained one must beat it."""
+    data = tmp_path / "mine" / "HR"
+    _write_images(data, [(20, 24), (16, 12)])
+    ckpt = irn.save(identity_irn(1, 2, kind="color"), tmp_path / "color.pt")
+    saved = tmp_path / "saved"
+    code, stdout = _run(
+        ["eval", "--model", str(ckpt), "--data", str(data), "--z", "zero", "--json", str(tmp_path / "r.json")]
+        + ["--save-images", str(saved), "--device", "cpu"]
+    )
+    assert code == 0 and "grey PSNR" in stdout and "×1" in stdout
+    report = json.loads((tmp_path / "r.json").read_text())
+    baseline = irn.eval.protocol.evaluate(None, [data], baseline="grey", device="cpu", progress=False)
+    assert report["method"] == "irn" and report["crop_border"] == 0
+    ours, grey = report["datasets"]["mine"]["images"], baseline["datasets"]["mine"]["images"]
+    for mine, theirs in zip(ours, grey, strict=True):
+        assert mine["psnr_rgb"] == pytest.approx(theirs["psnr_rgb"], abs=2e-3)
+        assert mine["grey_psnr"] is None or mine["grey_psnr"] > 50  # the luma itself (inf: null in JSON)
+    with Image.open(saved / "mine" / "img0_grey.png") as grey_file:
+        assert grey_file.mode == "L" and grey_file.size == (24, 20)
+    assert (saved / "mine" / "img0_baseline.png").is_file() and (saved / "mine" / "img0_compare.png").is_file()
+
+
+def test_color_evaluation_mistakes_are_one_line(tmp_path: Path, capsys) -> None:
+    data = tmp_path / "d"
+    _write_images(data, [(20, 20)])
+    ckpt = irn.save(identity_irn(1, 1, kind="color"), tmp_path / "color.pt")
+    cases = [
+        (["--model", str(ckpt), "--y-only"], "--y-only does not apply to the colour model"),
+        (["--model", str(ckpt), "--scale", "2"], "does not match the model"),
+        (["--method", "grey", "--scale", "2"], "--method grey keeps the image size"),
+        (["--method", "grey", "--draws", "2"], "--draws"),
+        (["--method", "grey", "--y-only"], "--y-only does not apply"),
+    ]
+    for argv, message in cases:
+        assert main(["eval", *argv, "--data", str(data), "--device", "cpu"]) == 2, argv
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1, (argv, err)
