@@ -14,6 +14,11 @@ arrays) is resized with plain MATLAB bicubic (:mod:`irn.imaging.resize`) and re-
 Sizes that are not multiples of the scale s are reflect-padded at the bottom and right:
 the LR has ceil(H/s) x ceil(W/s) pixels; :func:`upscale_image` returns s x the LR size unless
 ``size=(H, W)`` crops it; :func:`roundtrip_image` crops back to the input size.
+
+The same functions run the other networks ``irn.load`` returns: the official x3 (scale 3), and
+IRN-Color models (scale 1), whose "LR" is the grey image: ``downscale_image`` gives a mode-L PIL image
+or an (H, W) array (LA / (H, W, 2) with alpha), and ``upscale_image`` reads a colour input as its
+BT.601 luma.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from torch import Tensor
 
 from irn.errors import InputError
 from irn.imaging.io import to_pil, to_tensor_rgba
+from irn.nn.linear import rgb_to_luma
 from irn.nn.network import ZMode, quantize
 from irn.pipeline import for_inference, model_device, resize_alpha, run_model
 
@@ -59,6 +65,8 @@ def _join(like: Image.Image | np.ndarray, rgb: Tensor, alpha: Tensor | None) -> 
     if isinstance(like, Image.Image):
         return to_pil(rgb[0], alpha)
     arr = rgb[0].permute(1, 2, 0)
+    if arr.shape[-1] == 1 and alpha is None:  # an IRN-Color grey image: (H, W), as PIL's mode L reads
+        arr = arr[..., 0]
     if alpha is not None:
         arr = torch.cat([arr, alpha.reshape(*alpha.shape[-2:], 1)], dim=2)
     arr_np = arr.detach().float().clamp(0, 1).cpu().numpy()
@@ -93,6 +101,8 @@ def _apply(
     else:
         x, alpha = _split(image)
     x = x.to(device=device, dtype=torch.float32)
+    if op == "up" and model.lr_channels == 1 and x.shape[1] == 3:  # IRN-Color: the grey image's luma
+        x = quantize(rgb_to_luma(x))
     h, w = x.shape[-2:]
     net = for_inference(model)
     if isinstance(z, str) and z == "auto":

@@ -147,3 +147,23 @@ def test_library_errors_name_their_parameter_and_the_cli_says_the_flag() -> None
     parser.add_argument("-t", "--temperature", type=float)
     assert info.value.with_name(flag_for(parser, info.value.param)).startswith("--temperature must be")
     assert flag_for(parser, "nothing") == "nothing"
+
+
+def test_color_and_x3_models_through_the_image_api() -> None:
+    """IRN-Color: a grey PIL image (mode L) or (H, W) array comes out of downscale_image; upscale_image
+    takes it (or a colour image, read as its luma) back to RGB. x3: 3 x the LR size."""
+    colour = random_irn(1, 1, growth=8, kind="color")
+    photo = Image.fromarray(rgb(11, 9))
+    grey = irn.downscale_image(colour, photo)
+    assert grey.mode == "L" and grey.size == photo.size
+    expected = colour.decolorize(irn.io.to_tensor_rgba(photo)[0][None])[0, 0]
+    torch.testing.assert_close(torch.from_numpy(np.asarray(grey).astype(np.float32) / 255), expected)
+    array = irn.downscale_image(colour, np.asarray(photo))
+    assert array.shape == (11, 9) and np.array_equal(array, np.asarray(grey))
+    back = irn.upscale_image(colour, grey, z="zero")
+    assert back.mode == "RGB" and back.size == photo.size
+    assert np.array_equal(np.asarray(irn.upscale_image(colour, grey.convert("RGB"), z="zero")), np.asarray(back))
+    x3 = random_irn(3, 1, growth=8, kind="conv")
+    lr = irn.downscale_image(x3, photo)
+    assert lr.size == (3, 4) and irn.upscale_image(x3, lr, seed=0).size == (9, 12)
+    assert irn.roundtrip_image(x3, photo, seed=0).size == photo.size

@@ -137,7 +137,7 @@ def test_library_code_imports_irn_at_the_top() -> None:
     assert not bad, "\n".join(bad)
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["rescale", "--help"], ["--version"]])
+@pytest.mark.parametrize("argv", [["--help"], ["rescale", "--help"], ["color", "--help"], ["--version"]])
 def test_help_does_not_import_torch(argv: list[str]) -> None:
     code = (
         "import sys\n"

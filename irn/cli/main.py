@@ -21,6 +21,7 @@ from irn.errors import InputError, IRNError
 #: subcommand -> module under irn.cli
 COMMANDS: dict[str, str] = {
     "rescale": "rescale",
+    "color": "color",
     "eval": "evaluate",
     "decay": "decay",
     "hybrid": "hybrid",

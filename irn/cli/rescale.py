@@ -41,6 +41,28 @@ LOSSY_WARNING = (
 Action = Literal["down", "up", "roundtrip"]
 
 
+@dataclass(frozen=True)
+class Task:
+    """What ``irn rescale`` and ``irn color`` (the same machinery) differ in: the command, the model kind
+    it takes, the output names (``{s}`` is the scale), the baseline of ``roundtrip`` and its flag."""
+
+    command: str
+    lr_tag: str  # NAME{lr_tag}.png written by down
+    up_tag: str  # NAME{up_tag}.png written by up
+    rt_tag: str  # NAME{rt_tag}.png written by roundtrip
+    baseline_flag: str
+    baseline_name: str  # how the printed lines and the JSON name the baseline
+    lr_key: str = "lr"  # JSON names of the outputs
+    hr_key: str = "hr"
+
+    def tag(self, which: str, scale: int) -> str:
+        return getattr(self, f"{which}_tag").format(s=scale)
+
+
+RESCALE = Task("rescale", "_x{s}_lr", "_x{s}_up", "_x{s}_rt", "--bicubic", "bicubic")
+COLOR = Task("color", "_grey", "_color", "_rt", "--baseline", "baseline", lr_key="grey", hr_key="color")
+
+
 #: ``50000000``, ``50M``, ``0.5G`` or ``2e7`` -> a positive pixel count (M, G are powers of 1000)
 _pixel_count = number_type(
     with_suffixes({"M": 1_000_000, "G": 1_000_000_000}),
@@ -60,15 +82,22 @@ _byte_count = number_type(
 _non_negative_float = number_type(float, "a number", lambda v: v >= 0, "must not be negative, got {text!r}")
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def add_arguments(parser: argparse.ArgumentParser, task: Task = RESCALE) -> None:
+    parser.set_defaults(task=task)
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or glob patterns")
     common.add_argument(
         "-o", "--output", default="out", metavar="OUTDIR", help="output folder (default: ./out, created if needed)"
     )
-    common.add_argument(
-        "--model", default="x2", metavar="NAME|PATH", help="shipped model name (x2, x4) or checkpoint file (default x2)"
-    )
+    if task is COLOR:
+        common.add_argument("--model", required=True, metavar="PATH", help="an IRN-Color checkpoint file (required)")
+    else:
+        common.add_argument(
+            "--model",
+            default="x2",
+            metavar="NAME|PATH",
+            help="shipped model name (x2, x4) or checkpoint file, the official x3 included (default x2)",
+        )
     add_device_argument(common)
     common.add_argument("-r", "--recursive", action="store_true", help="search folders recursively")
     common.add_argument(
@@ -124,8 +153,42 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     lr_format.add_argument("--quality", type=int, default=95, help="quality of a jpg/webp LR, 1-100 (default 95)")
 
+    compare = argparse.ArgumentParser(add_help=False)
     sub = parser.add_subparsers(dest="action", metavar="ACTION")
     sub.required = True
+    if task is COLOR:
+        compare.add_argument(
+            "--baseline",
+            action="store_true",
+            help="also score the grey image copied to RGB (no colorization): what the model adds over it",
+        )
+        sub.add_parser(
+            "down",
+            parents=[common, lr_format],
+            help="colour -> grey (1-channel, same size): NAME_grey.png",
+            description="Decolorize with the model: each colour image -> OUTDIR/NAME_grey.png, a 1-channel image "
+            "of the same size whose latent the model can restore colours from.",
+        )
+        sub.add_parser(
+            "up",
+            parents=[common, latent],
+            help="grey -> colour: NAME_color.png",
+            description="Colorize with the model: each grey image -> OUTDIR/NAME_color.png (a colour file is "
+            "read as its BT.601 luma).",
+        )
+        sub.add_parser(
+            "roundtrip",
+            parents=[common, latent, lr_format, compare],
+            help="down then up; prints PSNR-Y and PSNR-RGB: NAME_grey.png, NAME_rt.png",
+            description="Decolorize then colorize each image; writes the grey image and the restored colour "
+            "image and prints PSNR-Y (BT.601) and PSNR-RGB against the input.",
+        )
+        return
+    compare.add_argument(
+        "--bicubic",
+        action="store_true",
+        help="also score bicubic down-and-up (MATLAB-style, 8-bit LR) of each image: what IRN adds over it",
+    )
     sub.add_parser(
         "down",
         parents=[common, lr_format],
@@ -137,12 +200,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         parents=[common, latent],
         help="LR -> HR, exactly s x the LR size: NAME_xS_up.png",
         description="Upscale with the model: each LR image (h x w) -> OUTDIR/NAME_xS_up.png of sh x sw.",
-    )
-    compare = argparse.ArgumentParser(add_help=False)
-    compare.add_argument(
-        "--bicubic",
-        action="store_true",
-        help="also score bicubic down-and-up (MATLAB-style, 8-bit LR) of each image: what IRN adds over it",
     )
     sub.add_parser(
         "roundtrip",
@@ -252,14 +309,14 @@ def collect_inputs(
     return found, missing
 
 
-def _stem_for_up(stem: str, scale: int) -> str:
+def _stem_for_up(stem: str, scale: int, task: Task = RESCALE) -> str:
     """``photo_x2_lr`` (what ``down`` wrote) -> ``photo`` so that ``up`` writes ``photo_x2_up.png``."""
-    tag = f"_x{scale}_lr"
+    tag = task.tag("lr", scale)
     return stem[: -len(tag)] if stem.endswith(tag) and len(stem) > len(tag) else stem
 
 
 def plan_outputs(
-    action: Action, inputs: list[tuple[Path, Path]], outdir: Path, scale: int, lr_suffix: str
+    action: Action, inputs: list[tuple[Path, Path]], outdir: Path, scale: int, lr_suffix: str, task: Task = RESCALE
 ) -> list[Job]:
     """Output paths for every input; refuses (IRNError) collisions and outputs that equal an input."""
     jobs: list[Job] = []
@@ -268,11 +325,11 @@ def plan_outputs(
         stem = source.stem
         outputs: dict[str, Path] = {}
         if action in ("down", "roundtrip"):
-            outputs["lr"] = folder / f"{stem}_x{scale}_lr{lr_suffix}"
+            outputs["lr"] = folder / f"{stem}{task.tag('lr', scale)}{lr_suffix}"
         if action == "up":
-            outputs["hr"] = folder / f"{_stem_for_up(stem, scale)}_x{scale}_up.png"
+            outputs["hr"] = folder / f"{_stem_for_up(stem, scale, task)}{task.tag('up', scale)}.png"
         if action == "roundtrip":
-            outputs["hr"] = folder / f"{stem}_x{scale}_rt.png"
+            outputs["hr"] = folder / f"{stem}{task.tag('rt', scale)}.png"
         jobs.append(Job(source, outputs))
 
     inputs_by_path = {job.source.resolve(): job.source for job in jobs}
@@ -327,8 +384,9 @@ class Options:
     temperature: float = 1.0
     tile: int | None = None
     max_memory: int | None = None
-    bicubic: bool = False  # roundtrip --bicubic
+    bicubic: bool = False  # roundtrip --bicubic (irn color: --baseline)
     scale: int = 1
+    color: bool = False  # the decolorization task: the "LR" is the 1-channel grey image
 
 
 def _save(x: Tensor, path: Path, alpha: Tensor | None, opts: Options, notes: list[str]) -> None:
@@ -365,6 +423,11 @@ def _process(model: IRN, job: Job, opts: Options, rec: Record) -> None:
     h, w = rgb.shape[-2:]
     rec.size = [h, w]
     x = rgb[None]
+    if opts.color and opts.action == "up":  # the grey input: its luma (R = G = B in a grey file)
+        from irn.nn.linear import rgb_to_luma
+        from irn.nn.network import quantize
+
+        x = quantize(rgb_to_luma(x))
     up_kwargs: dict[str, Any] = {"z": opts.z, "temperature": opts.temperature, "seed": opts.seed}
     tiling_kwargs: dict[str, Any] = {"tile": opts.tile, "max_memory": opts.max_memory, "notes": rec.notes}
 
@@ -390,6 +453,7 @@ def _process(model: IRN, job: Job, opts: Options, rec: Record) -> None:
 
     if opts.lr_suffix != ".png":
         lr = read_image(job.outputs["lr"])  # upscale what the lossy file actually holds
+        lr = lr[:1] if opts.color else lr
     hr = run_model(model, lr[None], "up", size=(h, w), **up_kwargs, **tiling_kwargs)[0]
     hr_alpha = resize_alpha(lr_alpha, s, size=(h, w)) if lr_alpha is not None else None
     _save(hr, job.outputs["hr"], hr_alpha, opts, rec.notes)
@@ -399,7 +463,17 @@ def _process(model: IRN, job: Job, opts: Options, rec: Record) -> None:
 
     rec.psnr_y, rec.psnr_rgb = _psnr_pair(rgb, quantize(hr))  # against what the PNG holds
     if opts.bicubic:
-        rec.bicubic_psnr_y, rec.bicubic_psnr_rgb = _psnr_pair(rgb, bicubic_roundtrip(rgb, s, lr.shape[-2:]))
+        rec.bicubic_psnr_y, rec.bicubic_psnr_rgb = _psnr_pair(rgb, baseline_roundtrip(rgb, opts, lr.shape[-2:]))
+
+
+def baseline_roundtrip(rgb: Tensor, opts: Options, lr_size: Sequence[int]) -> Tensor:
+    """The roundtrip's baseline: bicubic down and up, or for decolorization the 8-bit luma copied to RGB."""
+    if opts.color:
+        from irn.nn.linear import rgb_to_luma
+        from irn.nn.network import quantize
+
+        return quantize(rgb_to_luma(rgb[None]))[0].expand(3, -1, -1)
+    return bicubic_roundtrip(rgb, opts.scale, lr_size)
 
 
 def bicubic_roundtrip(rgb: Tensor, scale: int, lr_size: Sequence[int]) -> Tensor:
@@ -426,7 +500,7 @@ def _psnr_of_existing(job: Job, rec: Record, opts: Options) -> None:
         rec.psnr_y, rec.psnr_rgb = _psnr_pair(rgb, hr)
         if opts.bicubic:
             lr_size = [-(-n // opts.scale) for n in rgb.shape[-2:]]
-            rec.bicubic_psnr_y, rec.bicubic_psnr_rgb = _psnr_pair(rgb, bicubic_roundtrip(rgb, opts.scale, lr_size))
+            rec.bicubic_psnr_y, rec.bicubic_psnr_rgb = _psnr_pair(rgb, baseline_roundtrip(rgb, opts, lr_size))
 
 
 def _fmt_db(value: float | None) -> str:
@@ -456,6 +530,7 @@ def run(args: argparse.Namespace) -> int:
     from irn.zoo import load, resolve, resolve_device
 
     action: Action = args.action
+    task: Task = getattr(args, "task", RESCALE)
     quality = getattr(args, "quality", 95)
     if not 1 <= quality <= 100:
         raise IRNError(f"--quality {quality}: must be between 1 and 100")
@@ -468,12 +543,19 @@ def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     checkpoint = resolve(args.model)
     model = load(checkpoint, device=device)
+    color = model.config.kind == "color"
+    if color and task is RESCALE:
+        raise IRNError(f"--model {args.model}: an IRN-Color model (decolorization, scale 1): use irn color")
+    if not color and task is COLOR:
+        raise IRNError(
+            f"--model {args.model}: an x{model.scale} rescaling model, not an IRN-Color one: use irn rescale"
+        )
     latent = _latent_mode(getattr(args, "z", "auto"), model.metadata)
     model = for_inference(model)  # on a CPU the fast path: the same outputs, faster (irn.pipeline)
     scale = model.scale
 
     lr_suffix = LR_FORMATS[getattr(args, "format", "png")]
-    jobs = plan_outputs(action, inputs, outdir, scale, lr_suffix)
+    jobs = plan_outputs(action, inputs, outdir, scale, lr_suffix, task)
     if args.json:
         taken = {f"the input {job.source}": job.source for job in jobs}
         taken.update({f"the image output {out}": out for job in jobs for out in job.outputs.values()})
@@ -491,15 +573,17 @@ def run(args: argparse.Namespace) -> int:
         temperature=getattr(args, "temperature", 1.0),
         tile=args.tile,
         max_memory=args.max_memory,
-        bicubic=getattr(args, "bicubic", False),
+        bicubic=getattr(args, "bicubic", False) or getattr(args, "baseline", False),
         scale=model.scale,
+        color=color,
     )
 
     records: list[Record] = [Record(input=p, status="failed", error=f"{p}: {why}") for p, why in missing]
     for rec in records:
         print(f"irn: skipped: {rec.error}", file=sys.stderr)
 
-    bar = tqdm(jobs, desc=f"rescale {action} x{scale}", unit="img", file=sys.stderr, disable=None, leave=False)
+    desc = f"color {action}" if color else f"rescale {action} x{scale}"
+    bar = tqdm(jobs, desc=desc, unit="img", file=sys.stderr, disable=None, leave=False)
     for job in bar:
         rec = Record(input=str(job.source))
         records.append(rec)
@@ -530,7 +614,10 @@ def run(args: argparse.Namespace) -> int:
         if action == "roundtrip":
             line += f"  PSNR-Y {_fmt_db(rec.psnr_y)}  PSNR-RGB {_fmt_db(rec.psnr_rgb)}"
             if opts.bicubic:
-                line += f"  (bicubic: PSNR-Y {_fmt_db(rec.bicubic_psnr_y)}  PSNR-RGB {_fmt_db(rec.bicubic_psnr_rgb)})"
+                line += (
+                    f"  ({task.baseline_name}: PSNR-Y {_fmt_db(rec.bicubic_psnr_y)}"
+                    f"  PSNR-RGB {_fmt_db(rec.bicubic_psnr_rgb)})"
+                )
         tqdm.write(line, file=sys.stdout)
     bar.close()
 
@@ -554,9 +641,9 @@ def run(args: argparse.Namespace) -> int:
                 if scored_bic and all(r.bicubic_psnr_y != float("inf") for r in scored_bic):
                     bic_y = sum(r.bicubic_psnr_y for r in scored_bic) / len(scored_bic)  # type: ignore[misc]
                     bic_rgb = sum(r.bicubic_psnr_rgb for r in scored_bic) / len(scored_bic)  # type: ignore[misc]
-                    baseline = f"  (bicubic: PSNR-Y {_fmt_db(bic_y)}  PSNR-RGB {_fmt_db(bic_rgb)})"
+                    baseline = f"  ({task.baseline_name}: PSNR-Y {_fmt_db(bic_y)}  PSNR-RGB {_fmt_db(bic_rgb)})"
             print(
-                f"mean over {len(finite)} image(s){left_out}, x{scale}: "
+                f"mean over {len(finite)} image(s){left_out}{'' if color else f', x{scale}'}: "
                 f"PSNR-Y {_fmt_db(mean_y)}  PSNR-RGB {_fmt_db(mean_rgb)}{baseline}"
             )
         elif scored:
@@ -566,13 +653,13 @@ def run(args: argparse.Namespace) -> int:
 
     if args.json:
         payload: dict[str, Any] = {
-            "command": f"rescale {action}",
+            "command": f"{task.command} {action}",
             "model": args.model,
             "checkpoint": str(checkpoint),
             "scale": scale,
             "device": device,
             "output_dir": str(outdir),
-            "lr_format": lr_suffix[1:],
+            ("grey_format" if color else "lr_format"): lr_suffix[1:],
             "max_pixels": args.max_pixels,
             "counts": {"ok": len(ok), "skipped": len(skipped), "failed": len(failed)},
             "images": [],
@@ -584,7 +671,9 @@ def run(args: argparse.Namespace) -> int:
                 mean_psnr_y=_json_number(mean_y), mean_psnr_rgb=_json_number(mean_rgb), exact_images=identical
             )
             if opts.bicubic:
-                payload.update(mean_bicubic_psnr_y=_json_number(bic_y), mean_bicubic_psnr_rgb=_json_number(bic_rgb))
+                base = task.baseline_name
+                payload[f"mean_{base}_psnr_y"] = _json_number(bic_y)
+                payload[f"mean_{base}_psnr_rgb"] = _json_number(bic_rgb)
         for r in records:
             item = {
                 k: v
@@ -594,6 +683,11 @@ def run(args: argparse.Namespace) -> int:
             for key in ("psnr_y", "psnr_rgb", "bicubic_psnr_y", "bicubic_psnr_rgb"):
                 if key in item:
                     item[key] = _json_number(item[key])
+            if task is COLOR:  # the names of this task: grey/color outputs, the grey baseline
+                item = {k.replace("bicubic_", "baseline_"): v for k, v in item.items()}
+                item["outputs"] = {task.lr_key if k == "lr" else task.hr_key: v for k, v in item["outputs"].items()}
+                item["grey_size"] = item.pop("lr_size")
+                item["color_size"] = item.pop("hr_size")
             payload["images"].append(item)
         try:
             from irn.imaging.io import write_json

@@ -22,7 +22,6 @@ from typing import Any, Literal
 import yaml
 
 from irn.errors import IRNError
-from irn.nn.network import IRNConfig
 
 
 class ConfigError(IRNError):
@@ -156,13 +155,6 @@ class TrainConfig:
     def lambda_fit(self) -> float:
         lf = self.loss.lambda_fit
         return float(self.model.scale**2 if lf is None else lf)
-
-    def network_config(self) -> IRNConfig:
-        """The architecture this config trains."""
-        m = self.model
-        return IRNConfig(
-            scale=m.scale, blocks_per_level=tuple(m.blocks_per_level), growth=m.growth, clamp=m.clamp, kind=m.kind
-        )
 
 
 SECTIONS: dict[str, type] = {

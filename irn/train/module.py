@@ -30,7 +30,7 @@ from irn.eval.metrics import psnr
 from irn.imaging.resize import imresize
 from irn.nn.coupling import AffineCoupling
 from irn.nn.linear import rgb_to_luma
-from irn.nn.network import IRN, quantize
+from irn.nn.network import IRN, IRNConfig, quantize
 from irn.nn.network import build_network as network_of
 from irn.train.config import TrainConfig, config_from_dict
 from irn.zoo import load_checkpoint
@@ -60,9 +60,17 @@ def psnr_rgb(x: Tensor, y: Tensor) -> Tensor:
     return psnr(quantize(x.double()), quantize(y.double()), crop_border=0, y_channel=False).float()
 
 
+def network_config(config: TrainConfig) -> IRNConfig:
+    """The architecture a training config trains (its ``model`` section)."""
+    m = config.model
+    return IRNConfig(
+        scale=m.scale, blocks_per_level=tuple(m.blocks_per_level), growth=m.growth, clamp=m.clamp, kind=m.kind
+    )
+
+
 def build_network(config: TrainConfig) -> IRN:
     """The untrained network of ``config`` (its kind's class)."""
-    return network_of(config.network_config())
+    return network_of(network_config(config))
 
 
 def lr_target(config: TrainConfig, hr: Tensor) -> Tensor:

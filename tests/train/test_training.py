@@ -707,7 +707,9 @@ def test_x3_and_color_configs_parse_with_the_official_recipes() -> None:
     color = load_config(REPO / "configs" / "color.yaml")
     assert (color.model.kind, color.model.scale, color.model.blocks_per_level) == ("color", 1, [8])
     assert (color.lambda_fit, color.data.batch_size, color.trainer.monitor) == (3.0, 8, "val/psnr_rgb_z0")
-    assert color.network_config().lr_channels == 1
+    from irn.train.module import network_config
+
+    assert network_config(color).lr_channels == 1
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,119 @@
+"""`irn color` (IRN-Color: invertible decolorization) and `irn rescale` with an x3 model, end to end
+through `irn.cli.main(argv)` with tiny models."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from helpers import identity_irn, random_irn
+from PIL import Image
+from sample_images import rgb_array
+
+import irn
+from irn.cli.main import main
+
+
+def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = main(args)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def save_rgb(path: Path, h: int = 14, w: int = 10, seed: int = 0) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(rgb_array(h, w, seed)).save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def color_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return irn.save(random_irn(1, 2, kind="color"), tmp_path_factory.mktemp("m") / "color.pt")
+
+
+def test_color_down_up_roundtrip(tmp_path: Path, color_model: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = save_rgb(tmp_path / "in" / "photo.png", 13, 11)
+    out = tmp_path / "out"
+    code, stdout, _ = run_cli(["color", "down", str(src), "--model", str(color_model), "-o", str(out)], capsys)
+    assert code == 0
+    grey_path = out / "photo_grey.png"
+    with Image.open(grey_path) as grey_file:
+        assert grey_file.mode == "L" and grey_file.size == (11, 13)
+        grey = np.asarray(grey_file)
+    model = irn.load(color_model)
+    rgb = irn.io.read_image(src)[None]
+    expected = (model.decolorize(rgb)[0, 0] * 255).round().to(torch.uint8).numpy()
+    assert np.array_equal(grey, expected)
+
+    code, _, _ = run_cli(["color", "up", str(grey_path), "--model", str(color_model), "-o", str(out)], capsys)
+    assert code == 0
+    with Image.open(out / "photo_color.png") as colour_file:  # NAME_grey -> NAME_color
+        assert colour_file.mode == "RGB" and colour_file.size == (11, 13)
+        colour = np.asarray(colour_file)
+    again = model.colorize(torch.from_numpy(grey.astype(np.float32) / 255)[None, None], z="sample", seed=0)
+    assert np.abs(colour.astype(int) - (again[0].permute(1, 2, 0).numpy() * 255).round().astype(int)).max() <= 1
+
+    summary = tmp_path / "rt.json"
+    argv = ["color", "roundtrip", str(src), "--model", str(color_model), "-o", str(out), "--baseline"]
+    code, stdout, _ = run_cli([*argv, "--json", str(summary)], capsys)
+    assert code == 0 and "(baseline: PSNR-Y" in stdout and "x1" not in stdout
+    report = json.loads(summary.read_text())
+    image = report["images"][0]
+    assert report["command"] == "color roundtrip" and report["grey_format"] == "png"
+    assert set(image["outputs"]) == {"grey", "color"} and image["outputs"]["color"].endswith("photo_rt.png")
+    assert image["grey_size"] == image["color_size"] == [13, 11]
+    luma = np.round(rgb_array(13, 11, 0).astype(np.float64) @ np.array([0.299, 0.587, 0.114]))
+    baseline_rgb = 10 * np.log10(255**2 / np.mean((np.repeat(luma[..., None], 3, 2) - rgb_array(13, 11, 0)) ** 2))
+    assert image["baseline_psnr_rgb"] == pytest.approx(baseline_rgb, abs=0.05)
+    assert report["mean_baseline_psnr_rgb"] == image["baseline_psnr_rgb"]
+
+
+def test_color_keeps_alpha_and_refuses_the_other_kind(
+    tmp_path: Path, color_model: Path, tiny_x2: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rgba = np.concatenate([rgb_array(12, 9, 3), np.full((12, 9, 1), 128, np.uint8)], axis=2)
+    src = tmp_path / "a.png"
+    Image.fromarray(rgba, mode="RGBA").save(src)
+    out = tmp_path / "out"
+    assert run_cli(["color", "down", str(src), "--model", str(color_model), "-o", str(out)], capsys)[0] == 0
+    with Image.open(out / "a_grey.png") as grey:
+        assert grey.mode == "LA" and np.asarray(grey)[..., 1].min() == 128
+    code, _, err = run_cli(["color", "down", str(src), "--model", str(tiny_x2), "-o", str(out)], capsys)
+    assert code == 2 and "not an IRN-Color one: use irn rescale" in err and err.count("\n") == 1
+    code, _, err = run_cli(["rescale", "down", str(src), "--model", str(color_model), "-o", str(out)], capsys)
+    assert code == 2 and "an IRN-Color model" in err and "use irn color" in err and err.count("\n") == 1
+    with pytest.raises(SystemExit):  # --model is required: there is no shipped default to fall back on
+        main(["color", "down", str(src), "-o", str(out)])
+    assert "--model" in capsys.readouterr().err
+
+
+def test_a_fresh_color_model_restores_the_grey_baseline(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """At the official start (YUV, identity couplings) with z = 0 the colour image is the grey one on RGB."""
+    model = irn.save(identity_irn(1, 1, kind="color"), tmp_path / "fresh.pt")
+    src = save_rgb(tmp_path / "p.png", 10, 12, seed=4)
+    argv = ["color", "roundtrip", str(src), "--model", str(model), "-o", str(tmp_path / "o"), "--z", "zero"]
+    code, _, _ = run_cli([*argv, "--baseline", "--json", str(tmp_path / "r.json")], capsys)
+    image = json.loads((tmp_path / "r.json").read_text())["images"][0]
+    assert code == 0 and image["psnr_rgb"] == pytest.approx(image["baseline_psnr_rgb"], abs=0.05)
+
+
+@pytest.mark.parametrize("size", [(17, 23), (9, 12)])
+def test_rescale_with_an_x3_model(tmp_path: Path, size: tuple[int, int], capsys: pytest.CaptureFixture[str]) -> None:
+    """The official x3's architecture through irn rescale: sizes that are not multiples of 3 pad and crop back."""
+    model_path = irn.save(random_irn(3, 2, kind="conv"), tmp_path / "x3.pt")
+    src = save_rgb(tmp_path / "in.png", *size)
+    out = tmp_path / "out"
+    argv = ["rescale", "roundtrip", str(src), "--model", str(model_path), "-o", str(out), "--bicubic"]
+    code, stdout, _ = run_cli(argv, capsys)
+    assert code == 0 and "x3" in stdout
+    h, w = size
+    with Image.open(out / "in_x3_lr.png") as lr, Image.open(out / "in_x3_rt.png") as rt:
+        assert lr.size == (-(-w // 3), -(-h // 3)) and rt.size == (w, h)
+    code, _, _ = run_cli(
+        ["rescale", "up", str(out / "in_x3_lr.png"), "--model", str(model_path), "-o", str(out)], capsys
+    )
+    with Image.open(out / "in_x3_up.png") as up:
+        assert code == 0 and up.size == (3 * -(-w // 3), 3 * -(-h // 3))
