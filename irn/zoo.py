@@ -13,6 +13,11 @@ Official files (``torch.save(net.state_dict())`` from the paper's code, keys
 ``module.`` prefix) are recognised by their keys; the architecture is inferred from them: Haar
 levels (x2/x4/x8), the x3 model's learnable downsampling (``operations.0.conv_weights`` of shape
 (s², s²)) and IRN-Color's colour transform (``operations.0.conv_weights`` (3, 3), couplings split 1).
+The compression restoration module of the official IRN-Compression (an RRDB network, keys
+``conv_first.weight``, ``RRDB_trunk.N.RDBk.convj.weight``, ...) loads as a
+:class:`irn.nn.restoration.CompressionRestorer`; our format marks it ``"module": "restorer"``.
+:func:`load` returns either kind; :func:`load_irn` (what the commands use) and
+:func:`load_checkpoint` take IRN models only and refuse a CRM in one line.
 
 Shipped models (``irn.load("x2")``) are looked up, in order, in ``$IRN_CHECKPOINT_DIR``,
 in ``irn/checkpoints/`` inside an installed wheel, and in ``checkpoints/`` beside the
@@ -38,6 +43,7 @@ from irn.errors import InputError, IRNError
 from irn.imaging.io import atomic_write
 from irn.nn.fast import FastIRN, fast_or_plain, return_freed_memory_promptly
 from irn.nn.network import IRN, IRNConfig, build_network
+from irn.nn.restoration import CompressionRestorer, RestorerConfig
 
 FORMAT = "irn"
 FORMAT_VERSION = 1
@@ -48,6 +54,8 @@ SHIPPED: dict[str, str] = {"x2": "irn_x2.pt", "x4": "irn_x4.pt"}
 _HAAR_KEY = re.compile(r"^operations\.(\d+)\.haar_weights$")
 _BLOCK_KEY = re.compile(r"^operations\.(\d+)\.F\.conv1\.weight$")
 _LINEAR_KEY = "operations.0.conv_weights"  # the x3 downsampling or IRN-Color's colour transform
+_RRDB_KEY = re.compile(r"^RRDB_trunk\.(\d+)\.RDB1\.conv1\.weight$")
+RESTORER = "restorer"  # our format's "module" value for a CRM
 
 
 class CheckpointError(IRNError):
@@ -175,8 +183,30 @@ def infer_config(state: Mapping[str, Tensor]) -> IRNConfig:
     return IRNConfig(scale=2 ** len(haar), blocks_per_level=tuple(per_level), in_channels=in_channels, growth=growth)
 
 
+def is_restorer_state(state: Mapping[str, Any]) -> bool:
+    """Whether a state dict is an official CRM (an RRDB network)."""
+    return "conv_first.weight" in state and any(_RRDB_KEY.match(str(k)) for k in state)
+
+
+def infer_restorer_config(state: Mapping[str, Tensor]) -> RestorerConfig:
+    """The RRDB network's size, from an official CRM state dict's shapes."""
+    blocks = sorted(int(m.group(1)) for k in state if (m := _RRDB_KEY.match(k)))
+    first, last = state["conv_first.weight"], state["conv_last.weight"]
+    return RestorerConfig(
+        in_channels=int(first.shape[1]),
+        out_channels=int(last.shape[0]),
+        features=int(first.shape[0]),
+        blocks=len(blocks),
+        growth=int(state["RRDB_trunk.0.RDB1.conv1.weight"].shape[0]),
+    )
+
+
 def _build(path: Path, config: IRNConfig, state: Mapping[str, Tensor]) -> IRN:
-    model = build_network(config)
+    return _fit_state(path, build_network(config), state)  # type: ignore[return-value]
+
+
+def _fit_state(path: Path, model: torch.nn.Module, state: Mapping[str, Any]) -> torch.nn.Module:
+    """``model`` with ``state`` loaded, after checking every key and shape (one line naming the file)."""
     expected = model.state_dict()
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
@@ -198,7 +228,19 @@ def _build(path: Path, config: IRNConfig, state: Mapping[str, Tensor]) -> IRN:
 
 
 def load_checkpoint(path: str | os.PathLike[str]) -> tuple[IRN, dict[str, Any]]:
-    """Load an IRN (ours or official) from ``path``; returns the model (on CPU) and its metadata."""
+    """Load an IRN (ours or official) from ``path``; returns the model (on CPU) and its metadata.
+    A compression restoration module is refused: it is not an IRN (:func:`load_module` reads both)."""
+    module, meta = load_module(path)
+    if isinstance(module, CompressionRestorer):
+        raise CheckpointError(
+            f"{path}: a compression restoration module (CRM, the RRDB network of IRN-Compression), not an IRN model"
+        )
+    return module, meta
+
+
+def load_module(path: str | os.PathLike[str]) -> tuple[IRN | CompressionRestorer, dict[str, Any]]:
+    """Load an IRN or a compression restoration module (ours or official) from ``path``, on the CPU,
+    with its metadata."""
     path = Path(path)
     obj = _read(path)
     if not isinstance(obj, Mapping):
@@ -212,21 +254,30 @@ def load_checkpoint(path: str | os.PathLike[str]) -> tuple[IRN, dict[str, Any]]:
                 f"{path}: checkpoint format version {version!r} is newer than this irn supports "
                 f"({FORMAT_VERSION}); upgrade irn"
             )
+        restorer = obj.get("module") == RESTORER
         try:
-            config = IRNConfig.from_dict(dict(obj["config"]))
+            config = (RestorerConfig if restorer else IRNConfig).from_dict(dict(obj["config"]))
         except (KeyError, TypeError, ValueError) as exc:
             raise CheckpointError(f"{path}: bad architecture config ({exc})") from None
         state = obj.get("state_dict")
         if not isinstance(state, Mapping):
             raise CheckpointError(f"{path}: checkpoint has no 'state_dict'")
         meta = {"source": "irn", "irn_version": obj.get("irn_version"), **dict(obj.get("metadata") or {})}
-        return _build(path, config, state), meta
+        if restorer:
+            return _fit_state(path, CompressionRestorer(config), state), meta  # type: ignore[arg-type,return-value]
+        return _build(path, config, state), meta  # type: ignore[arg-type]
     state = obj.get("state_dict", obj) if "state_dict" in obj and isinstance(obj.get("state_dict"), Mapping) else obj
     state = _strip_prefix(state)
+    if is_restorer_state(state):
+        try:
+            restorer_config = infer_restorer_config(state)
+        except (ValueError, KeyError, AttributeError, IndexError) as exc:
+            raise CheckpointError(f"{path}: cannot infer the CRM architecture from its keys ({exc})") from None
+        return _fit_state(path, CompressionRestorer(restorer_config), state), {"source": "official"}  # type: ignore[return-value]
     if not any(_HAAR_KEY.match(str(k)) for k in state) and _LINEAR_KEY not in state:
         raise CheckpointError(
-            f"{path}: not an IRN checkpoint (no irn metadata and no official 'operations.N.haar_weights' "
-            f"or '{_LINEAR_KEY}' keys)"
+            f"{path}: not an IRN checkpoint (no irn metadata and no official 'operations.N.haar_weights', "
+            f"'{_LINEAR_KEY}' or CRM 'conv_first.weight' keys)"
         )
     try:
         config = infer_config(state)
@@ -235,14 +286,18 @@ def load_checkpoint(path: str | os.PathLike[str]) -> tuple[IRN, dict[str, Any]]:
     return _build(path, config, state), {"source": "official"}
 
 
-def save(model: IRN, path: str | os.PathLike[str], metadata: Mapping[str, Any] | None = None) -> Path:
-    """Write ``model`` in our format, atomically (temporary file, then rename)."""
+def save(
+    model: IRN | CompressionRestorer, path: str | os.PathLike[str], metadata: Mapping[str, Any] | None = None
+) -> Path:
+    """Write ``model`` (an IRN or a compression restoration module) in our format, atomically
+    (temporary file, then rename)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "irn_version": __version__,
+        **({"module": RESTORER} if isinstance(model, CompressionRestorer) else {}),
         "config": model.config.to_dict(),
         "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
         "metadata": dict(metadata or {}),
@@ -278,8 +333,12 @@ def resolve_device(name: str | torch.device, what: str = "device") -> str:
     return str(device)
 
 
-def load(name_or_path: str | os.PathLike[str], device: str | torch.device | None = None) -> IRN:
+def load(name_or_path: str | os.PathLike[str], device: str | torch.device | None = None) -> IRN | CompressionRestorer:
     """A shipped model by name (``"x2"``, ``"x4"``) or any checkpoint file, ready for inference.
+
+    An IRN file gives an IRN (below); a compression restoration module (the official CRM, or one
+    saved with :func:`save`) gives the :class:`~irn.nn.restoration.CompressionRestorer`, in eval mode
+    with gradients off (``module(x)`` / ``module.restore(x)``). :func:`load_irn` takes IRN files only.
 
     The model is an :class:`~irn.nn.network.IRN` in eval mode with gradients off; it is the fast
     inference path (:class:`irn.nn.fast.FastIRN`, same weights, same outputs to fp32 rounding),
@@ -293,7 +352,11 @@ def load(name_or_path: str | os.PathLike[str], device: str | torch.device | None
     """
     path = resolve(name_or_path)
     target = resolve_device(device, "device") if device is not None else None
-    plain, meta = load_checkpoint(path)
+    plain, meta = load_module(path)
+    if isinstance(plain, CompressionRestorer):
+        plain.metadata = meta  # type: ignore[assignment]
+        plain.eval().requires_grad_(False)
+        return plain.to(target) if target is not None else plain
     plain.metadata = meta  # type: ignore[assignment]
     plain.eval().requires_grad_(False)
     model = fast_or_plain(plain).eval()
@@ -302,4 +365,16 @@ def load(name_or_path: str | os.PathLike[str], device: str | torch.device | None
     model.metadata = meta  # type: ignore[assignment]
     if target is not None:
         model.to(target)
+    return model
+
+
+def load_irn(name_or_path: str | os.PathLike[str], device: str | torch.device | None = None) -> IRN:
+    """:func:`load` for the places that need an IRN model (the commands): a compression restoration
+    module is refused in one line naming the file."""
+    model = load(name_or_path, device)
+    if isinstance(model, CompressionRestorer):
+        raise CheckpointError(
+            f"{resolve(name_or_path)}: a compression restoration module (CRM), not an IRN model; "
+            "it restores a JPEG-decoded LR image for an IRN"
+        )
     return model

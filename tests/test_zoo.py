@@ -344,3 +344,37 @@ def test_shipped_models_beat_bicubic_by_3_db_with_their_recommended_latent(name:
     assert sum(gains) / len(gains) >= 3.0, gains
     if recommended == "sample":
         assert sum(gaps) / len(gaps) <= 1.5, gaps
+
+
+# ------------------------------------------------------------------ the compression restoration module
+def test_official_crm_fixture_restores_as_the_official_code() -> None:
+    """IRN-Compression's CRM: RRDBNet(in 3, out 3, nf 64, nb 8, gc 32) at the LR's resolution."""
+    from irn.nn.restoration import CompressionRestorer, RestorerConfig
+
+    io = torch.load(shared_path("fixtures", "official_crm_x2_seed2_io.pt"), weights_only=True)
+    module = irn.load(shared_path("fixtures", "official_crm_x2_seed2.pth"))
+    assert isinstance(module, CompressionRestorer) and module.config == RestorerConfig()
+    assert module.metadata["source"] == "official" and not module.training
+    with torch.no_grad():
+        restored = module(io["lr_jpeg"])
+    assert (restored - io["restored"]).abs().max() < 1e-5
+    assert torch.equal(module.restore(io["lr_jpeg"]), restored.clamp(0, 1))
+
+
+def test_crm_round_trips_in_our_format_and_is_refused_where_an_irn_is_needed(tmp_path: Path) -> None:
+    from irn.nn.restoration import CompressionRestorer, RestorerConfig
+    from irn.zoo import load_irn
+
+    original = CompressionRestorer(RestorerConfig(features=8, blocks=2, growth=4))
+    torch.save(original.state_dict(), tmp_path / "official.pth")
+    ours = irn.save(original, tmp_path / "crm.pt", {"note": "test"})
+    for path in (tmp_path / "official.pth", ours):
+        loaded = irn.load(path)
+        assert isinstance(loaded, CompressionRestorer) and loaded.config == original.config
+        theirs, mine = original.state_dict(), loaded.state_dict()
+        assert theirs.keys() == mine.keys() and all(torch.equal(theirs[k], mine[k]) for k in theirs)
+    assert irn.load(ours).metadata["note"] == "test"
+    for loader in (load_irn, load_checkpoint):
+        with pytest.raises(CheckpointError) as exc:
+            loader(ours)
+        assert_one_line_naming(exc, ours, "compression restoration module", "not an IRN")

@@ -118,9 +118,9 @@ def _load_model(resizer: str, device: str) -> tuple[Any, Any]:
     import torch
 
     from irn.pipeline import for_inference
-    from irn.zoo import load, resolve_device
+    from irn.zoo import load_irn, resolve_device
 
-    model = load(resizer[4:], device=torch.device(resolve_device(device)))
+    model = load_irn(resizer[4:], device=torch.device(resolve_device(device)))
     return model, for_inference(model)  # the fast path on a CPU
 
 

@@ -70,13 +70,13 @@ def _scale(args: argparse.Namespace, specs: list[str], models: dict) -> int:
         if args.scale < 2:
             raise IRNError(f"--scale must be 2 or more (1 does not rescale), got {args.scale}")
         return int(args.scale)
-    from irn.zoo import load
+    from irn.zoo import load_irn
 
     for spec in specs:
         if spec.startswith("irn:"):
             body = spec[4:].rsplit("@", 1)[0] if spec.rsplit("@", 1)[-1] in ("zero", "sample", "resample") else spec[4:]
             if body and body not in models:
-                models[body] = load(body)
+                models[body] = load_irn(body)
             if body:
                 return models[body].scale
     return 2

@@ -527,7 +527,7 @@ def run(args: argparse.Namespace) -> int:
 
     from irn.imaging.io import ImageReadError, check_output_path, refuse_overwriting
     from irn.pipeline import for_inference
-    from irn.zoo import load, resolve, resolve_device
+    from irn.zoo import load_irn, resolve, resolve_device
 
     action: Action = args.action
     task: Task = getattr(args, "task", RESCALE)
@@ -542,7 +542,7 @@ def run(args: argparse.Namespace) -> int:
         raise IRNError("; ".join(f"{p}: {why}" for p, why in missing))
     device = resolve_device(args.device)
     checkpoint = resolve(args.model)
-    model = load(checkpoint, device=device)
+    model = load_irn(checkpoint, device=device)
     color = model.config.kind == "color"
     if color and task is RESCALE:
         raise IRNError(f"--model {args.model}: an IRN-Color model (decolorization, scale 1): use irn color")

@@ -57,7 +57,7 @@ from irn.imaging.resize import imresize
 from irn.nn.linear import rgb_to_luma
 from irn.nn.network import IRN
 from irn.pipeline import for_inference
-from irn.zoo import load, resolve_device
+from irn.zoo import load_irn, resolve_device
 
 DEFAULT_DATASETS = ("Set5", "Set14")
 Z_CHOICES = ("auto", "sample", "zero")
@@ -322,7 +322,7 @@ def prepare_evaluation(
             loaded = model.to(device)
         else:
             model_name = str(model) if model_name is None else model_name
-            loaded = load(model, device=device)
+            loaded = load_irn(model, device=device)
         if scale is not None and scale != loaded.scale:
             raise InputError(
                 f"{name('scale')} {scale} does not match the model{' ' + model_name if model_name else ''}, "

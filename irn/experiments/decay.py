@@ -43,7 +43,7 @@ from irn.imaging.io import to_pil, to_tensor, to_uint8
 from irn.imaging.resize import imresize
 from irn.nn.network import IRN, quantize
 from irn.pipeline import for_inference
-from irn.zoo import load
+from irn.zoo import load_irn
 
 ZChoice = Literal["zero", "sample", "resample"]
 JpegOn = Literal["lr", "hr", "both"]
@@ -172,7 +172,7 @@ def make_rescaler(
             raise IRNError(f"method {spec!r}: give a model after 'irn:' (x2, x4 or a checkpoint path)")
         cache = models if models is not None else {}
         if body not in cache:
-            cache[body] = load(body)
+            cache[body] = load_irn(body)
         model = cache[body]
         if model.scale != scale:
             raise IRNError(f"method {spec!r}: the model rescales by x{model.scale}, but the run uses --scale {scale}")
