@@ -227,6 +227,20 @@ def _fit_state(path: Path, model: torch.nn.Module, state: Mapping[str, Any]) -> 
     return model
 
 
+def attach_restorer(model: IRN, restorer: CompressionRestorer | None) -> IRN:
+    """Let ``model`` carry its compression restoration module: :func:`restorer_of` returns it and
+    :func:`save` writes it into the same file. It is not a submodule (the IRN's state dict keeps the
+    official keys); it follows the model's device in :func:`load`."""
+    model.__dict__["restorer"] = restorer
+    return model
+
+
+def restorer_of(model: object) -> CompressionRestorer | None:
+    """The compression restoration module ``model`` carries (an IRN trained for JPEG LR images), or None."""
+    value = getattr(model, "__dict__", {}).get("restorer")
+    return value if isinstance(value, CompressionRestorer) else None
+
+
 def load_checkpoint(path: str | os.PathLike[str]) -> tuple[IRN, dict[str, Any]]:
     """Load an IRN (ours or official) from ``path``; returns the model (on CPU) and its metadata.
     A compression restoration module is refused: it is not an IRN (:func:`load_module` reads both)."""
@@ -265,7 +279,18 @@ def load_module(path: str | os.PathLike[str]) -> tuple[IRN | CompressionRestorer
         meta = {"source": "irn", "irn_version": obj.get("irn_version"), **dict(obj.get("metadata") or {})}
         if restorer:
             return _fit_state(path, CompressionRestorer(config), state), meta  # type: ignore[arg-type,return-value]
-        return _build(path, config, state), meta  # type: ignore[arg-type]
+        model = _build(path, config, state)  # type: ignore[arg-type]
+        carried = obj.get("restorer")
+        if carried is not None:
+            if not isinstance(carried, Mapping) or not isinstance(carried.get("state_dict"), Mapping):
+                raise CheckpointError(f"{path}: damaged 'restorer' entry (needs its config and state_dict)")
+            try:
+                crm_config = RestorerConfig.from_dict(dict(carried.get("config") or {}))
+            except (TypeError, ValueError) as exc:
+                raise CheckpointError(f"{path}: bad restorer config ({exc})") from None
+            crm = _fit_state(path, CompressionRestorer(crm_config), carried["state_dict"])
+            attach_restorer(model, crm.eval())  # type: ignore[arg-type]
+        return model, meta
     state = obj.get("state_dict", obj) if "state_dict" in obj and isinstance(obj.get("state_dict"), Mapping) else obj
     state = _strip_prefix(state)
     if is_restorer_state(state):
@@ -302,6 +327,12 @@ def save(
         "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
         "metadata": dict(metadata or {}),
     }
+    crm = restorer_of(model)
+    if crm is not None:  # an IRN trained for JPEG LR images carries its restoration module
+        payload["restorer"] = {
+            "config": crm.config.to_dict(),
+            "state_dict": {k: v.detach().cpu().clone() for k, v in crm.state_dict().items()},
+        }
     with atomic_write(path) as f:
         torch.save(payload, f)
     return path
@@ -359,7 +390,13 @@ def load(name_or_path: str | os.PathLike[str], device: str | torch.device | None
         return plain.to(target) if target is not None else plain
     plain.metadata = meta  # type: ignore[assignment]
     plain.eval().requires_grad_(False)
+    crm = restorer_of(plain)
+    if crm is not None:
+        crm.eval().requires_grad_(False)
+        if target is not None:
+            crm.to(target)
     model = fast_or_plain(plain).eval()
+    attach_restorer(model, crm)
     if isinstance(model, FastIRN):
         return_freed_memory_promptly()
     model.metadata = meta  # type: ignore[assignment]

@@ -21,6 +21,7 @@ FLAGS = {
     "grey": "--method grey",
     "baseline": "--method",
     "y_only": "--y-only",
+    "jpeg": "--jpeg",
     "data": "--data",
     "scale": "--scale",
     "z": "--z",
@@ -77,6 +78,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--y-only", action="store_true", help="score on the Y channel only (no RGB figures; about twice as fast)"
     )
+    parser.add_argument(
+        "--jpeg",
+        type=_positive_int,
+        metavar="Q",
+        help="store the LR (the model's and bicubic's) as a JPEG of quality Q (1-100, Pillow, 4:2:0) before "
+        "upscaling: how a rescaling survives a lossy LR",
+    )
+    parser.add_argument(
+        "--no-restorer",
+        action="store_true",
+        help="with --jpeg, upscale the decoded JPEG as it is, without the compression restoration module "
+        "a model file may carry",
+    )
     parser.add_argument("--lpips", action="store_true", help="also LPIPS (AlexNet; needs its weights in TORCH_HOME)")
     parser.add_argument("--json", metavar="PATH", help="write all figures to PATH as JSON")
     parser.add_argument(
@@ -105,6 +119,8 @@ def run(args: argparse.Namespace) -> int:
         save_images=args.save_images,
         names=FLAGS,
         baseline=args.method or "bicubic",
+        jpeg=args.jpeg,
+        use_restorer=not args.no_restorer,
     )
     if args.json:
         images = {f"the data image {p}": p for d in evaluation.datasets for p in d.images}

@@ -52,12 +52,12 @@ from tqdm import tqdm
 from irn.errors import InputError
 from irn.eval.metrics import SSIM_WINDOW, build_lpips, lpips_distance, psnr, ssim
 from irn.eval.report import method_label, save_images
-from irn.imaging.io import IMAGE_SUFFIXES, check_output_path, read_image, read_image_checked
+from irn.imaging.io import IMAGE_SUFFIXES, check_output_path, jpeg_roundtrip, read_image, read_image_checked
 from irn.imaging.resize import imresize
 from irn.nn.linear import rgb_to_luma
-from irn.nn.network import IRN
+from irn.nn.network import IRN, quantize
 from irn.pipeline import for_inference
-from irn.zoo import load_irn, resolve_device
+from irn.zoo import load_irn, resolve_device, restorer_of
 
 DEFAULT_DATASETS = ("Set5", "Set14")
 Z_CHOICES = ("auto", "sample", "zero")
@@ -159,11 +159,21 @@ def _sync(device: str) -> None:
 
 
 def run_image(
-    hr: Tensor, scale: int, model: IRN | None, z: str, draws: int, device: str, color: bool = False
+    hr: Tensor,
+    scale: int,
+    model: IRN | None,
+    z: str,
+    draws: int,
+    device: str,
+    color: bool = False,
+    jpeg: int | None = None,
+    restorer: nn.Module | None = None,
 ) -> Outputs:
     """Bicubic baseline and (with a model) the IRN round trip of one modcropped HR (1, 3, H, W).
     ``color``: the decolorization task, whose reference "LR" is the 8-bit BT.601 luma and whose
-    baseline is that luma on all three channels."""
+    baseline is that luma on all three channels. ``jpeg``: the LR (the model's and bicubic's) is
+    stored as a JPEG of that quality before upscaling; ``restorer`` (a model's CRM) then restores
+    the decoded JPEG before the model's inverse pass."""
     hr = hr.to(device=device, dtype=torch.float64)
     size = (hr.shape[-2], hr.shape[-1])
     _sync(device)
@@ -173,7 +183,8 @@ def run_image(
         bicubic = lr_bicubic.expand(-1, 3, -1, -1)
     else:
         lr_bicubic = _quantize64(imresize(hr, 1 / scale))
-        bicubic = _quantize64(imresize(lr_bicubic, scale))
+        stored = jpeg_roundtrip(lr_bicubic, jpeg) if jpeg is not None else lr_bicubic
+        bicubic = _quantize64(imresize(stored, scale))
     _sync(device)
     bicubic_seconds = time.perf_counter() - start
     if model is None:
@@ -185,11 +196,16 @@ def run_image(
         _sync(device)
         start = time.perf_counter()
         lr = model.downscale(hr.to(dtype))
+        lr_in = lr
+        if jpeg is not None:
+            lr_in = jpeg_roundtrip(lr, jpeg)
+            if restorer is not None:
+                lr_in = quantize(restorer(lr_in).clamp(0, 1))
         _sync(device)
         down_seconds = time.perf_counter() - start
         for seed in range(draws):
             start = time.perf_counter()
-            rec = model.upscale(lr, z=z, seed=seed if z == "sample" else None, size=size)  # type: ignore[arg-type]
+            rec = model.upscale(lr_in, z=z, seed=seed if z == "sample" else None, size=size)  # type: ignore[arg-type]
             _sync(device)
             seconds.append(down_seconds + time.perf_counter() - start)
             reconstructions.append(_quantize64(rec))
@@ -263,6 +279,10 @@ class Evaluation:
     names: dict[str, str] = field(default_factory=dict)
     #: the decolorization task (an IRN-Color model, or the grey baseline)
     color: bool = False
+    #: the LR is stored as a JPEG of this quality before upscaling (None: 8-bit PNG)
+    jpeg: int | None = None
+    #: the model's compression restoration module, run on the decoded JPEG (``use_restorer``)
+    restorer: nn.Module | None = None
 
     @property
     def is_model(self) -> bool:
@@ -294,9 +314,13 @@ def prepare_evaluation(
     model_name: str | None = None,
     names: Mapping[str, str] | None = None,
     baseline: str = "bicubic",
+    jpeg: int | None = None,
+    use_restorer: bool = True,
 ) -> Evaluation:
     """Every check that needs no image work, in one place; see :func:`evaluate` for the parameters."""
     name = _namer(names)
+    if jpeg is not None and (isinstance(jpeg, bool) or not isinstance(jpeg, int) or not 1 <= jpeg <= 100):
+        raise InputError(f"{name('jpeg')} must be a JPEG quality from 1 to 100, got {jpeg!r}")
     if baseline not in BASELINES:
         raise InputError(f"{name('baseline')} must be one of {', '.join(BASELINES)}, got {baseline!r}")
     if save_images is not None:
@@ -317,6 +341,7 @@ def prepare_evaluation(
         if draws != 1:
             raise InputError(f"{name('draws')} applies to a model's sampled latent, not to {method}")
         runner, model_scale, z_used = None, 1 if color else scale, z
+        restorer = None
     else:
         if isinstance(model, IRN):
             loaded = model.to(device)
@@ -339,6 +364,9 @@ def prepare_evaluation(
         runner, model_scale = for_inference(loaded), loaded.scale
         color = loaded.config.kind == "color"
         method = f"the colour model{' ' + model_name if model_name else ''}"
+        restorer = restorer_of(loaded) if (jpeg is not None and use_restorer) else None
+    if color and jpeg is not None:
+        raise InputError(f"{name('jpeg')} applies to rescaling, not to {method}")
     if color and y_only:
         raise InputError(f"{name('y_only')} does not apply to {method}: decolorization is scored on RGB")
     crop = (0 if color else model_scale) if crop_border is None else crop_border
@@ -363,6 +391,8 @@ def prepare_evaluation(
         save_images=Path(save_images) if save_images is not None else None,
         names=dict(names or {}),
         color=color,
+        jpeg=jpeg,
+        restorer=restorer,
     )
 
 
@@ -390,6 +420,8 @@ def run_evaluation(ev: Evaluation, progress: bool = True) -> dict[str, Any]:
         "model": ev.model_name if is_model else None,
         "z": ev.z if is_model else None,
         "draws": ev.draws,
+        "jpeg": ev.jpeg,
+        "restorer": ev.restorer is not None,
         "crop_border": crop,
         "device": device,
         "datasets": {},
@@ -408,9 +440,9 @@ def run_evaluation(ev: Evaluation, progress: bool = True) -> dict[str, Any]:
             if torch.equal(hr, torch.round(hr * 255) / 255):  # 8-bit levels: make them exact in float64
                 hr = torch.round(hr.double() * 255) / 255
             if not warmed_up and device != "cpu":  # one untimed pass: first GPU calls pay for setup
-                run_image(hr, scale, model, ev.z, 1, device, ev.color)
+                run_image(hr, scale, model, ev.z, 1, device, ev.color, ev.jpeg, ev.restorer)
                 warmed_up = True
-            out = run_image(hr, scale, model, ev.z, ev.draws, device, ev.color)
+            out = run_image(hr, scale, model, ev.z, ev.draws, device, ev.color, ev.jpeg, ev.restorer)
             rows = score(out, crop, lpips_net, is_model, rgb=not ev.y_only, color=ev.color)
             draws_per_image.append(rows)
             keys = list(rows[0])
@@ -462,6 +494,8 @@ def evaluate(
     progress: bool = True,
     names: Mapping[str, str] | None = None,
     baseline: str = "bicubic",
+    jpeg: int | None = None,
+    use_restorer: bool = True,
 ) -> dict[str, Any]:
     """Evaluate ``model`` (a shipped name such as ``"x4"``, a checkpoint path, or an :class:`IRN`,
     moved to ``device``), or when it is None the ``baseline`` ("bicubic", or "grey": the luma as
@@ -473,6 +507,9 @@ def evaluate(
     scoring (default: the scale; 0 for colour models); ``y_only``: no RGB figures; ``lpips``: also LPIPS;
     ``save_images``: a folder for HR, LR, reconstruction, bicubic and a comparison per image;
     ``model_name``: how the report names the model (default: the name or path given);
+    ``jpeg``: store the LR (the model's and bicubic's) as a JPEG of that quality before upscaling (the
+    model's compression restoration module, when its file carries one, restores the decoded JPEG
+    first unless ``use_restorer`` is False);
     ``names``: parameter -> what error messages call it.
 
     Returns ``{"scale", "method" ("irn" | "bicubic" | "grey"), "model", "z", "draws", "crop_border",
@@ -495,5 +532,7 @@ def evaluate(
         model_name=model_name,
         names=names,
         baseline=baseline,
+        jpeg=jpeg,
+        use_restorer=use_restorer,
     )
     return run_evaluation(ev, progress=progress)

@@ -25,7 +25,6 @@ Method names (:func:`make_rescaler`):
 from __future__ import annotations
 
 import hashlib
-import io
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -39,7 +38,7 @@ from torch import Tensor
 from irn.errors import IRNError
 from irn.eval.metrics import psnr, ssim
 from irn.experiments.plotting import line_plot
-from irn.imaging.io import to_pil, to_tensor, to_uint8
+from irn.imaging.io import jpeg_roundtrip, to_pil, to_tensor, to_uint8
 from irn.imaging.resize import imresize
 from irn.nn.network import IRN, quantize
 from irn.pipeline import for_inference
@@ -180,15 +179,6 @@ def make_rescaler(
         return irn_rescaler(model, z=z, seed=seed, name=name)  # type: ignore[arg-type]
     known = ", ".join([*RESIZE_METHODS, *PIL_METHODS, "irn:MODEL[@zero|@sample|@resample]"])
     raise IRNError(f"unknown method {spec!r}; choose from {known}")
-
-
-def jpeg_roundtrip(x: Tensor, quality: int) -> Tensor:
-    """Encode (1, 3, H, W) in [0, 1] as a JPEG of ``quality`` (Pillow, 4:2:0) and decode it again."""
-    buf = io.BytesIO()
-    to_pil(x).save(buf, format="JPEG", quality=int(quality))
-    buf.seek(0)
-    with Image.open(buf) as im:
-        return to_tensor(im.convert("RGB"))[None].to(x.device)
 
 
 @dataclass(frozen=True)

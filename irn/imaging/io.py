@@ -14,6 +14,7 @@ atomically (temporary file, then rename).
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -174,6 +175,27 @@ def to_pil(x: Tensor, alpha: Tensor | None = None) -> Image.Image:
     if a.shape[:2] != rgb.shape[:2]:
         raise ValueError(f"alpha is {a.shape[1]}x{a.shape[0]}, image is {rgb.shape[1]}x{rgb.shape[0]}")
     return Image.fromarray(np.concatenate([rgb, a], axis=2), mode="LA" if grey else "RGBA")
+
+
+def jpeg_roundtrip(x: Tensor, quality: int) -> Tensor:
+    """Encode every image of ``x`` ((B, 3|1, H, W) or (3|1, H, W) in [0, 1]) as a JPEG of ``quality``
+    (Pillow, 4:2:0 chroma for colour) and decode it again: what a stored JPEG holds. The one JPEG
+    simulation of the package (training with a JPEG LR, ``irn eval --jpeg``, ``irn decay --jpeg``);
+    same shape, dtype and device as ``x``, no gradient."""
+    if not (isinstance(quality, int) and not isinstance(quality, bool) and 1 <= quality <= 100):
+        raise ValueError(f"JPEG quality must be a whole number from 1 to 100, got {quality!r}")
+    batch = x if x.dim() == 4 else x[None]
+    out = []
+    for image in batch.detach():
+        buf = io.BytesIO()
+        to_pil(image).save(buf, format="JPEG", quality=quality)
+        buf.seek(0)
+        with Image.open(buf) as im:
+            arr = np.asarray(im)
+        decoded = torch.from_numpy(arr.astype(np.float32) / 255)
+        out.append(decoded[None] if decoded.dim() == 2 else decoded.permute(2, 0, 1))
+    result = torch.stack(out).to(device=x.device, dtype=x.dtype)
+    return result if x.dim() == 4 else result[0]
 
 
 def _first_line(exc: BaseException) -> str:

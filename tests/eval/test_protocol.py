@@ -19,6 +19,7 @@ import irn
 from irn import IRN
 from irn.cli.main import main
 from irn.eval.metrics import ALEXNET_FILE, psnr, ssim
+from irn.eval.protocol import evaluate
 from irn.nn.network import quantize
 
 # Reference figures (official IRN evaluation code on ../shared; see ../shared/README.md).
@@ -300,7 +301,7 @@ def test_dataset_names(tmp_path: Path) -> None:
 
 
 def test_evaluate_from_python(tmp_path: Path, tiny_model: tuple[Path, IRN]) -> None:
-    """irn.eval.protocol.evaluate, called directly: the report irn eval writes, for a model instance
+    """evaluate, called directly: the report irn eval writes, for a model instance
     and for bicubic, whose figure is the one irn.eval.metrics computes; mistakes name the parameter."""
     from irn.errors import InputError
     from irn.eval.protocol import evaluate
@@ -361,7 +362,7 @@ def _luma_as_rgb(hr: torch.Tensor) -> torch.Tensor:
 def test_grey_baseline_is_the_luma_on_rgb(tmp_path: Path) -> None:
     data = tmp_path / "d"
     paths = _write_images(data, [(20, 24), (18, 18)])
-    report = irn.eval.protocol.evaluate(None, [data], baseline="grey", device="cpu", progress=False)
+    report = evaluate(None, [data], baseline="grey", device="cpu", progress=False)
     assert (report["method"], report["scale"], report["crop_border"], report["model"]) == ("grey", 1, 0, None)
     for path, image in zip(paths, report["datasets"]["d"]["images"], strict=True):
         hr = torch.round(irn.io.read_image(path).double()[None] * 255) / 255  # exact 8-bit levels, as scored
@@ -370,9 +371,7 @@ def test_grey_baseline_is_the_luma_on_rgb(tmp_path: Path) -> None:
 
 
 def test_grey_baseline_on_set5() -> None:
-    report = irn.eval.protocol.evaluate(
-        None, [shared_path("datasets", "Set5", "HR")], baseline="grey", device="cpu", progress=False
-    )
+    report = evaluate(None, [shared_path("datasets", "Set5", "HR")], baseline="grey", device="cpu", progress=False)
     mean = report["datasets"]["Set5"]["mean"]
     assert mean["psnr_rgb"] == pytest.approx(18.3145, abs=1e-4) and mean["ssim_rgb"] == pytest.approx(0.88079, abs=1e-5)
 
@@ -391,7 +390,7 @@ def test_a_fresh_color_model_scores_the_grey_baseline(tmp_path: Path) -> None:
     )
     assert code == 0 and "grey PSNR" in stdout and "×1" in stdout
     report = json.loads((tmp_path / "r.json").read_text())
-    baseline = irn.eval.protocol.evaluate(None, [data], baseline="grey", device="cpu", progress=False)
+    baseline = evaluate(None, [data], baseline="grey", device="cpu", progress=False)
     assert report["method"] == "irn" and report["crop_border"] == 0
     ours, grey = report["datasets"]["mine"]["images"], baseline["datasets"]["mine"]["images"]
     for mine, theirs in zip(ours, grey, strict=True):
@@ -417,3 +416,45 @@ def test_color_evaluation_mistakes_are_one_line(tmp_path: Path, capsys) -> None:
         assert main(["eval", *argv, "--data", str(data), "--device", "cpu"]) == 2, argv
         err = capsys.readouterr().err
         assert message in err and err.count("\n") == 1, (argv, err)
+
+
+# ------------------------------------------------------------------------- JPEG LR (IRN-Compression)
+def test_jpeg_roundtrip_is_what_a_jpeg_file_holds(tmp_path: Path) -> None:
+    from irn.imaging.io import jpeg_roundtrip
+
+    x = torch.rand(2, 3, 16, 24)
+    out = jpeg_roundtrip(x, 90)
+    assert out.shape == x.shape and out.dtype == x.dtype
+    Image.fromarray((x[1].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)).save(tmp_path / "a.jpg", quality=90)
+    with Image.open(tmp_path / "a.jpg") as im:
+        stored = torch.from_numpy(np.asarray(im).astype(np.float32) / 255).permute(2, 0, 1)
+    assert torch.equal(out[1], stored)
+    assert jpeg_roundtrip(x[0, :1], 50).shape == (1, 16, 24)  # a grey image stays grey
+    with pytest.raises(ValueError, match="1 to 100"):
+        jpeg_roundtrip(x, 0)
+
+
+def test_eval_jpeg_stores_the_lr_as_jpeg_and_uses_a_carried_restorer(tmp_path: Path) -> None:
+    from irn.nn.restoration import CompressionRestorer, RestorerConfig
+    from irn.zoo import attach_restorer
+
+    data = tmp_path / "d"
+    _write_images(data, [(32, 32), (24, 28)])
+    run = evaluate
+    png = run(None, [data], scale=2, y_only=True, device="cpu", progress=False)["datasets"]["d"]["mean"]
+    q = run(None, [data], scale=2, y_only=True, device="cpu", progress=False, jpeg=30)
+    assert q["jpeg"] == 30 and q["restorer"] is False
+    assert q["datasets"]["d"]["mean"]["psnr_y"] < png["psnr_y"] - 0.5  # a q30 LR loses detail
+
+    model = identity_irn(2)
+    crm = CompressionRestorer(RestorerConfig(features=4, blocks=1, growth=2))
+    with torch.no_grad():  # a "restorer" that returns mid-grey: visible in the figures when it is used
+        for p in crm.parameters():
+            p.zero_()
+        crm.conv_last.bias.fill_(0.5)
+    path = irn.save(attach_restorer(model, crm), tmp_path / "m.pt")
+    used = run(path, [data], y_only=True, device="cpu", progress=False, jpeg=90, z="zero")
+    plain = run(path, [data], y_only=True, device="cpu", progress=False, jpeg=90, z="zero", use_restorer=False)
+    assert used["restorer"] is True and plain["restorer"] is False
+    assert used["datasets"]["d"]["mean"]["psnr_y"] < plain["datasets"]["d"]["mean"]["psnr_y"] - 5
+    assert main(["eval", "--model", str(path), "--data", str(data), "--jpeg", "101", "--device", "cpu"]) == 2
