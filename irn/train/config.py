@@ -48,6 +48,9 @@ class ModelConfig:
     init_log_scale: float | list[float] = 0.0
     #: optional irn.save / official checkpoint whose weights start the run (fine-tuning)
     init_from: str | None = None
+    #: also train a compression restoration module (IRN-Compression's CRM, an RRDB network: nf 64,
+    #: nb 8, gc 32) that restores the JPEG LR before the inverse pass; needs loss.jpeg_quality
+    restorer: bool = False
 
 
 @dataclass
@@ -89,6 +92,12 @@ class LossConfig:
     rec_temperature_ramp_steps: int = 0
     #: std of Gaussian noise added to y before quantisation (0 = off)
     y_noise_std: float = 0.0
+    #: store the LR as a real JPEG (Pillow) inside the training step, with a straight-through gradient
+    #: (IRN-Compression): a quality 1-100, or [low, high] for a random quality per batch; null = off.
+    #: Validation then scores the reconstruction from the JPEG LR at the quality (the mean of a range)
+    jpeg_quality: int | list[int] | None = None
+    #: weight of sum((CRM(jpeg(y)) - Q(y))^2), the restoration module's own term (model.restorer)
+    lambda_restore: float = 1.0
 
 
 @dataclass
@@ -382,6 +391,18 @@ def validate(cfg: TrainConfig) -> None:
     for name, weight in weights.items():
         if weight is not None and weight < 0:
             raise ConfigError(f"loss.{name} must be >= 0, got {weight}")
+    q = lo.jpeg_quality
+    qualities = q if isinstance(q, list) else ([] if q is None else [q])
+    if q is not None and (
+        not 1 <= len(qualities) <= 2 or not all(1 <= v <= 100 for v in qualities) or qualities != sorted(qualities)
+    ):
+        raise ConfigError(f"loss.jpeg_quality must be a quality 1-100 or [low, high] within 1-100, got {q}")
+    if m.restorer and q is None:
+        raise ConfigError("model.restorer trains a restoration module for JPEG LR images: set loss.jpeg_quality")
+    if m.restorer and m.kind == "color":
+        raise ConfigError("model.restorer is for rescaling models, not model.kind color")
+    if lo.lambda_restore < 0:
+        raise ConfigError(f"loss.lambda_restore must be >= 0, got {lo.lambda_restore}")
     if lo.charbonnier_eps < 0 or lo.y_noise_std < 0 or lo.rec_temperature < 0:
         raise ConfigError("loss.charbonnier_eps, loss.y_noise_std and loss.rec_temperature must be >= 0")
     if len(o.betas) != 2:

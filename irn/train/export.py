@@ -10,9 +10,10 @@ from typing import Any
 
 import torch
 
+from irn.nn.restoration import CompressionRestorer
 from irn.train.config import TrainConfig, config_from_dict
 from irn.train.module import build_network
-from irn.zoo import CheckpointError, save
+from irn.zoo import CheckpointError, attach_restorer, save
 
 
 def read_training_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -50,6 +51,12 @@ def export_checkpoint(src: str | Path, dst: str | Path) -> dict[str, Any]:
     model = build_network(config)
     state = {k[len("model.") :]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
     model.load_state_dict(state)
+    if config.model.restorer:  # the CRM trained with it travels in the same file
+        crm = CompressionRestorer()
+        crm.load_state_dict(
+            {k[len("restorer.") :]: v for k, v in ckpt["state_dict"].items() if k.startswith("restorer.")}
+        )
+        attach_restorer(model, crm)
     extra = ckpt.get("irn", {})
     best = None
     for key, value in ckpt.get("callbacks", {}).items():

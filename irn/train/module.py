@@ -27,11 +27,13 @@ import torch
 from torch import Tensor
 
 from irn.eval.metrics import psnr
+from irn.imaging.io import jpeg_roundtrip
 from irn.imaging.resize import imresize
 from irn.nn.coupling import AffineCoupling
 from irn.nn.linear import rgb_to_luma
 from irn.nn.network import IRN, IRNConfig, quantize
 from irn.nn.network import build_network as network_of
+from irn.nn.restoration import CompressionRestorer
 from irn.train.config import TrainConfig, config_from_dict
 from irn.zoo import load_checkpoint
 
@@ -39,6 +41,29 @@ from irn.zoo import load_checkpoint
 def quantize_ste(x: Tensor) -> Tensor:
     """Round to 8-bit levels in [0, 1] in the forward pass, identity gradient (paper Sec. 3.4)."""
     return x + (quantize(x) - x).detach()
+
+
+def jpeg_ste(x: Tensor, quality: int) -> Tensor:
+    """What a JPEG of ``quality`` (Pillow) holds of ``x`` in the forward pass, identity gradient (the
+    straight-through estimator of IRN-Compression)."""
+    return x + (jpeg_roundtrip(x.float(), quality).to(x.dtype) - x).detach()
+
+
+def jpeg_quality_at(config: TrainConfig, generator: torch.Generator | None) -> int | None:
+    """The JPEG quality of one training step: the fixed one, or a random one in [low, high]."""
+    q = config.loss.jpeg_quality
+    if q is None or isinstance(q, int):
+        return q
+    low, high = q[0], q[-1]
+    if high == low:
+        return low
+    device = generator.device if generator is not None else "cpu"
+    return int(torch.randint(low, high + 1, (1,), generator=generator, device=device).item())
+
+
+def validation_jpeg_quality(config: TrainConfig) -> int | None:
+    q = config.loss.jpeg_quality
+    return q if q is None or isinstance(q, int) else int(round((q[0] + q[-1]) / 2))
 
 
 def charbonnier(x: Tensor, y: Tensor, eps: float) -> Tensor:
@@ -144,6 +169,8 @@ class IRNLightning(L.LightningModule):
         self.config = config
         self.save_hyperparameters({"config": config.to_dict()})
         self.model = build_network(config)
+        # IRN-Compression's CRM, trained with the IRN (model.restorer); exported into the model's file
+        self.restorer = CompressionRestorer() if config.model.restorer else None
         set_initial_log_scales(self.model, config.model.init_log_scale)
         if config.model.init_from:
             init, _ = load_checkpoint(config.model.init_from)
@@ -205,6 +232,15 @@ class IRNLightning(L.LightningModule):
             noise = torch.randn(y.shape, generator=generator, device=y.device, dtype=y.dtype)
             y_in = y + cfg.loss.y_noise_std * noise
         y_q = quantize_ste(y_in)
+        terms: dict[str, Tensor] = {}
+        quality = jpeg_quality_at(cfg, generator)
+        if quality is not None:  # the LR is stored as a JPEG (IRN-Compression), straight-through
+            y_j = jpeg_ste(y_q, quality)
+            if self.restorer is not None:
+                restored = self.restorer(y_j)
+                terms["restore"] = ((restored.float() - y_q.detach().float()) ** 2).flatten(1).sum(1).mean()
+                y_j = restored
+            y_q = y_j
         z_rec = torch.zeros_like(z)
         n_sample = int(round(cfg.loss.rec_sample_fraction * b))
         temperature = self.rec_temperature(step)
@@ -214,7 +250,9 @@ class IRNLightning(L.LightningModule):
         rec, _ = self.flow(torch.cat((y_q, z_rec), 1), rev=True)
         l_rec = charbonnier(rec[:, :3].float(), hr.float(), cfg.loss.charbonnier_eps).mean()
         total = cfg.lambda_fit * l_fit + cfg.loss.lambda_rec * l_rec + cfg.loss.lambda_latent * l_latent
-        return {"loss": total, "fit": l_fit, "rec": l_rec, "latent": l_latent}
+        if "restore" in terms:
+            total = total + cfg.loss.lambda_restore * terms["restore"]
+        return {"loss": total, "fit": l_fit, "rec": l_rec, "latent": l_latent, **terms}
 
     def _step_generator(self, device: torch.device) -> torch.Generator:
         seed = (self.config.trainer.seed * 1_000_003 + self.global_step * 7919 + self.global_rank) % (2**63)
@@ -233,8 +271,9 @@ class IRNLightning(L.LightningModule):
             return None
         bs = hr.shape[0]
         self.log("loss", terms["loss"].detach(), prog_bar=True, batch_size=bs)
-        for key in ("fit", "rec", "latent"):
-            self.log(f"train/{key}", terms[key].detach(), prog_bar=True, batch_size=bs)
+        for key in ("fit", "rec", "latent", "restore"):
+            if key in terms:
+                self.log(f"train/{key}", terms[key].detach(), prog_bar=True, batch_size=bs)
         self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"], batch_size=bs)
         self.log("train/rec_temperature", self.rec_temperature(self.global_step), batch_size=bs)
         self.log("train/seconds", self.train_seconds(), batch_size=bs)
@@ -254,7 +293,7 @@ class IRNLightning(L.LightningModule):
             self.trainer.should_stop = True
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
-        grads = [p.grad for p in self.model.parameters() if p.grad is not None]
+        grads = [p.grad for p in self.parameters() if p.grad is not None]
         if not grads:  # Lightning calls this hook for a step whose training_step returned None too
             return
         if self.trainer.precision == "16-mixed":  # overflowing gradients: its GradScaler skips the step
@@ -262,7 +301,7 @@ class IRNLightning(L.LightningModule):
             return
         # one reduction and one device sync for all gradients (not one per parameter)
         if not bool(torch.stack([torch.isfinite(g).all() for g in grads]).all()):
-            for p in self.model.parameters():
+            for p in self.parameters():
                 p.grad = None
             self._count_nonfinite()
         else:  # a finite loss and finite gradients: the run of non-finite steps is over
@@ -276,8 +315,14 @@ class IRNLightning(L.LightningModule):
         with torch.autocast(device_type=hr.device.type, enabled=False):
             lr = self.model.downscale(hr)
             lr_ref = quantize(lr_target(self.config, hr))
-            x0 = self.model.upscale(lr, z="zero")
-            xs = self.model.upscale(lr, z="sample", seed=batch_idx)
+            lr_in = lr
+            quality = validation_jpeg_quality(self.config)
+            if quality is not None:  # scored as it is used: from the stored JPEG (restored by the CRM)
+                lr_in = jpeg_roundtrip(lr, quality)
+                if self.restorer is not None:
+                    lr_in = quantize(self.restorer(lr_in).clamp(0, 1))
+            x0 = self.model.upscale(lr_in, z="zero")
+            xs = self.model.upscale(lr_in, z="sample", seed=batch_idx)
         if self.config.model.kind == "color":  # the colour image on RGB, the grey image against the luma
             self.log("val/psnr_rgb_z0", psnr_rgb(x0, hr).mean(), batch_size=1, sync_dist=False)
             self.log("val/psnr_rgb_sample", psnr_rgb(xs, hr).mean(), batch_size=1, sync_dist=False)
@@ -304,7 +349,7 @@ class IRNLightning(L.LightningModule):
     # ------------------------------------------------------------------ optimiser
     def configure_optimizers(self) -> dict[str, Any]:
         o = self.config.optim
-        params = [p for p in self.model.parameters() if p.requires_grad]
+        params = [p for p in self.parameters() if p.requires_grad]  # the IRN and its CRM, if any
         optimizer = torch.optim.Adam(params, lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
         milestones, warmup, gamma = list(o.milestones), o.warmup_steps, o.gamma
         scheduler = torch.optim.lr_scheduler.LambdaLR(

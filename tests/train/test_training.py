@@ -887,3 +887,60 @@ def test_init_from_a_smaller_scale_fills_the_first_levels(tmp_path: Path) -> Non
     bad = {"model": {"scale": 4, "blocks_per_level": [2, 1], "growth": 8, "init_from": str(tmp_path / "x2.pt")}}
     with pytest.raises(ValueError, match="does not match"):
         IRNLightning(config_from_dict(bad))
+
+
+# ---------------------------------------------------------------------- JPEG LR (IRN-Compression)
+def test_jpeg_straight_through_and_the_restorer_get_gradients(tmp_path: Path) -> None:
+    from irn.imaging.io import jpeg_roundtrip
+    from irn.train.module import jpeg_quality_at, jpeg_ste
+
+    x = torch.rand(2, 3, 8, 8, requires_grad=True)
+    y = jpeg_ste(x, 50)
+    torch.testing.assert_close(y.detach(), jpeg_roundtrip(x.detach(), 50), rtol=0, atol=1e-6)  # what a JPEG holds
+    y.sum().backward()
+    assert torch.equal(x.grad, torch.ones_like(x))  # backward: the identity
+    cfg = config_from_dict(tiny_config(tmp_path, loss={"jpeg_quality": [40, 60]}, model={"restorer": True}))
+    gen = torch.Generator().manual_seed(0)
+    assert {jpeg_quality_at(cfg, gen) for _ in range(50)} <= set(range(40, 61))
+    module = IRNLightning(cfg)
+    terms = module.losses(torch.rand(2, 3, 16, 16), step=0, generator=torch.Generator().manual_seed(0))
+    assert set(terms) == {"loss", "fit", "rec", "latent", "restore"}
+    terms["loss"].backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in module.restorer.parameters() if p.dim() > 1)
+    assert any(p.grad.abs().sum() > 0 for n, p in module.model.named_parameters() if n.endswith("conv5.weight"))
+
+
+@pytest.mark.parametrize(
+    ("settings", "words"),
+    [
+        ({"model": {"restorer": True}}, "set loss.jpeg_quality"),
+        ({"loss": {"jpeg_quality": 0}}, "loss.jpeg_quality must be"),
+        ({"loss": {"jpeg_quality": [80, 40]}}, "loss.jpeg_quality must be"),
+    ],
+)
+def test_bad_jpeg_settings_are_one_line(tmp_path: Path, settings: dict, words: str) -> None:
+    with pytest.raises(ConfigError, match=words):
+        config_from_dict(tiny_config(tmp_path, **settings))
+
+
+def test_a_jpeg_run_with_its_restorer_exports_one_file_that_eval_uses(tmp_path: Path) -> None:
+    from irn.eval.protocol import evaluate
+    from irn.train.run import train
+    from irn.zoo import restorer_of
+
+    raw = tiny_config(tmp_path, trainer={"max_steps": 6}, loss={"jpeg_quality": 75}, model={"restorer": True})
+    raw["data"]["val_dir"] = str(write_images(tmp_path / "val", n=2, size=(24, 20)))
+    raw["trainer"]["val_every_n_steps"] = 3
+    cfg = config_from_dict(raw)
+    assert train(cfg) == 0
+    rows = read_metrics(Path(cfg.trainer.run_dir))
+    assert any(r.get("train/restore") for r in rows) and any(r.get("val/psnr_y_z0") for r in rows)
+    export_checkpoint(Path(cfg.trainer.run_dir) / "checkpoints" / "last.ckpt", tmp_path / "jpeg.pt")
+    import irn
+
+    model = irn.load(tmp_path / "jpeg.pt")
+    assert restorer_of(model) is not None and not restorer_of(model).training
+    data = write_images(tmp_path / "eval", n=2, size=(24, 20))
+    data.joinpath("img0.png").unlink()  # the 12-pixel image is too small to score with SSIM
+    report = evaluate(tmp_path / "jpeg.pt", [data], jpeg=75, y_only=True, device="cpu", progress=False)
+    assert report["restorer"] is True and report["jpeg"] == 75
