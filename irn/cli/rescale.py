@@ -387,6 +387,7 @@ class Options:
     bicubic: bool = False  # roundtrip --bicubic (irn color: --baseline)
     scale: int = 1
     color: bool = False  # the decolorization task: the "LR" is the 1-channel grey image
+    restorer: Any = None  # the model's compression restoration module (an IRN trained for JPEG LR)
 
 
 def _save(x: Tensor, path: Path, alpha: Tensor | None, opts: Options, notes: list[str]) -> None:
@@ -432,6 +433,8 @@ def _process(model: IRN, job: Job, opts: Options, rec: Record) -> None:
     tiling_kwargs: dict[str, Any] = {"tile": opts.tile, "max_memory": opts.max_memory, "notes": rec.notes}
 
     if opts.action == "up":
+        if opts.restorer is not None and job.source.suffix.lower() in (".jpg", ".jpeg"):
+            x = _restore(opts.restorer, x, rec.notes)
         hr = run_model(model, x, "up", **up_kwargs, **tiling_kwargs)[0]
         hr_alpha = resize_alpha(alpha, s) if alpha is not None else None
         _save(hr, job.outputs["hr"], hr_alpha, opts, rec.notes)
@@ -454,6 +457,8 @@ def _process(model: IRN, job: Job, opts: Options, rec: Record) -> None:
     if opts.lr_suffix != ".png":
         lr = read_image(job.outputs["lr"])  # upscale what the lossy file actually holds
         lr = lr[:1] if opts.color else lr
+        if opts.restorer is not None and opts.lr_suffix == ".jpg":
+            lr = _restore(opts.restorer, lr[None], rec.notes)[0]
     hr = run_model(model, lr[None], "up", size=(h, w), **up_kwargs, **tiling_kwargs)[0]
     hr_alpha = resize_alpha(lr_alpha, s, size=(h, w)) if lr_alpha is not None else None
     _save(hr, job.outputs["hr"], hr_alpha, opts, rec.notes)
@@ -464,6 +469,19 @@ def _process(model: IRN, job: Job, opts: Options, rec: Record) -> None:
     rec.psnr_y, rec.psnr_rgb = _psnr_pair(rgb, quantize(hr))  # against what the PNG holds
     if opts.bicubic:
         rec.bicubic_psnr_y, rec.bicubic_psnr_rgb = _psnr_pair(rgb, baseline_roundtrip(rgb, opts, lr.shape[-2:]))
+
+
+def _restore(restorer: Any, lr: Tensor, notes: list[str]) -> Tensor:
+    """A decoded JPEG LR (1, 3, h, w) restored by the model's compression restoration module, 8-bit."""
+    import torch
+
+    from irn.nn.network import quantize
+    from irn.pipeline import model_device
+
+    notes.append("JPEG LR restored by the model's compression restoration module before upscaling")
+    with torch.inference_mode():
+        out = restorer(lr.to(model_device(restorer))).clamp(0, 1)
+    return quantize(out).to(lr.device)
 
 
 def baseline_roundtrip(rgb: Tensor, opts: Options, lr_size: Sequence[int]) -> Tensor:
@@ -527,7 +545,7 @@ def run(args: argparse.Namespace) -> int:
 
     from irn.imaging.io import ImageReadError, check_output_path, refuse_overwriting
     from irn.pipeline import for_inference
-    from irn.zoo import load_irn, resolve, resolve_device
+    from irn.zoo import load_irn, resolve, resolve_device, restorer_of
 
     action: Action = args.action
     task: Task = getattr(args, "task", RESCALE)
@@ -551,6 +569,7 @@ def run(args: argparse.Namespace) -> int:
             f"--model {args.model}: an x{model.scale} rescaling model, not an IRN-Color one: use irn rescale"
         )
     latent = _latent_mode(getattr(args, "z", "auto"), model.metadata)
+    restorer = restorer_of(model)
     model = for_inference(model)  # on a CPU the fast path: the same outputs, faster (irn.pipeline)
     scale = model.scale
 
@@ -560,7 +579,7 @@ def run(args: argparse.Namespace) -> int:
         taken = {f"the input {job.source}": job.source for job in jobs}
         taken.update({f"the image output {out}": out for job in jobs for out in job.outputs.values()})
         refuse_overwriting({"--json": args.json}, taken)
-    if lr_suffix != ".png":
+    if lr_suffix != ".png" and not (restorer is not None and lr_suffix == ".jpg"):
         print(LOSSY_WARNING.format(fmt=lr_suffix[1:].upper()), file=sys.stderr)
     opts = Options(
         action=action,
@@ -576,6 +595,7 @@ def run(args: argparse.Namespace) -> int:
         bicubic=getattr(args, "bicubic", False) or getattr(args, "baseline", False),
         scale=model.scale,
         color=color,
+        restorer=restorer,
     )
 
     records: list[Record] = [Record(input=p, status="failed", error=f"{p}: {why}") for p, why in missing]

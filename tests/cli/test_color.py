@@ -117,3 +117,29 @@ def test_rescale_with_an_x3_model(tmp_path: Path, size: tuple[int, int], capsys:
     )
     with Image.open(out / "in_x3_up.png") as up:
         assert code == 0 and up.size == (3 * -(-w // 3), 3 * -(-h // 3))
+
+
+def test_rescale_jpg_uses_the_restorer_a_model_carries(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An IRN file with its CRM (IRN-Compression): roundtrip --format jpg and up of a .jpg restore the
+    decoded JPEG before the inverse pass (a note says so); a PNG LR is used as it is."""
+    from irn.nn.restoration import CompressionRestorer, RestorerConfig
+    from irn.zoo import attach_restorer
+
+    crm = CompressionRestorer(RestorerConfig(features=4, blocks=1, growth=2))
+    with torch.no_grad():  # restores every LR to mid-grey: easy to see in the output
+        for p in crm.parameters():
+            p.zero_()
+        crm.conv_last.bias.fill_(0.5)
+    model = irn.save(attach_restorer(identity_irn(2), crm), tmp_path / "jpeg_x2.pt")
+    src = save_rgb(tmp_path / "in.png", 16, 12, seed=5)
+    out = tmp_path / "out"
+    argv = ["rescale", "roundtrip", str(src), "--model", str(model), "-o", str(out), "--z", "zero"]
+    code, _, err = run_cli([*argv, "--format", "jpg"], capsys)
+    assert code == 0 and "restored by the model's compression restoration module" in err
+    assert "does not survive lossy compression" not in err  # this model is made for a JPEG LR
+    with Image.open(out / "in_x2_rt.png") as rt:
+        assert np.abs(np.asarray(rt).astype(int) - 128).max() <= 1  # the CRM's mid-grey, upscaled
+    code, _, err = run_cli(["rescale", "up", str(out / "in_x2_lr.jpg"), "--model", str(model), "-o", str(out)], capsys)
+    assert code == 0 and "compression restoration module" in err
+    code, _, err = run_cli([*argv[:-2], "--z", "zero", "-o", str(tmp_path / "png")], capsys)
+    assert code == 0 and "restoration" not in err
