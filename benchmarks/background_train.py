@@ -4,6 +4,7 @@
     python benchmarks/background_train.py start x2 --hours 2.0 [--init PATH] [--resume]
     python benchmarks/background_train.py start x4 --hours 2.0 [--optim.lr=5e-5 ...]
     python benchmarks/background_train.py start color --hours 1.0   # IRN-Color (issue 17)
+    python benchmarks/background_train.py start x2_jpeg --hours 1.0 # JPEG-robust x2 (issue 18)
 
 The split is a pure function of the file names: every 36th CBSD432 image and every 20th
 SunHays80 image (sorted) is held out for validation (12 + 4 = 16 images); the rest are training
@@ -69,7 +70,11 @@ def main(argv: list[str] | None = None) -> None:
     sub = p.add_subparsers(dest="cmd", required=True)
     sub.add_parser("split")
     s = sub.add_parser("start")
-    s.add_argument("scale", choices=["x2", "x4", "color"], help="the model: x2, x4 or color (IRN-Color)")
+    s.add_argument(
+        "scale",
+        choices=["x2", "x4", "color", "x2_jpeg"],
+        help="the model: x2, x4, color (IRN-Color) or x2_jpeg (the x2 trained for a JPEG LR)",
+    )
     s.add_argument("--hours", type=float, default=2.0)
     s.add_argument("--init", default=None, help="model.init_from (default: the config's)")
     s.add_argument("--resume", action="store_true", help="continue runs/cpu_SCALE/checkpoints/last.ckpt")
