@@ -98,6 +98,15 @@ class LossConfig:
     jpeg_quality: int | list[int] | None = None
     #: weight of sum((CRM(jpeg(y)) - Q(y))^2), the restoration module's own term (model.restorer)
     lambda_restore: float = 1.0
+    #: IRN+ (perceptual stage): weight of the L1 distance of VGG19 conv5_4 features of the reconstruction
+    #: and the HR (needs the VGG19 ImageNet weights in the torch hub cache); 0 = off (official IRN+: 0.01)
+    lambda_feature: float = 0.0
+    #: IRN+: weight of the adversarial term against the VGG-style discriminator (vanilla GAN); 0 = off
+    #: (official IRN+: 1, with lambda_rec 0.01)
+    lambda_gan: float = 0.0
+    #: IRN+: train only the discriminator for this many steps before the adversarial term reaches the
+    #: IRN (official: 5000)
+    gan_warmup_steps: int = 0
 
 
 @dataclass
@@ -111,6 +120,9 @@ class OptimConfig:
     gamma: float = 0.5
     #: linear learning-rate warm-up from 0 over these steps (paper: 0)
     warmup_steps: int = 0
+    #: IRN+: the discriminator's Adam (official: lr 1e-4, betas 0.9 / 0.99, no weight decay)
+    lr_discriminator: float = 1e-4
+    betas_discriminator: list[float] = field(default_factory=lambda: [0.9, 0.99])
 
 
 @dataclass
@@ -401,8 +413,17 @@ def validate(cfg: TrainConfig) -> None:
         raise ConfigError("model.restorer trains a restoration module for JPEG LR images: set loss.jpeg_quality")
     if m.restorer and m.kind == "color":
         raise ConfigError("model.restorer is for rescaling models, not model.kind color")
-    if lo.lambda_restore < 0:
-        raise ConfigError(f"loss.lambda_restore must be >= 0, got {lo.lambda_restore}")
+    for key in ("lambda_restore", "lambda_feature", "lambda_gan"):
+        if getattr(lo, key) < 0:
+            raise ConfigError(f"loss.{key} must be >= 0, got {getattr(lo, key)}")
+    if lo.gan_warmup_steps < 0:
+        raise ConfigError(f"loss.gan_warmup_steps must be >= 0, got {lo.gan_warmup_steps}")
+    if (lo.lambda_feature > 0 or lo.lambda_gan > 0) and m.kind == "color":
+        raise ConfigError(
+            "loss.lambda_feature and loss.lambda_gan (IRN+) are for rescaling models, not model.kind color"
+        )
+    if o.lr_discriminator <= 0 or len(o.betas_discriminator) != 2 or not all(0 <= b < 1 for b in o.betas_discriminator):
+        raise ConfigError("optim.lr_discriminator must be > 0 and optim.betas_discriminator two numbers in [0, 1)")
     if lo.charbonnier_eps < 0 or lo.y_noise_std < 0 or lo.rec_temperature < 0:
         raise ConfigError("loss.charbonnier_eps, loss.y_noise_std and loss.rec_temperature must be >= 0")
     if len(o.betas) != 2:

@@ -35,6 +35,7 @@ from irn.nn.network import IRN, IRNConfig, quantize
 from irn.nn.network import build_network as network_of
 from irn.nn.restoration import CompressionRestorer
 from irn.train.config import TrainConfig, config_from_dict
+from irn.train.perceptual import DiscriminatorVGG128, VGGFeatures
 from irn.zoo import load_checkpoint
 
 
@@ -171,6 +172,10 @@ class IRNLightning(L.LightningModule):
         self.model = build_network(config)
         # IRN-Compression's CRM, trained with the IRN (model.restorer); exported into the model's file
         self.restorer = CompressionRestorer() if config.model.restorer else None
+        # IRN+: the frozen VGG19 of the feature loss (not a submodule: no weights in the checkpoints)
+        # and the discriminator, trained with the IRN (its weights in the training checkpoints only)
+        self.__dict__["vgg"] = VGGFeatures() if config.loss.lambda_feature > 0 else None
+        self.discriminator = DiscriminatorVGG128() if config.loss.lambda_gan > 0 else None
         set_initial_log_scales(self.model, config.model.init_log_scale)
         if config.model.init_from:
             init, _ = load_checkpoint(config.model.init_from)
@@ -252,7 +257,32 @@ class IRNLightning(L.LightningModule):
         total = cfg.lambda_fit * l_fit + cfg.loss.lambda_rec * l_rec + cfg.loss.lambda_latent * l_latent
         if "restore" in terms:
             total = total + cfg.loss.lambda_restore * terms["restore"]
+        total = total + self._perceptual_terms(rec[:, :3].float(), hr.float(), step, terms)
         return {"loss": total, "fit": l_fit, "rec": l_rec, "latent": l_latent, **terms}
+
+    def _perceptual_terms(self, rec: Tensor, hr: Tensor, step: int, terms: dict[str, Tensor]) -> Tensor:
+        """IRN+'s terms, added to ``terms``; returns their weighted sum. ``feature``: mean L1 of VGG19
+        features; ``gan``: the IRN's vanilla-GAN term, -log D(rec), through a copy of the discriminator
+        whose weights take no gradient from it; ``discriminator``: the discriminator's own term on
+        real HR and detached reconstructions. One optimizer step updates both networks."""
+        lo = self.config.loss
+        total = rec.new_zeros(())
+        vgg = self.__dict__.get("vgg")
+        if vgg is not None:
+            vgg.to(rec.device)
+            terms["feature"] = (vgg(rec) - vgg(hr).detach()).abs().mean()
+            total = total + lo.lambda_feature * terms["feature"]
+        if self.discriminator is not None:
+            bce = torch.nn.functional.binary_cross_entropy_with_logits
+            d = self.discriminator
+            real, fake = d(hr), d(rec.detach())
+            terms["discriminator"] = bce(real, torch.ones_like(real)) + bce(fake, torch.zeros_like(fake))
+            frozen = {name: p.detach() for name, p in d.named_parameters()}
+            judged = torch.func.functional_call(d, frozen, (rec,))
+            terms["gan"] = bce(judged, torch.ones_like(judged))
+            on = 1.0 if step >= lo.gan_warmup_steps else 0.0  # the discriminator learns alone at first
+            total = total + terms["discriminator"] + on * lo.lambda_gan * terms["gan"]
+        return total
 
     def _step_generator(self, device: torch.device) -> torch.Generator:
         seed = (self.config.trainer.seed * 1_000_003 + self.global_step * 7919 + self.global_rank) % (2**63)
@@ -271,7 +301,7 @@ class IRNLightning(L.LightningModule):
             return None
         bs = hr.shape[0]
         self.log("loss", terms["loss"].detach(), prog_bar=True, batch_size=bs)
-        for key in ("fit", "rec", "latent", "restore"):
+        for key in ("fit", "rec", "latent", "restore", "feature", "gan", "discriminator"):
             if key in terms:
                 self.log(f"train/{key}", terms[key].detach(), prog_bar=True, batch_size=bs)
         self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"], batch_size=bs)
@@ -349,8 +379,13 @@ class IRNLightning(L.LightningModule):
     # ------------------------------------------------------------------ optimiser
     def configure_optimizers(self) -> dict[str, Any]:
         o = self.config.optim
-        params = [p for p in self.parameters() if p.requires_grad]  # the IRN and its CRM, if any
-        optimizer = torch.optim.Adam(params, lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
+        d_params = set(self.discriminator.parameters()) if self.discriminator is not None else set()
+        params = [p for p in self.parameters() if p.requires_grad and p not in d_params]  # the IRN (+ CRM)
+        groups: list[dict[str, Any]] = [{"params": params}]
+        if d_params:  # IRN+: the discriminator's own Adam settings, in the same step
+            d_group = {"params": list(self.discriminator.parameters()), "lr": o.lr_discriminator}  # type: ignore[union-attr]
+            groups.append({**d_group, "betas": tuple(o.betas_discriminator), "weight_decay": 0.0})
+        optimizer = torch.optim.Adam(groups, lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
         milestones, warmup, gamma = list(o.milestones), o.warmup_steps, o.gamma
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda step: lr_factor(step, warmup, milestones, gamma)

@@ -64,3 +64,64 @@ def test_discriminator_gives_one_logit_per_image(side: int) -> None:
     convs = [m for m in d.features if isinstance(m, torch.nn.Conv2d)]
     assert len(convs) == 10 and sum(m.stride == (2, 2) for m in convs) == 5
     assert d.classifier[0].in_features == 512 * 4 * 4  # the official linear1
+
+
+def test_irn_plus_objective_updates_the_irn_and_the_discriminator_apart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The feature and adversarial terms enter the loss; the IRN's adversarial term gives the
+    discriminator no gradient, the discriminator's term gives the IRN none; a short run of the stage
+    learns and exports an x4 IRN (the generator) that irn.load reads."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_training import read_metrics, tiny_config
+
+    import irn
+    from irn.train.config import config_from_dict
+    from irn.train.export import export_checkpoint
+    from irn.train.module import IRNLightning
+    from irn.train.run import train
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    _write_vgg19(vgg19_weights_path())
+    loss = {"lambda_feature": 0.01, "lambda_gan": 0.5, "lambda_rec": 0.01, "rec_sample_fraction": 1.0}
+    raw = tiny_config(tmp_path, model={"scale": 4, "blocks_per_level": [1, 1]}, loss=loss)
+    raw["data"]["patch_size"] = 32
+    module = IRNLightning(config_from_dict(raw))
+    terms = module.losses(torch.rand(2, 3, 32, 32), step=0, generator=torch.Generator().manual_seed(0))
+    assert {"feature", "gan", "discriminator"} <= set(terms)
+    d_params = list(module.discriminator.parameters())
+    d_grad = torch.autograd.grad(terms["gan"], d_params, allow_unused=True)
+    assert all(g is None for g in d_grad)  # the IRN's term never trains the discriminator
+    g_params = [p for p in module.model.parameters() if p.requires_grad]
+    g_grad = torch.autograd.grad(terms["discriminator"], g_params, allow_unused=True)
+    assert all(g is None for g in g_grad)  # nor the discriminator's term the IRN
+    optimizer = module.configure_optimizers()["optimizer"]
+    assert [g["initial_lr"] for g in optimizer.param_groups] == [1e-3, 1e-4]  # before the warm-up factor
+    assert optimizer.param_groups[1]["betas"] == (0.9, 0.99)
+
+    raw["trainer"]["max_steps"] = 4
+    cfg = config_from_dict(raw)
+    assert train(cfg) == 0
+    rows = read_metrics(Path(cfg.trainer.run_dir))
+    assert all(any(r.get(f"train/{k}") for r in rows) for k in ("feature", "gan", "discriminator"))
+    export_checkpoint(Path(cfg.trainer.run_dir) / "checkpoints" / "last.ckpt", tmp_path / "plus.pt")
+    model = irn.load(tmp_path / "plus.pt")
+    assert model.scale == 4 and not any(k.startswith("discriminator") for k in model.state_dict())
+
+
+def test_an_official_irn_plus_generator_loads_as_an_x4_model(tmp_path: Path) -> None:
+    """The IRN+ generator has the IRN x4 architecture: its official file (a state dict with the IRN's
+    keys) loads as an x4 IRN."""
+    from helpers import random_irn
+
+    import irn
+
+    generator = random_irn(4, (8, 8), growth=32, std=0.02, last_std=0.02)
+    torch.save(generator.state_dict(), tmp_path / "IRN+_x4.pth")
+    loaded = irn.load(tmp_path / "IRN+_x4.pth")
+    assert loaded.scale == 4 and loaded.num_parameters() == 4_355_136
+    x = torch.rand(1, 3, 16, 16)
+    with torch.no_grad():
+        assert (loaded(x)[0] - generator(x)[0]).abs().max() < 1e-5
