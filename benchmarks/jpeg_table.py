@@ -53,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--draws", type=int, default=1, help="sampled-z draws per image (default 1)")
     p.add_argument("--sets", nargs="+", default=["Set5", "Set14"])
     p.add_argument("--json", help="write every figure here")
+    p.add_argument("--candidate-only", action="store_true", help="leave out the bicubic and plain-model rows")
     args = p.parse_args(argv)
     sets = [DATA / s / "HR" for s in args.sets]
     missing = [s for s in sets if not s.is_dir()]
@@ -63,6 +64,10 @@ def main(argv: list[str] | None = None) -> int:
         ("Bicubic & Bicubic", None, False),
         (f"IRN {args.model}", args.model, False),
     ]
+    if args.candidate_only:
+        if not args.candidate:
+            sys.exit("jpeg_table: --candidate-only needs --candidate")
+        rows = []
     if args.candidate:
         if restorer_of(load_irn(args.candidate)) is not None:
             rows.append((f"{Path(args.candidate).name} + its CRM", args.candidate, True))
