@@ -90,7 +90,12 @@ def add_arguments(parser: argparse.ArgumentParser, task: Task = RESCALE) -> None
         "-o", "--output", default="out", metavar="OUTDIR", help="output folder (default: ./out, created if needed)"
     )
     if task is COLOR:
-        common.add_argument("--model", required=True, metavar="PATH", help="an IRN-Color checkpoint file (required)")
+        common.add_argument(
+            "--model",
+            default="color",
+            metavar="NAME|PATH",
+            help="an IRN-Color model: the shipped one (color, the default) or a checkpoint file",
+        )
     else:
         common.add_argument(
             "--model",

@@ -313,7 +313,19 @@ def test_evaluate_from_python(tmp_path: Path, tiny_model: tuple[Path, IRN]) -> N
     data = tmp_path / "lib" / "HR"
     (path,) = _write_images(data, [(36, 44)])
     report = evaluate(model, [data], device="cpu", model_name="tiny", progress=False)
-    assert set(report) == {"scale", "method", "model", "z", "draws", "crop_border", "device", "datasets"}
+    assert set(report) == {
+        "scale",
+        "method",
+        "model",
+        "z",
+        "draws",
+        "jpeg",
+        "restorer",
+        "crop_border",
+        "device",
+        "datasets",
+    }
+    assert report["jpeg"] is None and report["restorer"] is False
     assert (report["method"], report["model"], report["z"], report["scale"]) == ("irn", "tiny", "sample", 2)
     record = report["datasets"]["lib"]
     assert set(record) == {"folder", "count", "mean", "images"} and record["count"] == 1
