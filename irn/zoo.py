@@ -338,6 +338,24 @@ def save(
     return path
 
 
+def read_hub_weights(path: Path, url: str, needed_for: str, what: str) -> Any:
+    """A torchvision weights file from the torch hub cache (``$TORCH_HOME/hub/checkpoints/``), read with
+    ``weights_only=True``: the one reader of the backbones irn never downloads (LPIPS's AlexNet, IRN+'s
+    VGG19). A missing or unreadable file is one :class:`IRNError` naming it and where it comes from."""
+    if not path.is_file():
+        raise IRNError(
+            f"{needed_for} needs the {what} ImageNet weights at {path} (not found); download {url} and put it "
+            f"there (or set TORCH_HOME to a folder whose hub/checkpoints/ holds {path.name})"
+        )
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same clear message
+        reason = " ".join(str(exc).split())[:200]
+        if "Weights only load failed" in reason:  # torch's long advice about untrusted pickles
+            reason = "not a weights file"
+        raise IRNError(f"{path}: cannot read the {what} weights ({type(exc).__name__}: {reason})") from None
+
+
 def resolve_device(name: str | torch.device, what: str = "device") -> str:
     """``auto`` -> cuda if available, else mps if available, else cpu; other names are checked."""
     if isinstance(name, torch.device):

@@ -159,60 +159,54 @@ def add_arguments(parser: argparse.ArgumentParser, task: Task = RESCALE) -> None
     lr_format.add_argument("--quality", type=int, default=95, help="quality of a jpg/webp LR, 1-100 (default 95)")
 
     compare = argparse.ArgumentParser(add_help=False)
+    compare.add_argument(task.baseline_flag, action="store_true", help=BASELINE_HELP[task.command])
+    parents = {"down": [common, lr_format], "up": [common, latent], "roundtrip": [common, latent, lr_format, compare]}
     sub = parser.add_subparsers(dest="action", metavar="ACTION")
     sub.required = True
-    if task is COLOR:
-        compare.add_argument(
-            "--baseline",
-            action="store_true",
-            help="also score the grey image copied to RGB (no colorization): what the model adds over it",
-        )
-        sub.add_parser(
-            "down",
-            parents=[common, lr_format],
-            help="colour -> grey (1-channel, same size): NAME_grey.png",
-            description="Decolorize with the model: each colour image -> OUTDIR/NAME_grey.png, a 1-channel image "
+    for action, (short, description) in ACTION_HELP[task.command].items():
+        sub.add_parser(action, parents=parents[action], help=short, description=description)
+
+
+#: the roundtrip baseline flag's help, per task
+BASELINE_HELP = {
+    "rescale": "also score bicubic down-and-up (MATLAB-style, 8-bit LR) of each image: what IRN adds over it",
+    "color": "also score the grey image copied to RGB (no colorization): what the model adds over it",
+}
+#: (help, description) of each action, per task
+ACTION_HELP: dict[str, dict[str, tuple[str, str]]] = {
+    "rescale": {
+        "down": (
+            "HR -> LR, ceil(H/s) x ceil(W/s): NAME_xS_lr.png",
+            "Downscale with the model: each HR image -> OUTDIR/NAME_xS_lr.png of ceil(H/s) x ceil(W/s).",
+        ),
+        "up": (
+            "LR -> HR, exactly s x the LR size: NAME_xS_up.png",
+            "Upscale with the model: each LR image (h x w) -> OUTDIR/NAME_xS_up.png of sh x sw.",
+        ),
+        "roundtrip": (
+            "down then up; prints PSNR-Y and PSNR-RGB: NAME_xS_lr.png, NAME_xS_rt.png",
+            "Downscale then upscale each image, cropped back to its size; writes the LR and the "
+            "reconstruction and prints PSNR-Y (BT.601) and PSNR-RGB against the input.",
+        ),
+    },
+    "color": {
+        "down": (
+            "colour -> grey (1-channel, same size): NAME_grey.png",
+            "Decolorize with the model: each colour image -> OUTDIR/NAME_grey.png, a 1-channel image "
             "of the same size whose latent the model can restore colours from.",
-        )
-        sub.add_parser(
-            "up",
-            parents=[common, latent],
-            help="grey -> colour: NAME_color.png",
-            description="Colorize with the model: each grey image -> OUTDIR/NAME_color.png (a colour file is "
+        ),
+        "up": (
+            "grey -> colour: NAME_color.png",
+            "Colorize with the model: each grey image -> OUTDIR/NAME_color.png (a colour file is "
             "read as its BT.601 luma).",
-        )
-        sub.add_parser(
-            "roundtrip",
-            parents=[common, latent, lr_format, compare],
-            help="down then up; prints PSNR-Y and PSNR-RGB: NAME_grey.png, NAME_rt.png",
-            description="Decolorize then colorize each image; writes the grey image and the restored colour "
+        ),
+        "roundtrip": (
+            "down then up; prints PSNR-Y and PSNR-RGB: NAME_grey.png, NAME_rt.png",
+            "Decolorize then colorize each image; writes the grey image and the restored colour "
             "image and prints PSNR-Y (BT.601) and PSNR-RGB against the input.",
-        )
-        return
-    compare.add_argument(
-        "--bicubic",
-        action="store_true",
-        help="also score bicubic down-and-up (MATLAB-style, 8-bit LR) of each image: what IRN adds over it",
-    )
-    sub.add_parser(
-        "down",
-        parents=[common, lr_format],
-        help="HR -> LR, ceil(H/s) x ceil(W/s): NAME_xS_lr.png",
-        description="Downscale with the model: each HR image -> OUTDIR/NAME_xS_lr.png of ceil(H/s) x ceil(W/s).",
-    )
-    sub.add_parser(
-        "up",
-        parents=[common, latent],
-        help="LR -> HR, exactly s x the LR size: NAME_xS_up.png",
-        description="Upscale with the model: each LR image (h x w) -> OUTDIR/NAME_xS_up.png of sh x sw.",
-    )
-    sub.add_parser(
-        "roundtrip",
-        parents=[common, latent, lr_format, compare],
-        help="down then up; prints PSNR-Y and PSNR-RGB: NAME_xS_lr.png, NAME_xS_rt.png",
-        description="Downscale then upscale each image, cropped back to its size; writes the LR and the "
-        "reconstruction and prints PSNR-Y (BT.601) and PSNR-RGB against the input.",
-    )
+        ),
+    },
+}
 
 
 # ----------------------------------------------------------------------------- inputs, outputs

@@ -29,6 +29,7 @@ import torch
 from torch import Tensor
 
 from irn.errors import IRNError
+from irn.zoo import read_hub_weights
 
 if TYPE_CHECKING:
     from torch import nn
@@ -163,18 +164,7 @@ def build_lpips(device: str | torch.device | None = None) -> nn.Module:
     not AlexNet weights), an :class:`IRNError` says which file to put where.
     """
     path = alexnet_weights_path()
-    if not path.is_file():
-        raise IRNError(
-            f"LPIPS needs the AlexNet ImageNet weights at {path} (not found); download {ALEXNET_URL} "
-            f"and put it there (or set TORCH_HOME to a folder whose hub/checkpoints/ holds {ALEXNET_FILE})"
-        )
-    try:
-        backbone = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # any unreadable file gets the same clear message
-        reason = " ".join(str(exc).split())[:200]
-        if "Weights only load failed" in reason:  # torch's long advice about untrusted pickles
-            reason = "not a weights file"
-        raise IRNError(f"{path}: cannot read the AlexNet weights ({type(exc).__name__}: {reason})") from None
+    backbone = read_hub_weights(path, ALEXNET_URL, "LPIPS", "AlexNet")
     import lpips
 
     with warnings.catch_warnings():  # torchvision's notes on the deprecated 'pretrained' argument

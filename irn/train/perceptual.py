@@ -16,6 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from irn.errors import IRNError
+from irn.zoo import read_hub_weights
 
 VGG19_FILE = "vgg19-dcbb9e9d.pth"
 VGG19_URL = f"https://download.pytorch.org/models/{VGG19_FILE}"
@@ -43,19 +44,7 @@ class VGGFeatures(nn.Module):
     def __init__(self, layer: int = VGG19_FEATURE_LAYER, path: Path | None = None) -> None:
         super().__init__()
         path = vgg19_weights_path() if path is None else path
-        if not path.is_file():
-            raise IRNError(
-                f"IRN+'s feature loss needs the VGG19 ImageNet weights at {path} (not found); download "
-                f"{VGG19_URL} and put it there (or set TORCH_HOME to a folder whose hub/checkpoints/ holds "
-                f"{VGG19_FILE})"
-            )
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # any unreadable file gets the same clear message
-            reason = " ".join(str(exc).split())[:200]
-            if "Weights only load failed" in reason:
-                reason = "not a weights file"
-            raise IRNError(f"{path}: cannot read the VGG19 weights ({type(exc).__name__}: {reason})") from None
+        state = read_hub_weights(path, VGG19_URL, "IRN+'s feature loss", "VGG19")
         self.features = _vgg19_layers(layer)
         target = self.features.state_dict()
         wanted = {k: state.get(f"features.{k}") if isinstance(state, dict) else None for k in target}

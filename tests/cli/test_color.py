@@ -12,21 +12,9 @@ import torch
 from helpers import identity_irn, random_irn, shared_path
 from PIL import Image
 from sample_images import rgb_array
+from test_rescale import run_cli, save_rgb  # the rescale tests' helpers, the same machinery
 
 import irn
-from irn.cli.main import main
-
-
-def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    code = main(args)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def save_rgb(path: Path, h: int = 14, w: int = 10, seed: int = 0) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(rgb_array(h, w, seed)).save(path)
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -72,10 +72,7 @@ def test_irn_plus_objective_updates_the_irn_and_the_discriminator_apart(
     """The feature and adversarial terms enter the loss; the IRN's adversarial term gives the
     discriminator no gradient, the discriminator's term gives the IRN none; a short run of the stage
     learns and exports an x4 IRN (the generator) that irn.load reads."""
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).parent))
-    from test_training import read_metrics, tiny_config
+    from test_training import read_metrics, tiny_config  # the training tests' helpers (tests/train)
 
     import irn
     from irn.train.config import config_from_dict
