@@ -1,11 +1,17 @@
-"""Lightning plumbing of a training run: checkpoints written atomically (:class:`AtomicCheckpointIO`)
-and the ``last.ckpt`` / ``best.ckpt`` schedule (:class:`CheckpointEvery`)."""
+"""Lightning plumbing of a training run: checkpoints written atomically (:class:`AtomicCheckpointIO`),
+the ``last.ckpt`` / ``best.ckpt`` schedule (:class:`CheckpointEvery`) and the stop on SIGTERM / Ctrl+C
+at a step boundary, on every rank together (:class:`GracefulStop`)."""
 
 from __future__ import annotations
 
 import math
+import os
+import signal
+import sys
+import threading
 import time
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import lightning as L
@@ -38,6 +44,16 @@ class CheckpointEvery(L.Callback):
         self.monitor = monitor
         self.best = -math.inf
         self._last_saved = time.monotonic()
+        self.saved_step: int | None = None  # the step of the last.ckpt this process wrote
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Temporary files of checkpoint writes that a SIGKILL cut short (their process is gone) are removed."""
+        if trainer.is_global_zero and self.dirpath.is_dir():
+            for tmp in self.dirpath.glob(".*.ckpt.*.tmp"):
+                parts = tmp.name.split(".")
+                pid = int(parts[-3]) if len(parts) >= 4 and parts[-3].isdigit() else None
+                if pid is not None and pid != os.getpid() and not _alive(pid):
+                    tmp.unlink(missing_ok=True)
 
     @property
     def last_path(self) -> Path:
@@ -47,9 +63,14 @@ class CheckpointEvery(L.Callback):
     def best_path(self) -> Path:
         return self.dirpath / "best.ckpt"
 
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.saved_step is None and trainer.global_step > 0:  # resumed: last.ckpt is at this step
+            self.saved_step = trainer.global_step
+
     def _save_last(self, trainer: L.Trainer) -> None:
         trainer.save_checkpoint(self.last_path, weights_only=False)  # full state: optimizer, loops, RNG
         self._last_saved = time.monotonic()
+        self.saved_step = trainer.global_step
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
         due = trainer.global_step % self.every_n_steps == 0
@@ -70,16 +91,119 @@ class CheckpointEvery(L.Callback):
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._save_last(trainer)
 
-    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
-        """SIGTERM (Lightning stops after the current step) and Ctrl+C: keep the progress."""
-        from lightning.pytorch.utilities.exceptions import SIGTERMException
-
-        if isinstance(exception, (SIGTERMException, KeyboardInterrupt)):
-            self._save_last(trainer)
-
     def state_dict(self) -> dict[str, Any]:
         return {"best": self.best, "monitor": self.monitor}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         if state_dict.get("monitor") == self.monitor:
             self.best = float(state_dict.get("best", -math.inf))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+#: what each handled signal is called in messages, and the shell's exit code for it
+STOP_SIGNALS: dict[int, tuple[str, int]] = {signal.SIGTERM: ("SIGTERM", 143), signal.SIGINT: ("Ctrl+C", 130)}
+
+
+class StopRequested(Exception):
+    """Raised (on every rank at the same step) once ``last.ckpt`` holds the state to continue from."""
+
+    def __init__(self, signum: int, step: int) -> None:
+        self.name, self.code = STOP_SIGNALS[signum]
+        self.step = step
+        super().__init__(f"stopped by {self.name} at step {step}")
+
+
+class GracefulStop(L.Callback):
+    """SIGTERM and Ctrl+C stop a run at the next step boundary, with ``last.ckpt`` written there.
+
+    The signal handler only takes note (no collective, no I/O in a handler: a rank in a checkpoint
+    barrier or an all-reduce when the signal comes cannot deadlock). After every optimizer step the ranks
+    agree whether any of them was signalled (one all-reduce); if so, they write ``last.ckpt`` together and
+    raise :class:`StopRequested`. When a validation is due at that step, or the signal came during one,
+    the validation runs to its end first (and may update ``best.ckpt``): a resumed run then scores every
+    validation whole, as an uninterrupted run does. A second Ctrl+C stops at once, keeping the previous
+    ``last.ckpt``. Lightning's own SIGTERM handling (a broadcast inside the handler, a checkpoint of a
+    half-done validation) is switched off by :meth:`install`.
+    """
+
+    def __init__(self, saver: CheckpointEvery, max_steps: int, validates: bool) -> None:
+        self.saver = saver
+        self.max_steps = max_steps
+        self.validates = validates  # the run has validation images
+        self.requested: int | None = None
+        self._pending = False
+        self._previous: dict[int, Any] = {}
+        self._rank = 0
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        self._rank = trainer.global_rank
+
+    # -------------------------------------------------------------- handlers
+    def install(self, trainer: L.Trainer | None = None) -> None:
+        """Take SIGTERM and SIGINT (main thread only); with ``trainer``, keep Lightning's handlers out."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for signum in STOP_SIGNALS:
+            self._previous.setdefault(signum, signal.getsignal(signum))
+            signal.signal(signum, self._handle)
+        if trainer is not None:
+            trainer._signal_connector.register_signal_handlers = lambda: None  # type: ignore[method-assign]
+
+    def uninstall(self) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+        self._previous = {}
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.requested is not None:
+            if signum == signal.SIGINT:  # Ctrl+C twice: now
+                raise KeyboardInterrupt
+            return
+        self.requested = signum
+        if self._rank != 0:  # one note for the job
+            return
+        name = STOP_SIGNALS[signum][0]
+        again = " (Ctrl+C again: stop now)" if signum == signal.SIGINT else ""
+        print(f"irn train: {name}: stopping after this step{again}", file=sys.stderr, flush=True)
+
+    # -------------------------------------------------------------- the decision, at step boundaries
+    def _agreed(self, trainer: L.Trainer) -> int | None:
+        """The signal any rank got (SIGTERM over Ctrl+C), the same on every rank; None: go on."""
+        mine = self.requested or 0
+        if trainer.world_size > 1:
+            import torch
+
+            flag = torch.tensor([mine], dtype=torch.int64, device=trainer.strategy.root_device)
+            mine = int(trainer.strategy.reduce(flag, reduce_op="max").item())
+        if mine and self.requested is None:
+            self.requested = mine
+        return mine or None
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
+        if self._agreed(trainer) is None or trainer.global_step >= self.max_steps:
+            return  # nothing asked, or the run is complete: it ends as usual (exit 0)
+        loop = trainer.fit_loop.epoch_loop
+        if self.validates and not self._pending and loop._should_check_val_fx(trainer.fit_loop._data_fetcher):
+            self._pending = True  # stop after this step's validation (on_validation_end)
+            return
+        self._stop(trainer)
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking or trainer.global_step >= self.max_steps:
+            return
+        if self._agreed(trainer) is not None or self._pending:
+            self._stop(trainer)  # the state after the validation (and its best.ckpt)
+
+    def _stop(self, trainer: L.Trainer) -> None:
+        assert self.requested is not None
+        self.saver._save_last(trainer)
+        raise StopRequested(self.requested, trainer.global_step)

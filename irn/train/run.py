@@ -7,6 +7,8 @@ import json
 import os
 import shutil
 import sys
+import threading
+import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,10 +20,9 @@ from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.trainer.states import TrainerStatus
-from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from irn.errors import IRNError
-from irn.train.callbacks import AtomicCheckpointIO, CheckpointEvery
+from irn.train.callbacks import AtomicCheckpointIO, CheckpointEvery, GracefulStop, StopRequested
 from irn.train.config import ConfigError, TrainConfig, dump_config
 from irn.train.data import IRNDataModule
 from irn.train.module import IRNLightning
@@ -96,19 +97,50 @@ def fit_until_interrupted(
 ) -> tuple[str, int] | None:
     """``trainer.fit``; None when it ran to the end, else (what stopped it, the exit code).
 
-    Lightning turns SIGTERM into a ``SystemExit`` with code 0 after the current step, and Ctrl+C
-    into ``sys.exit(1)``, both after the callbacks' ``on_exception`` (which writes ``last.ckpt``, see
-    :class:`irn.train.callbacks.CheckpointEvery`). Unfinished training is not success: 143 and 130, the
-    shell's codes for the two signals."""
+    SIGTERM and Ctrl+C end the fit at a step boundary with :class:`~irn.train.callbacks.StopRequested`
+    (``last.ckpt`` written, see :class:`~irn.train.callbacks.GracefulStop`); a second Ctrl+C ends it at
+    once (Lightning turns that ``KeyboardInterrupt`` into ``sys.exit(1)``). Unfinished training is not
+    success: 143 and 130, the shell's codes for the two signals."""
     try:
         trainer.fit(module, datamodule=data, ckpt_path=str(resume) if resume is not None else None, weights_only=True)
-    except SIGTERMException:
-        return "SIGTERM", 143
+    except StopRequested as stop:
+        return stop.name, stop.code
+    except RuntimeError as exc:
+        if not lost_peer(trainer, exc):
+            raise
+        text = " ".join(str(exc).split())
+        reason = next((w for w in ("Connection reset by peer", "Connection closed by peer") if w in text), text[:120])
+        return f"the loss of another process of the job ({reason})", 1
     except SystemExit:
         if trainer.state.status != TrainerStatus.INTERRUPTED:
             raise
-        return "Ctrl+C", 130
+        return "Ctrl+C (twice)", 130
     return None
+
+
+def lost_peer(trainer: L.Trainer, exc: BaseException) -> bool:
+    """A collective failed because another rank is gone (killed, its node lost)."""
+    if trainer.world_size <= 1:
+        return False
+    text = str(exc)
+    dist_error = getattr(torch.distributed, "DistError", ())
+    return isinstance(exc, dist_error) or any(
+        w in text for w in ("gloo", "NCCL", "Connection reset", "Connection closed")
+    )
+
+
+def exit_with_parent() -> None:
+    """A rank other than 0 exits (137) within a second of its parent's death: a rank-0 process killed by
+    SIGKILL would otherwise leave it waiting in a collective until the process group's timeout (30 min)."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        print("irn train: the parent process is gone; this rank stops", file=sys.stderr, flush=True)
+        os._exit(137)
+
+    threading.Thread(target=watch, name="irn-parent-watch", daemon=True).start()
 
 
 def train(cfg: TrainConfig, resume: Path | None = None, callbacks: Sequence[Any] = ()) -> int:
@@ -133,22 +165,33 @@ def train(cfg: TrainConfig, resume: Path | None = None, callbacks: Sequence[Any]
         raise ConfigError(str(exc)) from None
     data = IRNDataModule(cfg.data, cfg.model.scale, seed=t.seed, max_steps=t.max_steps)
     saver = CheckpointEvery(checkpoint_dir(cfg), t.checkpoint_every_n_steps, t.checkpoint_every_minutes, t.monitor)
-    trainer = build_trainer(cfg, [saver, *callbacks])
+    stopper = GracefulStop(saver, t.max_steps, validates=cfg.data.val_dir is not None)
+    trainer = build_trainer(cfg, [saver, stopper, *callbacks])
+    if int(os.environ.get("LOCAL_RANK", "0")) > 0:  # a rank that a launcher started on this node
+        exit_with_parent()
     run_dir = Path(t.run_dir)
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.yaml").write_text(dump_config(cfg))
     except OSError as exc:
         raise ConfigError(f"trainer.run_dir {t.run_dir!r}: {exc.strerror or exc}") from None
-    stopped_by = fit_until_interrupted(trainer, module, data, resume)
+    stopper.install(trainer)
+    try:
+        stopped_by = fit_until_interrupted(trainer, module, data, resume)
+    finally:
+        stopper.uninstall()
     if stopped_by is not None:
         signal_name, code = stopped_by
-        if trainer.is_global_zero:
-            print(
-                f"irn train: stopped by {signal_name} at step {trainer.global_step}; checkpoint: {saver.last_path}; "
-                f"continue with: irn train --resume {saver.last_path}",
-                file=sys.stderr,
-            )
+        if not trainer.is_global_zero:
+            # a clean stop: rank 0's code is the run's (Lightning's launcher kills the whole job, rank 0
+            # included, as soon as another rank exits non-zero)
+            return 0 if code in (130, 143) else code
+        at = f" (step {saver.saved_step})" if saver.saved_step not in (None, trainer.global_step) else ""
+        print(
+            f"irn train: stopped by {signal_name} at step {trainer.global_step}; checkpoint: {saver.last_path}{at}; "
+            f"continue with: irn train --resume {saver.last_path}",
+            file=sys.stderr,
+        )
         return code
     if module.stopped_for_nonfinite:
         raise IRNError(
