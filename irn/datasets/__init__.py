@@ -10,7 +10,17 @@ The public names of all four are importable from here too (``irn.download``, the
 name, points at this package).
 """
 
-from irn.datasets.archive import MARKER_PREFIX, UnsafeArchiveError, extract_zip, marker_path, plan_extraction
+from irn.datasets.archive import (
+    IN_PROGRESS_PREFIX,
+    MARKER_PREFIX,
+    UnsafeArchiveError,
+    check_replacements,
+    extract_zip,
+    in_progress_path,
+    marker_path,
+    plan_extraction,
+    read_marker,
+)
 from irn.datasets.download import (
     FetchResult,
     archive_name_from_url,
@@ -33,13 +43,17 @@ from irn.datasets.registry import (
 )
 from irn.datasets.transfer import (
     CHUNK_BYTES,
+    NETWORK_CHUNK_BYTES,
     USER_AGENT,
     ChecksumError,
     DownloadError,
     FetchOptions,
+    check_found_file,
     download_file,
     file_digest,
     format_bytes,
+    free_name,
+    part_path,
     verify_checksum,
 )
 
@@ -47,8 +61,10 @@ __all__ = [
     "CHUNK_BYTES",
     "DATASETS",
     "DIV2K",
+    "IN_PROGRESS_PREFIX",
     "MANUAL_DATASETS",
     "MARKER_PREFIX",
+    "NETWORK_CHUNK_BYTES",
     "USER_AGENT",
     "ArchiveSpec",
     "Checksum",
@@ -61,6 +77,8 @@ __all__ = [
     "UnsafeArchiveError",
     "archive_name_from_url",
     "archive_status",
+    "check_found_file",
+    "check_replacements",
     "count_images",
     "download_dataset",
     "download_file",
@@ -69,9 +87,13 @@ __all__ = [
     "fetch_archive",
     "file_digest",
     "format_bytes",
+    "free_name",
     "get_dataset",
+    "in_progress_path",
     "marker_path",
     "parse_parts",
+    "part_path",
     "plan_extraction",
+    "read_marker",
     "verify_checksum",
 ]

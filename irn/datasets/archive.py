@@ -2,8 +2,12 @@
 
 Every member is checked before the first byte is written (:func:`plan_extraction`): absolute
 paths, ``..`` components, symlinks with absolute or ``..`` targets, and members reaching
-through an existing symlink out of the folder make the whole archive refused. After a
-verified, complete extraction the caller records :func:`marker_path`.
+through an existing symlink out of the folder make the whole archive refused. So does a member
+that would replace a file which no earlier extraction of the same archive wrote (and which differs
+from the member): a user's ``README.md`` is never overwritten by the archive's. What an extraction
+is about to write is listed in :func:`in_progress_path` first, so an extraction cut short may be
+redone; after a verified, complete extraction the caller records :func:`marker_path` (the checksum,
+then the members written).
 """
 
 from __future__ import annotations
@@ -11,20 +15,22 @@ from __future__ import annotations
 import os
 import re
 import stat
-import tempfile
 import time
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from tqdm import tqdm
 
+from irn.atomic import atomic_write
 from irn.datasets.progress import byte_bar
 from irn.errors import IRNError
 
 CHUNK_BYTES = 1 << 20  # bytes copied at a time from a member to its file
 MARKER_PREFIX = ".irn-extracted-"
+IN_PROGRESS_PREFIX = ".irn-extracting-"
 
 
 class UnsafeArchiveError(IRNError):
@@ -111,18 +117,62 @@ def plan_extraction(archive: zipfile.ZipFile, root: Path) -> list[_PlannedMember
     return planned
 
 
-def extract_zip(path: Path, root: Path, *, progress: bool = False) -> int:
-    """Extract the zip at ``path`` into ``root`` after :func:`plan_extraction` accepted every
-    member. Files are written atomically (temporary file, then rename); symlinks are created
-    last. Returns the number of files and links written."""
+def _crc32(path: Path) -> int:
+    crc = 0
+    with path.open("rb") as f:
+        while chunk := f.read(CHUNK_BYTES):
+            crc = zlib.crc32(chunk, crc)
+    return crc
+
+
+def check_replacements(planned: list[_PlannedMember], root: Path, archive_name: str) -> None:
+    """Refuse (nothing written) when a file or link member would replace a file under ``root`` that no
+    earlier extraction of ``archive_name`` wrote (listed in its marker or in-progress list) and whose
+    content is not the member's."""
+    ours = set(read_marker(marker_path(root, archive_name))[1]) | set(_read_lines(in_progress_path(root, archive_name)))
+    clashes: list[str] = []
+    for member in planned:
+        if member.kind == "dir":
+            continue
+        destination = Path(root, *member.parts)
+        relative = "/".join(member.parts)
+        if not (destination.is_file() or destination.is_symlink()) or relative in ours:
+            continue
+        if member.kind == "symlink":
+            same = destination.is_symlink() and os.readlink(destination) == member.link_target
+        else:
+            same = (
+                not destination.is_symlink()
+                and destination.stat().st_size == member.info.file_size
+                and _crc32(destination) == member.info.CRC
+            )
+        if not same:
+            clashes.append(str(destination))
+    if clashes:
+        shown = ", ".join(clashes[:3]) + (f" and {len(clashes) - 3} more" if len(clashes) > 3 else "")
+        raise UnsafeArchiveError(
+            f"refusing to extract {archive_name} into {root}: it would replace {len(clashes)} file(s) it did not "
+            f"write: {shown}; move them away (or extract into another --root); nothing was extracted"
+        )
+
+
+def extract_zip(path: Path, root: Path, *, progress: bool = False) -> list[str]:
+    """Extract the zip at ``path`` into ``root`` after :func:`plan_extraction` and
+    :func:`check_replacements` accepted every member. The members are listed in
+    :func:`in_progress_path` before the first is written; files are written atomically (temporary
+    file, then rename); symlinks are created last. Returns the paths written (relative, ``/``)."""
     if not zipfile.is_zipfile(path):
         raise IRNError(f"{path} is not a zip archive")
     root_real = os.path.realpath(root)
-    written = 0
+    written: list[str] = []
     try:
         with zipfile.ZipFile(path) as archive:
             planned = plan_extraction(archive, root)
+            check_replacements(planned, root, path.name)
             root.mkdir(parents=True, exist_ok=True)
+            listed = [f"{'/'.join(m.parts)}\n" for m in planned if m.kind != "dir"]
+            with atomic_write(in_progress_path(root, path.name), "w") as f:
+                f.write("".join(listed))
             files = [member for member in planned if member.kind == "file"]
             with byte_bar(sum(member.info.file_size for member in files), f"extracting {path.name}", progress) as bar:
                 for member in planned:
@@ -134,7 +184,7 @@ def extract_zip(path: Path, root: Path, *, progress: bool = False) -> int:
                         if not _is_within(os.path.realpath(destination.parent), root_real):
                             raise UnsafeArchiveError(f"refusing to write {member.info.filename!r} outside {root}")
                         _write_member(archive, member.info, destination, bar)
-                        written += 1
+                        written.append("/".join(member.parts))
             for member in planned:
                 if member.kind == "symlink" and member.link_target is not None:
                     destination = Path(root_real, *member.parts)
@@ -142,7 +192,7 @@ def extract_zip(path: Path, root: Path, *, progress: bool = False) -> int:
                     if destination.is_symlink() or destination.is_file():
                         destination.unlink()
                     os.symlink(member.link_target, destination)
-                    written += 1
+                    written.append("/".join(member.parts))
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError) as exc:
         raise IRNError(f"{path} is a damaged zip archive ({exc})") from None
     except OSError as exc:
@@ -151,21 +201,33 @@ def extract_zip(path: Path, root: Path, *, progress: bool = False) -> int:
 
 
 def _write_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, destination: Path, bar: tqdm) -> None:
-    handle, temporary = tempfile.mkstemp(prefix=f".{destination.name}.", suffix=".tmp", dir=destination.parent)
-    try:
-        with os.fdopen(handle, "wb") as sink, archive.open(info) as source:
-            while chunk := source.read(CHUNK_BYTES):
-                sink.write(chunk)
-                bar.update(len(chunk))
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, destination)
-        modified = time.mktime((*info.date_time, 0, 0, -1))
-        os.utime(destination, (modified, modified))
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with atomic_write(destination) as sink, archive.open(info) as source:
+        while chunk := source.read(CHUNK_BYTES):
+            sink.write(chunk)
+            bar.update(len(chunk))
+    modified = time.mktime((*info.date_time, 0, 0, -1))
+    os.utime(destination, (modified, modified))
 
 
 def marker_path(folder: Path, archive_name: str) -> Path:
     """``<folder>/.irn-extracted-<archive>``: written after a verified, complete extraction."""
     return folder / f"{MARKER_PREFIX}{archive_name}"
+
+
+def in_progress_path(folder: Path, archive_name: str) -> Path:
+    """``<folder>/.irn-extracting-<archive>``: the members an extraction is writing (removed when done)."""
+    return folder / f"{IN_PROGRESS_PREFIX}{archive_name}"
+
+
+def _read_lines(path: Path) -> list[str]:
+    try:
+        return [line for line in path.read_text(encoding="utf-8").splitlines() if line]
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+
+
+def read_marker(marker: Path) -> tuple[str | None, list[str]]:
+    """(the checksum, the members written) of a marker; (None, []) when there is none. Markers of
+    earlier versions hold the checksum alone."""
+    lines = _read_lines(marker)
+    return (lines[0].strip(), lines[1:]) if lines else (None, [])

@@ -9,14 +9,19 @@ The flow for one archive (:func:`fetch_archive`), from the parts in :mod:`irn.da
 1. If ``<folder>/.irn-extracted-<archive>`` records the same checksum, the archive was already
    extracted: nothing is done (``force=True`` redoes it).
 2. If the archive file is already there (an earlier run with ``keep_archive``, or a manual
-   download saved under the expected name) it is used; otherwise it is downloaded to
+   download saved under the expected name) it is used if its size and checksum match; a file that
+   does not is left untouched and the run stops, naming it. Otherwise the archive is downloaded to
    ``<archive>.part``. A ``.part`` left by an interrupted run is continued with an HTTP
    ``Range`` request; a server that ignores the range (HTTP 200) restarts it from byte 0.
-3. The checksum is verified before anything is extracted. A mismatch moves the file aside to
-   ``<archive>.bad`` and stops with a message saying so.
+   Ctrl+C leaves the ``.part`` with what was received (an empty one is removed).
+3. The checksum is verified before anything is extracted, and only then does the ``.part`` take the
+   archive's name. A mismatch moves the download aside to ``<archive>.bad`` (``.bad.1``, ... if
+   taken) and stops with a message saying so.
 4. Every member is checked before the first byte is written: absolute paths, ``..``
    components, symlinks with absolute or ``..`` targets, and members reaching through an
-   existing symlink out of the folder make the whole archive refused.
+   existing symlink out of the folder make the whole archive refused; so does a member that would
+   replace a file that an earlier extraction of the same archive did not write (and that differs
+   from the member). The marker lists the members written.
 
 Network and archive problems raise :class:`irn.errors.IRNError` subclasses with one-line
 messages; the CLI prints them as ``irn: error: ...``.
@@ -24,15 +29,24 @@ messages; the CLI prints them as ``irn: error: ...``.
 
 from __future__ import annotations
 
+import os
 import posixpath
 import urllib.parse
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from irn.datasets.archive import extract_zip, marker_path
+from irn.atomic import atomic_write
+from irn.datasets.archive import extract_zip, in_progress_path, marker_path, read_marker
 from irn.datasets.registry import ArchiveSpec, Checksum, DatasetSpec, count_images, get_dataset, parse_parts
-from irn.datasets.transfer import FetchOptions, _note, download_file, format_bytes, verify_checksum
+from irn.datasets.transfer import (
+    FetchOptions,
+    _note,
+    check_found_file,
+    download_file,
+    format_bytes,
+    verify_checksum,
+)
 from irn.errors import IRNError
 
 
@@ -58,15 +72,19 @@ def fetch_archive(
     """Download (or reuse) ``archive`` from ``url``, verify ``checksum``, extract into ``folder``,
     record the marker, and delete the archive unless ``options.keep_archive``."""
     marker = marker_path(folder, archive.name)
-    if not options.force and marker.is_file() and marker.read_text().strip() == str(checksum):
+    if not options.force and read_marker(marker)[0] == str(checksum):
         return FetchResult(url, archive, folder, "already extracted")
     if archive.is_file():
         _note(f"found {archive}; verifying it instead of downloading")
+        check_found_file(archive, checksum, size, progress=options.progress)
     else:
-        download_file(url, archive, expected_size=size, options=options)
-    verify_checksum(archive, checksum, progress=options.progress)
-    extract_zip(archive, folder, progress=options.progress)
-    marker.write_text(f"{checksum}\n")
+        part = download_file(url, archive, expected_size=size, options=options)
+        verify_checksum(part, checksum, progress=options.progress, name=archive.name)
+        os.replace(part, archive)  # only a verified archive gets the archive's name
+    members = extract_zip(archive, folder, progress=options.progress)
+    with atomic_write(marker, "w") as f:
+        f.write("".join(f"{line}\n" for line in (str(checksum), *members)))
+    in_progress_path(folder, archive.name).unlink(missing_ok=True)
     if not options.keep_archive:
         archive.unlink()
     return FetchResult(url, archive, folder, "extracted")

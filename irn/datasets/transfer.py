@@ -24,7 +24,8 @@ from irn.datasets.progress import byte_bar
 from irn.datasets.registry import Checksum
 from irn.errors import IRNError
 
-CHUNK_BYTES = 1 << 20
+CHUNK_BYTES = 1 << 20  # bytes read at a time from a file being verified
+NETWORK_CHUNK_BYTES = 64 << 10  # bytes read at a time from the network (progress and Ctrl+C at this grain)
 USER_AGENT = f"irn/{__version__} (dataset downloader; +https://data.vision.ee.ethz.ch/cvl/DIV2K/)"
 
 
@@ -143,7 +144,7 @@ def _transfer(url: str, part: Path, dest: Path, expected_size: int | None, optio
         ):
             while True:
                 try:
-                    chunk = response.read(CHUNK_BYTES)
+                    chunk = response.read(NETWORK_CHUNK_BYTES)
                 except (OSError, http.client.HTTPException) as exc:  # only network errors are resumable
                     raise _Interrupted(done, total, str(exc) or type(exc).__name__) from exc
                 if not chunk:
@@ -156,12 +157,28 @@ def _transfer(url: str, part: Path, dest: Path, expected_size: int | None, optio
     return True
 
 
+def part_path(dest: Path) -> Path:
+    """``<dest>.part``: where the download of ``dest`` collects its bytes until it is verified."""
+    return dest.with_name(dest.name + ".part")
+
+
 def download_file(url: str, dest: Path, *, expected_size: int | None = None, options: FetchOptions) -> Path:
-    """Download ``url`` to ``dest`` through ``dest.part``, resuming a ``.part`` left by an earlier
-    run with an HTTP Range request, and retrying a dropped connection ``options.retries`` times.
-    Returns ``dest``; on failure the ``.part`` file stays for the next run to continue."""
+    """Download ``url`` into ``dest.part``, resuming a ``.part`` left by an earlier run with an HTTP
+    Range request, and retrying a dropped connection ``options.retries`` times. Returns the complete
+    ``.part`` (the caller verifies it, then renames it to ``dest``); on failure or Ctrl+C the ``.part``
+    keeps what was received for the next run to continue, and an empty one is removed."""
     dest.parent.mkdir(parents=True, exist_ok=True)
-    part = dest.with_name(dest.name + ".part")
+    part = part_path(dest)
+    try:
+        _download(url, part, dest, expected_size, options)
+    except BaseException:
+        if part.is_file() and part.stat().st_size == 0:
+            part.unlink()
+        raise
+    return part
+
+
+def _download(url: str, part: Path, dest: Path, expected_size: int | None, options: FetchOptions) -> None:
     failures = 0
     while True:
         offset = part.stat().st_size if part.exists() else 0
@@ -188,8 +205,6 @@ def download_file(url: str, dest: Path, *, expected_size: int | None = None, opt
             retry = f"retry {failures}/{options.retries}"
             _note(f"download stopped at {so_far} ({exc.reason}); resuming in {delay:g} s ({retry})")
             time.sleep(delay)
-    os.replace(part, dest)
-    return dest
 
 
 def file_digest(path: Path, algorithm: str, *, progress: bool = False) -> str:
@@ -205,13 +220,43 @@ def file_digest(path: Path, algorithm: str, *, progress: bool = False) -> str:
     return digest.hexdigest()
 
 
-def verify_checksum(path: Path, checksum: Checksum, *, progress: bool = False) -> None:
-    """Raise :class:`ChecksumError` after moving ``path`` aside to ``<path>.bad`` if it does not match."""
+def free_name(path: Path) -> Path:
+    """``path``, or ``path.1``, ``path.2``, ...: the first that does not exist."""
+    candidate, n = path, 0
+    while candidate.exists() or candidate.is_symlink():
+        n += 1
+        candidate = path.with_name(f"{path.name}.{n}")
+    return candidate
+
+
+def verify_checksum(path: Path, checksum: Checksum, *, progress: bool = False, name: str | None = None) -> None:
+    """Raise :class:`ChecksumError` after moving the download ``path`` aside to ``<name>.bad`` (or the
+    first free ``.bad.N``; ``name`` defaults to ``path``'s) if it does not match."""
     actual = file_digest(path, checksum.algorithm, progress=progress)
     if actual != checksum.hexdigest:
-        bad = path.with_name(path.name + ".bad")
+        shown = name or path.name
+        bad = free_name(path.with_name(shown + ".bad"))
         os.replace(path, bad)
         raise ChecksumError(
-            f"{path.name} failed verification ({checksum.algorithm} {actual}, expected {checksum.hexdigest}); "
+            f"{shown} failed verification ({checksum.algorithm} {actual}, expected {checksum.hexdigest}); "
             f"moved it aside to {bad}, nothing was extracted; rerun to download it again"
+        )
+
+
+def check_found_file(path: Path, checksum: Checksum, size: int | None, *, progress: bool = False) -> None:
+    """A file found under the archive's name (a manual download, or one kept by ``--keep-archives``) is
+    used only if it is the archive: its size (when known) and then its checksum must match. Otherwise it
+    is left as it is and the run stops, naming it."""
+    actual_size = path.stat().st_size
+    why = None
+    if size is not None and actual_size != size:
+        why = f"it is {actual_size} bytes, the archive is {size}"
+    else:
+        actual = file_digest(path, checksum.algorithm, progress=progress)
+        if actual != checksum.hexdigest:
+            why = f"its {checksum.algorithm} is {actual}, expected {checksum.hexdigest}"
+    if why is not None:
+        raise ChecksumError(
+            f"{path} is not the archive ({why}); it was left untouched and nothing was extracted: "
+            "move it away (or delete it) and rerun to download the archive"
         )

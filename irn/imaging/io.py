@@ -20,18 +20,18 @@ import math
 import os
 import tempfile
 import threading
-import uuid
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any, Literal, NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 
+from irn.atomic import atomic_write
 from irn.errors import IRNError
 
 IMAGE_SUFFIXES = {
@@ -421,45 +421,6 @@ def refuse_overwriting(
         if key in taken:
             raise IRNError(f"{flag} {p} is {taken[key]}: writing it would overwrite it")
         taken[key] = f"the {flag} output"
-
-
-@contextmanager
-def atomic_write(path: str | os.PathLike[str], mode: Literal["wb", "w"] = "wb", *, fsync: bool = False) -> Iterator[IO]:
-    """A new file to write ``path``'s contents into; it replaces ``path`` in one rename when the block ends.
-
-    The file is created beside ``path`` (hidden, unique name) with the permissions a plain ``open``
-    gives (0o666 less the umask); on any error it is removed and ``path`` is left as it was, so a
-    reader sees the old complete file or the new complete one. ``fsync``: flush to disk before the rename.
-    A symbolic link keeps pointing at the (replaced) file; a device or pipe is written through.
-    """
-    path = Path(path)
-    if path.is_dir():
-        raise IRNError(f"{path}: is a folder, expected a file")
-    if path.is_symlink():  # replace the file the link points to, keep the link
-        path = Path(os.path.realpath(path))
-    if path.exists() and not path.is_file():  # a device or a pipe (/dev/stdout): write through it
-        with open(path, mode, **({} if mode == "wb" else {"encoding": "utf-8"})) as f:
-            yield f
-        return
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise IRNError(f"{path}: cannot write ({exc.strerror or exc})") from None
-    tmp = path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
-    try:
-        handle = open(tmp, "xb" if mode == "wb" else "x", **({} if mode == "wb" else {"encoding": "utf-8"}))
-    except OSError as exc:
-        raise IRNError(f"{path}: cannot write ({exc.strerror or exc})") from None
-    try:
-        with handle as f:
-            yield f
-            if fsync:
-                f.flush()
-                os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def write_image(x: Tensor, path: str | os.PathLike[str], *, alpha: Tensor | None = None, **save_kwargs: object) -> Path:

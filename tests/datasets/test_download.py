@@ -155,7 +155,8 @@ def test_good_archive_downloads_verifies_and_extracts(server, tmp_path, capsys) 
     assert files_under(root) == set(members) | {".irn-extracted-good.zip"}
     for name, payload in members.items():
         assert (root / name).read_bytes() == payload
-    assert (root / ".irn-extracted-good.zip").read_text().strip() == f"sha256:{sha256(archive)}"
+    marker = (root / ".irn-extracted-good.zip").read_text().splitlines()
+    assert marker == [f"sha256:{sha256(archive)}", *members]  # the checksum, then the members written
     assert "good.zip: extracted into" in capsys.readouterr().out
     assert [(path, rng) for path, rng, _ in state.requests] == [("/good.zip", None)]
 
@@ -287,7 +288,7 @@ def test_symlink_members_pointing_out_are_refused(server, tmp_path, capsys) -> N
 def test_symlink_inside_is_kept_and_links_cannot_be_written_through(tmp_path) -> None:
     good = tmp_path / "good.zip"
     good.write_bytes(make_zip({"d/target.png": b"t"}, links={"d/alias.png": "target.png"}))
-    assert extract_zip(good, tmp_path / "out") == 2
+    assert extract_zip(good, tmp_path / "out") == ["d/target.png", "d/alias.png"]
     alias = tmp_path / "out/d/alias.png"
     assert alias.is_symlink() and alias.read_bytes() == b"t"
 
@@ -450,3 +451,136 @@ def test_the_package_re_exports_every_public_name_of_its_modules() -> None:
             if name != "CHUNK_BYTES":  # archive.py and transfer.py each have their own read size
                 assert getattr(package, name) is getattr(module, name)
     assert irn.download is package and irn.download.download_dataset is download.download_dataset
+
+
+# ---------------------------------------------------------------------- never destroy a user's file
+def test_extraction_never_replaces_a_file_it_did_not_write(server, tmp_path, capsys) -> None:
+    base, state = server
+    members = {"README.md": b"the archive's readme", **image_members(count=2)}
+    archive = make_zip(members)
+    state.files["/data.zip"] = archive
+    (tmp_path / "README.md").write_bytes(b"my notes")
+    argv = ["data", "download", f"{base}/data.zip", "--sha256", sha256(archive), "--root", str(tmp_path), "--quiet"]
+    assert main(argv) == 2
+    errors = error_lines(capsys.readouterr().err)
+    assert len(errors) == 1 and "would replace 1 file(s) it did not write" in errors[0]
+    assert str(tmp_path / "README.md") in errors[0] and "nothing was extracted" in errors[0]
+    assert (tmp_path / "README.md").read_bytes() == b"my notes"
+    assert not (tmp_path / "DIV2K_valid_HR").exists()
+    # a file identical to the member is no clash; once the user moved theirs away, it extracts
+    (tmp_path / "README.md").write_bytes(members["README.md"])
+    assert main(argv) == 0
+    assert (tmp_path / "DIV2K_valid_HR/0801.png").read_bytes() == members["DIV2K_valid_HR/0801.png"]
+
+
+def test_files_of_an_earlier_extraction_of_the_same_archive_may_be_replaced(tmp_path) -> None:
+    members = image_members(count=2)
+    path = tmp_path / "data.zip"
+    path.write_bytes(make_zip(members))
+    root = tmp_path / "out"
+    # an extraction cut short: its list was written, one file is there (from an older copy of the archive)
+    (root / "DIV2K_valid_HR").mkdir(parents=True)
+    (root / "DIV2K_valid_HR/0801.png").write_bytes(b"older")
+    (root / ".irn-extracting-data.zip").write_text("DIV2K_valid_HR/0801.png\nDIV2K_valid_HR/0802.png\n")
+    assert extract_zip(path, root) == list(members)
+    assert (root / "DIV2K_valid_HR/0801.png").read_bytes() == members["DIV2K_valid_HR/0801.png"]
+    # a marker's member list counts the same way (irn data download --force over edited files)
+    (root / ".irn-extracting-data.zip").unlink()
+    (root / ".irn-extracted-data.zip").write_text("sha256:x\nDIV2K_valid_HR/0802.png\n")
+    (root / "DIV2K_valid_HR/0802.png").write_bytes(b"edited")
+    assert extract_zip(path, root) == list(members)
+    # ... but not a file of the same name that another archive wrote
+    other = tmp_path / "other.zip"
+    other.write_bytes(make_zip({"DIV2K_valid_HR/0802.png": b"other"}))
+    with pytest.raises(UnsafeArchiveError, match="it did not write"):
+        extract_zip(other, root)
+    assert (root / "DIV2K_valid_HR/0802.png").read_bytes() == members["DIV2K_valid_HR/0802.png"]
+
+
+def test_a_users_file_under_the_archive_name_is_left_untouched(server, tmp_path, capsys) -> None:
+    base, state = server
+    archive = make_zip(image_members())
+    state.files["/data.zip"] = archive
+    argv = ["data", "download", f"{base}/data.zip", "--sha256", sha256(archive), "--root", str(tmp_path), "--quiet"]
+    (tmp_path / "data.zip").write_bytes(b"a half-finished browser download")
+    assert main(argv) == 2
+    errors = error_lines(capsys.readouterr().err)
+    assert len(errors) == 1 and f"{tmp_path / 'data.zip'} is not the archive" in errors[0]
+    assert "left untouched" in errors[0]
+    assert files_under(tmp_path) == {"data.zip"}
+    assert (tmp_path / "data.zip").read_bytes() == b"a half-finished browser download"
+    assert state.requests == []  # never taken for a partial download to resume
+    # the same bytes as the archive: used, not downloaded again
+    (tmp_path / "data.zip").write_bytes(archive)
+    assert main(argv) == 0 and state.requests == []
+
+
+def test_a_second_bad_download_does_not_replace_the_first(server, tmp_path, capsys) -> None:
+    base, state = server
+    archive = make_zip(image_members())
+    state.files["/bad.zip"] = archive[:-10] + b"0123456789"
+    argv = ["data", "download", f"{base}/bad.zip", "--sha256", sha256(archive), "--root", str(tmp_path), "--quiet"]
+    assert main(argv) == 2 and main(argv) == 2
+    assert files_under(tmp_path) == {"bad.zip.bad", "bad.zip.bad.1"}
+    assert "moved it aside to " + str(tmp_path / "bad.zip.bad.1") in capsys.readouterr().err
+
+
+class StopAfter:
+    """A stand-in progress bar that raises KeyboardInterrupt (Ctrl+C) at its ``n``-th update."""
+
+    def __init__(self, n: int, updates: list[int]) -> None:
+        self.n, self.updates = n, updates
+
+    def __enter__(self) -> StopAfter:
+        if self.n == 0:
+            raise KeyboardInterrupt
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def update(self, count: int) -> None:
+        self.updates.append(count)
+        if len(self.updates) == self.n:
+            raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("moment", [0, 2, "verify", "extract"])
+def test_ctrl_c_at_any_moment_leaves_a_resumable_state(server, tmp_path, capsys, monkeypatch, moment) -> None:
+    """Ctrl+C when the transfer starts (0), after 2 network reads, while verifying, while extracting: the
+    folder holds nothing, a ``.part`` of what was received, or the verified archive; the rerun finishes."""
+    from irn.datasets import archive as archive_module
+    from irn.datasets import transfer
+
+    base, state = server
+    members = image_members(count=4, size=100_000)
+    archive = make_zip(members)
+    state.files["/big.zip"] = archive
+    argv = ["data", "download", f"{base}/big.zip", "--sha256", sha256(archive), "--root", str(tmp_path)]
+    updates: list[int] = []
+    with monkeypatch.context() as m:
+        if isinstance(moment, int):
+            m.setattr(transfer, "byte_bar", lambda *a, **k: StopAfter(moment, updates))
+        elif moment == "verify":
+            m.setattr(transfer, "file_digest", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
+        else:
+            m.setattr(archive_module, "byte_bar", lambda *a, **k: StopAfter(2, updates))
+        assert main(argv) == 130
+    assert "irn: interrupted" in capsys.readouterr().err
+    left = files_under(tmp_path)
+    part = tmp_path / "big.zip.part"
+    if moment == 0:
+        assert left == set()  # no empty .part to stand in the next run's way
+    elif moment == 2:
+        assert left == {"big.zip.part"} and part.read_bytes() == archive[: sum(updates)]
+        assert max(updates) <= 64 << 10  # progress (and Ctrl+C) at a 64 KiB grain
+    elif moment == "verify":
+        assert left == {"big.zip.part"} and part.read_bytes() == archive  # complete, not yet the archive
+    else:
+        assert "big.zip" in left and ".irn-extracting-big.zip" in left and ".irn-extracted-big.zip" not in left
+    assert main(argv + ["--quiet"]) == 0
+    assert files_under(tmp_path) == set(members) | {".irn-extracted-big.zip"}
+    for name, payload in members.items():
+        assert (tmp_path / name).read_bytes() == payload
+    if moment == 2:
+        assert state.requests[-1][1] == f"bytes={sum(updates)}-"  # resumed where it stopped
