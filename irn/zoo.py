@@ -291,6 +291,11 @@ def load_module(path: str | os.PathLike[str]) -> tuple[IRN | CompressionRestorer
             crm = _fit_state(path, CompressionRestorer(crm_config), carried["state_dict"])
             attach_restorer(model, crm.eval())  # type: ignore[arg-type]
         return model, meta
+    if "pytorch-lightning_version" in obj or {"loops", "global_step", "optimizer_states"} <= set(obj):
+        raise CheckpointError(
+            f"{path}: a training checkpoint (step {obj.get('global_step', '?')} of irn train), not a model file; "
+            f"export it first: irn export {path} -o model.pt"
+        )
     state = obj.get("state_dict", obj) if "state_dict" in obj and isinstance(obj.get("state_dict"), Mapping) else obj
     state = _strip_prefix(state)
     if is_restorer_state(state):

@@ -46,7 +46,8 @@ class ModelConfig:
     #: sampled-z decoding is close to z = 0 decoding from the first step. Levels filled by
     #: init_from keep their trained weights.
     init_log_scale: float | list[float] = 0.0
-    #: optional irn.save / official checkpoint whose weights start the run (fine-tuning)
+    #: optional shipped model name (x2, x4, ...) or irn.save / official checkpoint whose weights start the run
+    #: (fine-tuning)
     init_from: str | None = None
     #: also train a compression restoration module (IRN-Compression's CRM, an RRDB network: nf 64,
     #: nb 8, gc 32) that restores the JPEG LR before the inverse pass; needs loss.jpeg_quality

@@ -66,8 +66,13 @@ def check_paths(cfg: TrainConfig) -> None:
             raise ConfigError(f"{key}: folder {folder!r} holds no images")
     if cfg.data.val_dir is not None:
         _check_validation_sizes(Path(cfg.data.val_dir), cfg.model.scale, cfg.data.val_max_images)
-    if cfg.model.init_from is not None and not Path(cfg.model.init_from).is_file():
-        raise ConfigError(f"model.init_from: no such file {cfg.model.init_from!r}")
+    if cfg.model.init_from is not None:
+        from irn.zoo import CheckpointError, resolve
+
+        try:
+            resolve(cfg.model.init_from)  # a shipped name (x2, x4, ...) or a file
+        except CheckpointError as exc:
+            raise ConfigError(f"model.init_from: {exc}") from None
 
 
 def _check_validation_sizes(folder: Path, scale: int, max_images: int | None) -> None:

@@ -70,7 +70,8 @@ def export_checkpoint(src: str | Path, dst: str | Path) -> dict[str, Any]:
         "steps": int(ckpt.get("global_step", 0)),
         "train_seconds": float(extra.get("train_seconds", 0.0)),
         "hardware": extra.get("hardware"),
-        "data": config.data.train_dir,
+        # absolute: as the run resolved it (older checkpoints: against the current folder)
+        "data": extra.get("data") or str(Path(config.data.train_dir).resolve()),
         "config": config.to_dict(),
         "best_validation": best,
         # a model whose reconstruction term never saw sampled z decodes well only with z = 0

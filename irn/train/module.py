@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import random
 import time
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -36,7 +37,7 @@ from irn.nn.network import build_network as network_of
 from irn.nn.restoration import CompressionRestorer
 from irn.train.config import TrainConfig, config_from_dict
 from irn.train.perceptual import DiscriminatorVGG128, VGGFeatures
-from irn.zoo import load_checkpoint
+from irn.zoo import load_checkpoint, resolve
 
 
 def quantize_ste(x: Tensor) -> Tensor:
@@ -178,7 +179,7 @@ class IRNLightning(L.LightningModule):
         self.discriminator = DiscriminatorVGG128() if config.loss.lambda_gan > 0 else None
         set_initial_log_scales(self.model, config.model.init_log_scale)
         if config.model.init_from:
-            init, _ = load_checkpoint(config.model.init_from)
+            init, _ = load_checkpoint(resolve(config.model.init_from))  # a shipped name or a file
             try:
                 init_weights(self.model, init)
             except ValueError as exc:
@@ -414,6 +415,7 @@ class IRNLightning(L.LightningModule):
             "train_seconds": self.train_seconds(),
             "network": self.model.config.to_dict(),
             "hardware": hardware_description(self.trainer.world_size if self._trainer is not None else 1),
+            "data": str(Path(self.config.data.train_dir).resolve()),  # as this run read it (cwd-relative)
             "rng": rng,
         }
 
