@@ -26,6 +26,7 @@ package in a source checkout.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import pickle
@@ -33,7 +34,7 @@ import re
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import Tensor
@@ -91,9 +92,64 @@ def resolve(name_or_path: str | os.PathLike[str]) -> Path:
     return path
 
 
+SAFETENSORS_SUFFIX = ".safetensors"
+
+
+def _is_safetensors(path: Path) -> bool:
+    """The safetensors layout: an 8-byte little-endian header length, then a JSON header (``{``)."""
+    with path.open("rb") as f:
+        head = f.read(9)
+    return path.suffix == SAFETENSORS_SUFFIX or (
+        len(head) == 9 and head[8:9] == b"{" and 2 <= int.from_bytes(head[:8], "little") <= path.stat().st_size - 8
+    )
+
+
+def _read_safetensors(path: Path) -> dict[str, Any]:
+    """A safetensors model file as the dict of our ``.pt`` format. Only the JSON header and raw tensor
+    bytes are read (nothing can execute); a damaged file is one :class:`CheckpointError`."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            header = dict(f.metadata() or {})
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safe_open has no iterator
+    except (SafetensorError, OSError, ValueError) as exc:
+        reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+        raise CheckpointError(f"{path}: damaged safetensors file ({reason})") from None
+    if header.get("format") != FORMAT:
+        raise CheckpointError(
+            f"{path}: a safetensors file without irn's header (format 'irn', the architecture); "
+            "irn reads the safetensors files that irn.save writes"
+        )
+    try:
+        obj: dict[str, Any] = {
+            "format": FORMAT,
+            "format_version": int(header.get("format_version", "")),
+            "irn_version": header.get("irn_version"),
+            "config": json.loads(header["config"]),
+            "metadata": json.loads(header.get("metadata", "{}")),
+        }
+        if header.get("module") == RESTORER:
+            obj["module"] = RESTORER
+        prefix = "restorer."
+        obj["state_dict"] = {k: v for k, v in tensors.items() if not k.startswith(prefix)}
+        if "restorer_config" in header:
+            obj["restorer"] = {
+                "config": json.loads(header["restorer_config"]),
+                "state_dict": {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)},
+            }
+    except (KeyError, ValueError, TypeError) as exc:
+        raise CheckpointError(
+            f"{path}: damaged irn header in the safetensors file ({type(exc).__name__}: {exc})"
+        ) from None
+    return obj
+
+
 def _read(path: Path) -> Any:
     if path.stat().st_size == 0:
         raise CheckpointError(f"{path}: empty file (0 bytes), not a checkpoint")
+    if _is_safetensors(path):
+        return _read_safetensors(path)
     try:
         with warnings.catch_warnings():  # e.g. "Detected pickle protocol 4": the outcome says it in one line
             warnings.simplefilter("ignore", UserWarning)
@@ -317,12 +373,26 @@ def load_module(path: str | os.PathLike[str]) -> tuple[IRN | CompressionRestorer
 
 
 def save(
-    model: IRN | CompressionRestorer, path: str | os.PathLike[str], metadata: Mapping[str, Any] | None = None
+    model: IRN | CompressionRestorer,
+    path: str | os.PathLike[str],
+    metadata: Mapping[str, Any] | None = None,
+    *,
+    format: Literal["pt", "safetensors"] | None = None,  # noqa: A002 - the name users expect
 ) -> Path:
     """Write ``model`` (an IRN or a compression restoration module) in our format, atomically
-    (temporary file, then rename)."""
+    (temporary file, then rename).
+
+    ``format``: ``"pt"`` (a ``torch.save`` dict of tensors and plain values, read back with
+    ``weights_only=True``) or ``"safetensors"`` (the weights as safetensors, the architecture, the
+    metadata and a carried CRM's config as JSON strings in its header); default: from the suffix
+    (``.safetensors``, else pt)."""
     path = Path(path)
+    chosen = format or ("safetensors" if path.suffix == SAFETENSORS_SUFFIX else "pt")
+    if chosen not in ("pt", "safetensors"):
+        raise InputError(f"format must be 'pt' or 'safetensors', got {format!r}", param="format")
     path.parent.mkdir(parents=True, exist_ok=True)
+    if chosen == "safetensors":
+        return _save_safetensors(model, path, metadata)
     payload = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -340,6 +410,30 @@ def save(
         }
     with atomic_write(path) as f:
         torch.save(payload, f)
+    return path
+
+
+def _save_safetensors(model: IRN | CompressionRestorer, path: Path, metadata: Mapping[str, Any] | None) -> Path:
+    from safetensors.torch import save as save_bytes
+
+    from irn.imaging.io import json_text
+
+    tensors = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
+    header = {
+        "format": FORMAT,
+        "format_version": str(FORMAT_VERSION),
+        "irn_version": __version__,
+        "module": RESTORER if isinstance(model, CompressionRestorer) else "irn",
+        "config": json_text(model.config.to_dict(), indent=None),
+        "metadata": json_text(dict(metadata or {}), indent=None),
+    }
+    crm = restorer_of(model)
+    if crm is not None:
+        header["restorer_config"] = json_text(crm.config.to_dict(), indent=None)
+        tensors |= {f"restorer.{k}": v.detach().cpu().contiguous().clone() for k, v in crm.state_dict().items()}
+    data = save_bytes(tensors, metadata=header)
+    with atomic_write(path) as f:
+        f.write(data)
     return path
 
 

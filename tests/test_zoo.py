@@ -378,3 +378,70 @@ def test_crm_round_trips_in_our_format_and_is_refused_where_an_irn_is_needed(tmp
         with pytest.raises(CheckpointError) as exc:
             loader(ours)
         assert_one_line_naming(exc, ours, "compression restoration module", "not an IRN")
+
+
+# ------------------------------------------------------------------ safetensors
+def _same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+@pytest.mark.parametrize("kind", ["haar", "conv", "color"])
+def test_safetensors_round_trip_keeps_weights_architecture_and_card(tmp_path: Path, kind: str) -> None:
+    scale = {"haar": 4, "conv": 3, "color": 1}[kind]
+    original = random_irn(scale, 1, growth=8, kind=kind)
+    card = {"trained_on": "unit test", "psnr": {"set5": 33.1, "inf": float("inf")}, "steps": 3}
+    by_suffix = irn.save(original, tmp_path / "m.safetensors", card)
+    by_name = irn.save(original, tmp_path / "m.bin", card, format="safetensors")
+    assert by_suffix.read_bytes()[8:9] == b"{" == by_name.read_bytes()[8:9]
+    for path in (by_suffix, by_name):  # found by its layout, whatever its suffix
+        loaded = irn.load(path)
+        assert isinstance(loaded, type(original)) and loaded.config == original.config
+        assert _same_weights(loaded, original)
+        assert loaded.metadata["trained_on"] == "unit test" and loaded.metadata["steps"] == 3
+        assert loaded.metadata["psnr"] == {"set5": 33.1, "inf": None}  # irn's JSON rule
+    with pytest.raises(irn.InputError, match="format must be 'pt' or 'safetensors'"):
+        irn.save(original, tmp_path / "x", format="onnx")  # type: ignore[arg-type]
+
+
+def test_safetensors_carries_the_restorer(tmp_path: Path) -> None:
+    from irn.nn.restoration import CompressionRestorer, RestorerConfig
+    from irn.zoo import attach_restorer, restorer_of
+
+    model = random_irn(2, 1, growth=8)
+    crm = CompressionRestorer(RestorerConfig(features=8, blocks=1, growth=4))
+    attach_restorer(model, crm)
+    loaded = irn.load(irn.save(model, tmp_path / "jpeg.safetensors"))
+    assert _same_weights(loaded, model)
+    carried = restorer_of(loaded)
+    assert carried is not None and carried.config == crm.config and _same_weights(carried, crm)
+    lone = irn.load(irn.save(crm, tmp_path / "crm.safetensors"))
+    assert isinstance(lone, CompressionRestorer) and _same_weights(lone, crm)
+
+
+def test_damaged_or_foreign_safetensors_is_one_clear_error(tmp_path: Path) -> None:
+    from safetensors.torch import save_file
+
+    good = irn.save(random_irn(2, 1, growth=8), tmp_path / "good.safetensors").read_bytes()
+    n = int.from_bytes(good[:8], "little")
+    header = good[8 : 8 + n]
+    cases = {
+        "truncated.safetensors": (good[: len(good) // 2], "damaged safetensors file"),
+        "header.safetensors": (good[:8] + b"{" + header[1:-7] + b"\x00garbage" + good[8 + n :], "damaged"),
+        "length.safetensors": ((len(good) * 4).to_bytes(8, "little") + good[8:], "damaged safetensors file"),
+        "config.safetensors": (
+            good[:8] + header.replace(b'\\"growth\\"', b'\\"growht\\"') + good[8 + n :],
+            "bad architecture config",
+        ),
+    }
+    for name, (data, words) in cases.items():
+        path = tmp_path / name
+        path.write_bytes(data)
+        with pytest.raises(CheckpointError) as exc:
+            irn.load(path)
+        assert_one_line_naming(exc, path, words)
+    foreign = tmp_path / "foreign.safetensors"
+    save_file({"w": torch.zeros(2)}, str(foreign), metadata={"note": "someone else's"})
+    with pytest.raises(CheckpointError) as exc:
+        irn.load(foreign)
+    assert_one_line_naming(exc, foreign, "without irn's header")

@@ -455,7 +455,7 @@ def json_safe(value: Any) -> Any:
     return value
 
 
-def json_text(doc: Any, indent: int = 2) -> str:
+def json_text(doc: Any, indent: int | None = 2) -> str:
     """``doc`` as JSON text under :func:`json_safe`'s rule (strict JSON: never ``Infinity``/``NaN``)."""
     return json.dumps(json_safe(doc), indent=indent, allow_nan=False)
 

@@ -23,94 +23,25 @@ of any floating dtype on any device, and is differentiable with respect to the i
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from functools import lru_cache
 
 import torch
 from torch import Tensor
 
-KernelFn = Callable[[Tensor], Tensor]
+from irn.imaging.kernels import KERNELS, contributions, output_size
+
+__all__ = ["DENSE_LIMIT", "KERNELS", "imresize", "output_size", "resize_matrix"]
 
 #: Largest (out x in) weight matrix applied as a dense product; larger axes use gathers.
 DENSE_LIMIT = 1 << 22
 
 
-def _cubic(x: Tensor) -> Tensor:
-    """Keys cubic convolution kernel with a = -0.5 (MATLAB ``cubic``), support [-2, 2]."""
-    a = -0.5
-    ax = x.abs()
-    ax2, ax3 = ax**2, ax**3
-    return ((a + 2) * ax3 - (a + 3) * ax2 + 1) * (ax <= 1) + (a * ax3 - 5 * a * ax2 + 8 * a * ax - 4 * a) * (
-        (ax > 1) & (ax <= 2)
-    )
-
-
-def _triangle(x: Tensor) -> Tensor:
-    """MATLAB ``triangle`` (bilinear): max(0, 1 - |x|)."""
-    return (1 - x.abs()).clamp(min=0)
-
-
-def _box(x: Tensor) -> Tensor:
-    """MATLAB ``box``: 1 on [-0.5, 0.5), half-open so that ties go one way."""
-    return ((x >= -0.5) & (x < 0.5)).to(x.dtype)
-
-
-def _lanczos(n: int) -> KernelFn:
-    """MATLAB ``lanczos<n>``: sinc(x) sinc(x / n) on |x| < n."""
-
-    def kernel(x: Tensor) -> Tensor:
-        return torch.sinc(x) * torch.sinc(x / n) * (x.abs() < n)
-
-    return kernel
-
-
-#: name -> (kernel function, support width). "area" is the box kernel with antialiasing
-#: (pixel averaging when downscaling by an integer factor); "bilinear" is "linear".
-KERNELS: dict[str, tuple[KernelFn, float]] = {
-    "cubic": (_cubic, 4.0),
-    "bicubic": (_cubic, 4.0),
-    "linear": (_triangle, 2.0),
-    "bilinear": (_triangle, 2.0),
-    "triangle": (_triangle, 2.0),
-    "box": (_box, 1.0),
-    "area": (_box, 1.0),
-    "nearest": (_box, 1.0),
-    "lanczos2": (_lanczos(2), 4.0),
-    "lanczos3": (_lanczos(3), 6.0),
-}
-
-
 @lru_cache(maxsize=64)
 def _contributions(in_len: int, out_len: int, scale: float, kernel: str, antialias: bool) -> tuple[Tensor, Tensor]:
-    """Input indices (out_len, P), 0-based and mirrored, and their weights (out_len, P); float64, CPU.
-
-    MATLAB ``imresize``'s ``contributions``: see the module docstring.
-    """
-    fn, width = KERNELS[kernel]
-    if kernel == "nearest":
-        antialias = False
-    if scale < 1 and antialias:
-
-        def h(t: Tensor) -> Tensor:
-            return scale * fn(scale * t)
-
-        width = width / scale
-    else:
-        h = fn
-    x = torch.arange(1, out_len + 1, dtype=torch.float64)
-    u = x / scale + 0.5 * (1 - 1 / scale)
-    left = torch.floor(u - width / 2)
-    taps = int(math.ceil(width)) + 2
-    idx = left[:, None] + torch.arange(taps, dtype=torch.float64)[None, :]
-    w = h(u[:, None] - idx)
-    w = w / w.sum(1, keepdim=True)
-    idx = idx.long() - 1  # 0-based; mirror out-of-range taps as MATLAB's aux = [1..n, n..1]
-    period = 2 * in_len
-    idx = torch.remainder(idx, period)
-    idx = torch.where(idx >= in_len, period - 1 - idx, idx)
-    keep = (w != 0).any(0)
-    return idx[:, keep].contiguous(), w[:, keep].contiguous()
+    """:func:`irn.imaging.kernels.contributions` as tensors: indices (out_len, P) int64, weights float64 (CPU)."""
+    idx, w = contributions(in_len, out_len, scale, kernel, antialias)
+    return torch.from_numpy(idx.copy()), torch.from_numpy(w.copy())
 
 
 def resize_matrix(in_len: int, out_len: int, scale: float, kernel: str = "cubic", antialias: bool = True) -> Tensor:
@@ -136,46 +67,6 @@ def _resize_axis(x: Tensor, dim: int, out_len: int, scale: float, kernel: str, a
     for p in range(1, idx.shape[1]):
         out = out + x.index_select(dim, idx[:, p]) * w[:, p].view(shape)
     return out
-
-
-def _pair(v: float | Sequence[float]) -> tuple[float, float]:
-    if isinstance(v, (int, float)):
-        return float(v), float(v)
-    a, b = v
-    return float(a), float(b)
-
-
-def output_size(
-    in_size: tuple[int, int], scale: float | Sequence[float] | None = None, size: Sequence[int | None] | None = None
-) -> tuple[tuple[int, int], tuple[float, float]]:
-    """((out_h, out_w), (scale_h, scale_w)) that :func:`imresize` uses, as MATLAB computes them.
-
-    ``scale`` gives ``ceil(in * scale)`` (with a 1e-9 tolerance, so that 300 * (1/3) is 100
-    whatever the float rounding); ``size`` gives the factors ``out / in``; one entry of ``size``
-    may be None: it then follows the other's factor (MATLAB's ``[NaN w]``).
-    """
-    in_h, in_w = in_size
-    if (scale is None) == (size is None):
-        raise ValueError("give exactly one of scale or size")
-    if scale is not None:
-        sh, sw = _pair(scale)
-        if not (sh > 0 and sw > 0 and math.isfinite(sh) and math.isfinite(sw)):
-            raise ValueError(f"scale must be positive and finite, got {scale}")
-        return (math.ceil(in_h * sh - 1e-9), math.ceil(in_w * sw - 1e-9)), (sh, sw)
-    if len(size) != 2:  # type: ignore[arg-type]
-        raise ValueError(f"size must be (out_h, out_w), got {size}")
-    oh, ow = size  # type: ignore[misc]
-    if oh is None and ow is None:
-        raise ValueError("size needs at least one of out_h, out_w")
-    if any(v is not None and int(v) <= 0 for v in (oh, ow)):
-        raise ValueError(f"size must be positive, got {tuple(size)}")  # type: ignore[arg-type]
-    if oh is None:
-        s = int(ow) / in_w  # type: ignore[arg-type]
-        return (math.ceil(in_h * s - 1e-9), int(ow)), (s, s)  # type: ignore[arg-type]
-    if ow is None:
-        s = int(oh) / in_h
-        return (int(oh), math.ceil(in_w * s - 1e-9)), (s, s)
-    return (int(oh), int(ow)), (int(oh) / in_h, int(ow) / in_w)
 
 
 def imresize(

@@ -72,6 +72,10 @@ class IRNConfig:
             )
         if any(b < 0 for b in blocks):
             raise InputError(f"blocks_per_level must be non-negative, got {blocks}", param="blocks_per_level")
+        if not isinstance(self.growth, int) or isinstance(self.growth, bool) or self.growth < 1:
+            raise InputError(f"growth must be a whole number of at least 1, got {self.growth!r}", param="growth")
+        if not (isinstance(self.clamp, (int, float)) and math.isfinite(self.clamp) and self.clamp > 0):
+            raise InputError(f"clamp must be a positive number, got {self.clamp!r}", param="clamp")
         object.__setattr__(self, "blocks_per_level", blocks)
 
     @property
