@@ -41,7 +41,7 @@ from torch import Tensor
 
 from irn._version import __version__
 from irn.errors import InputError, IRNError
-from irn.imaging.io import atomic_write
+from irn.imaging.io import atomic_write, json_text
 from irn.nn.fast import FastIRN, fast_or_plain, return_freed_memory_promptly
 from irn.nn.network import IRN, IRNConfig, build_network
 from irn.nn.restoration import CompressionRestorer, RestorerConfig
@@ -415,8 +415,6 @@ def save(
 
 def _save_safetensors(model: IRN | CompressionRestorer, path: Path, metadata: Mapping[str, Any] | None) -> Path:
     from safetensors.torch import save as save_bytes
-
-    from irn.imaging.io import json_text
 
     tensors = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
     header = {

@@ -18,7 +18,7 @@ PACKAGE = REPO / "irn"
 LAYERS = {
     "irn._version": 0,
     "irn.errors": 0,
-    "irn.atomic": 0,
+    "irn.atomic": 1,
     "irn.nn": 1,
     "irn.imaging": 2,
     "irn.zoo": 3,

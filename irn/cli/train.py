@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
+import signal
 from pathlib import Path
 
 from irn.train.config import (
@@ -106,6 +108,12 @@ def resolve_config(args: argparse.Namespace) -> tuple[TrainConfig, Path | None]:
 
 
 def run(args: argparse.Namespace) -> int:
+    if int(os.environ.get("LOCAL_RANK", "0")) > 0:
+        # a rank that a launcher started: until its trainer takes the signals (irn.train.callbacks.GracefulStop),
+        # Ctrl+C in the terminal and a SIGTERM to the job are rank 0's to act on; dying here (while torch
+        # loads) would make Lightning's launcher SIGKILL the whole job
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
     from irn.train.data import check_paths
     from irn.train.run import check_compiler, checkpoint_dir, train
 

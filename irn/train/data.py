@@ -26,6 +26,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from irn.errors import IRNError
 from irn.imaging.io import IMAGE_SUFFIXES, check_output_path, read_image
 from irn.train.config import ConfigError, DataConfig, TrainConfig
+from irn.zoo import CheckpointError, resolve
 
 
 def list_images(folder: str | Path) -> list[Path]:
@@ -67,8 +68,6 @@ def check_paths(cfg: TrainConfig) -> None:
     if cfg.data.val_dir is not None:
         _check_validation_sizes(Path(cfg.data.val_dir), cfg.model.scale, cfg.data.val_max_images)
     if cfg.model.init_from is not None:
-        from irn.zoo import CheckpointError, resolve
-
         try:
             resolve(cfg.model.init_from)  # a shipped name (x2, x4, ...) or a file
         except CheckpointError as exc:
