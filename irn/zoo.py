@@ -308,6 +308,19 @@ def load_checkpoint(path: str | os.PathLike[str]) -> tuple[IRN, dict[str, Any]]:
     return module, meta
 
 
+def _training_checkpoint(obj: Mapping[str, Any]) -> bool:
+    return "pytorch-lightning_version" in obj or {"loops", "global_step", "optimizer_states"} <= set(obj)
+
+
+def is_training_checkpoint(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a Lightning checkpoint (``irn train``'s last.ckpt / best.ckpt), not a model file."""
+    try:
+        obj = _read(Path(path))
+    except CheckpointError:
+        return False
+    return isinstance(obj, Mapping) and _training_checkpoint(obj)
+
+
 def load_module(path: str | os.PathLike[str]) -> tuple[IRN | CompressionRestorer, dict[str, Any]]:
     """Load an IRN or a compression restoration module (ours or official) from ``path``, on the CPU,
     with its metadata."""
@@ -347,7 +360,7 @@ def load_module(path: str | os.PathLike[str]) -> tuple[IRN | CompressionRestorer
             crm = _fit_state(path, CompressionRestorer(crm_config), carried["state_dict"])
             attach_restorer(model, crm.eval())  # type: ignore[arg-type]
         return model, meta
-    if "pytorch-lightning_version" in obj or {"loops", "global_step", "optimizer_states"} <= set(obj):
+    if _training_checkpoint(obj):
         raise CheckpointError(
             f"{path}: a training checkpoint (step {obj.get('global_step', '?')} of irn train), not a model file; "
             f"export it first: irn export {path} -o model.pt"

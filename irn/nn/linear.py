@@ -86,7 +86,9 @@ class ConvDownsampling(nn.Module):
             if ch != c * s * s:
                 raise ValueError(f"inverse ConvDownsampling expects {c * s * s} channels, got {ch}")
             coeffs = x.reshape(b, s * s, c, h, w)
-            blocks = torch.einsum("pk,bkchw->bcphw", torch.linalg.inv(m), coeffs)
+            # inv_ex: no error-check op, so the graph exports to ONNX (irn.onnx_export); a singular M
+            # (never the case for a trained map) gives non-finite values instead of an exception
+            blocks = torch.einsum("pk,bkchw->bcphw", torch.linalg.inv_ex(m)[0], coeffs)
             y = blocks.reshape(b, c, s, s, h, w).permute(0, 1, 4, 2, 5, 3).reshape(b, c, h * s, w * s)
             logdet = -_logabsdet(m) * (c * h * w)
         return y, logdet.expand(b).clone()
@@ -108,8 +110,8 @@ class ColorTransform(nn.Module):
         if ch != self.channels:
             raise ValueError(f"ColorTransform expects {self.channels} channels, got {ch}")
         m = self.conv_weights.to(x.dtype)
-        if rev:
-            y = torch.einsum("ij,bjhw->bihw", torch.linalg.inv(m), x)
+        if rev:  # inv_ex: see ConvDownsampling
+            y = torch.einsum("ij,bjhw->bihw", torch.linalg.inv_ex(m)[0], x)
             logdet = -_logabsdet(m) * (h * w)
         else:
             y = torch.einsum("ij,bjhw->bihw", m, x)

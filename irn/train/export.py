@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 
+from irn.nn.network import IRN
 from irn.nn.restoration import CompressionRestorer
 from irn.train.config import TrainConfig, config_from_dict
 from irn.train.module import build_network
@@ -38,12 +39,20 @@ def trained_on_zero_latent(config: TrainConfig) -> bool:
     return int(round(lo.rec_sample_fraction * config.data.batch_size)) == 0 or lo.rec_temperature == 0
 
 
-def export_checkpoint(src: str | Path, dst: str | Path) -> dict[str, Any]:
-    """Write the network of training checkpoint ``src`` to ``dst`` with :func:`irn.save`.
+def export_checkpoint(src: str | Path, dst: str | Path, *, format: str | None = None) -> dict[str, Any]:  # noqa: A002
+    """Write the network of training checkpoint ``src`` to ``dst`` with :func:`irn.save` (``format``:
+    pt or safetensors, default from the suffix); returns the metadata (:func:`model_from_checkpoint`)."""
+    model, meta = model_from_checkpoint(src)
+    save(model, dst, meta, format=format)  # type: ignore[arg-type]
+    return meta
+
+
+def model_from_checkpoint(src: str | Path) -> tuple[IRN, dict[str, Any]]:
+    """The network of training checkpoint ``src`` (with a CRM trained beside it attached) and its metadata.
 
     Metadata: steps, train_seconds, hardware, config (the whole training config), data
-    (training folder), best validation figure, recommended_z (the latent ``irn rescale --z auto``
-    uses: "zero" when the reconstruction term was trained with z = 0 only), source checkpoint,
+    (training folder, absolute), best validation figure, recommended_z (the latent ``irn rescale --z
+    auto`` uses: "zero" when the reconstruction term was trained with z = 0 only), source checkpoint,
     export time (UTC).
     """
     ckpt = read_training_checkpoint(src)
@@ -79,5 +88,5 @@ def export_checkpoint(src: str | Path, dst: str | Path) -> dict[str, Any]:
         "source_checkpoint": str(Path(src).name),
         "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    save(model, dst, meta)
-    return meta
+    model.metadata = meta  # type: ignore[assignment]
+    return model, meta

@@ -1,0 +1,202 @@
+"""ONNX export of any model irn loads (issue 20): ``DIR/encoder.onnx``, ``DIR/decoder.onnx`` and
+``DIR/model.json``, run without torch by :mod:`irn.onnx`.
+
+- ``encoder.onnx``: input ``hr`` (B, 3, H, W) float32 in [0, 1], H and W multiples of the scale (the
+  runtime pads as :meth:`irn.nn.network.IRN.encode` does) -> outputs ``lr`` (B, c, H/s, W/s) on 8-bit
+  levels (:meth:`~irn.nn.network.IRN.downscale`) and ``z`` (B, latent, H/s, W/s).
+- ``decoder.onnx``: inputs ``lr`` and ``z`` -> output ``hr`` (B, 3, s h, s w) clamped to [0, 1]
+  (:meth:`~irn.nn.network.IRN.decode` then the clamp of :meth:`~irn.nn.network.IRN.upscale`).
+- Batch, height and width are dynamic.
+- ``model.json``: the format, the scale, kind, channels, the recommended latent, the model card (the
+  model's metadata) and the files.
+
+The graphs are traced from the plain network (:class:`irn.nn.network.IRN`, opset 18) with torch's
+ONNX exporter (``torch.onnx.export(..., dynamo=True)``, which needs the ``onnx`` and ``onnxscript``
+packages: ``pip install "irn[onnx]"``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from irn._version import __version__
+from irn.errors import IRNError
+from irn.imaging.io import atomic_write, json_safe, json_text
+from irn.nn.fast import FastIRN
+from irn.nn.linear import RGB_TO_YUV
+from irn.nn.network import IRN, build_network, quantize
+from irn.zoo import restorer_of
+
+FORMAT = "irn-onnx"
+FORMAT_VERSION = 1
+OPSET = 18
+FILES = {"encoder": "encoder.onnx", "decoder": "decoder.onnx", "model": "model.json"}
+
+
+class _Encoder(nn.Module):
+    def __init__(self, model: IRN) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, hr: Tensor) -> tuple[Tensor, Tensor]:
+        out, _ = self.model(hr)
+        c = self.model.lr_channels
+        return quantize(out[:, :c]), out[:, c:]
+
+
+class _Decoder(nn.Module):
+    def __init__(self, model: IRN) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, lr: Tensor, z: Tensor) -> Tensor:
+        hr, _ = self.model(torch.cat((lr, z), 1), rev=True)
+        return hr[:, : self.model.config.in_channels].clamp(0, 1)
+
+
+def _plain(model: IRN | FastIRN) -> IRN:
+    """The plain network of ``model`` (:func:`irn.load` returns the fast path, which shares its weights)."""
+    if not isinstance(model, FastIRN):
+        return model
+    plain = build_network(model.config)
+    plain.load_state_dict(model.state_dict())
+    return plain
+
+
+def _linear_algebra(sizes: set[int]) -> dict[Any, Any]:
+    """ONNX translations of the two linear-algebra ops of the learnt linear maps (the x3 downsampling,
+    IRN-Color's colour matrix), which torch's exporter lacks: ``slogdet`` from ONNX's ``Det``, and the
+    inverse of an n x n matrix (n in ``sizes``, known at export) as its adjugate over its determinant,
+    from the ``Det`` of each minor: standard ONNX operators only."""
+    from onnxscript import opset18 as op
+
+    def slogdet(x: Any) -> tuple[Any, Any]:
+        d = op.Det(x)
+        return op.Sign(d), op.Log(op.Abs(d))
+
+    def inv_ex(x: Any) -> tuple[Any, Any]:
+        (n,) = sizes
+        det = op.Det(x)
+        entries = []
+        for row in range(n):  # inverse[row, col] = (-1)^(row+col) det(x without row col, column row) / det
+            for col in range(n):
+                keep_rows = op.Constant(value_ints=[k for k in range(n) if k != col])
+                keep_cols = op.Constant(value_ints=[k for k in range(n) if k != row])
+                minor = op.Gather(op.Gather(x, keep_rows, axis=0), keep_cols, axis=1)
+                sign = op.CastLike(op.Constant(value_float=(-1.0) ** (row + col)), x)
+                entries.append(op.Reshape(op.Div(op.Mul(sign, op.Det(minor)), det), op.Constant(value_ints=[1])))
+        inverse = op.Reshape(op.Concat(*entries, axis=0), op.Constant(value_ints=[n, n]))
+        return inverse, op.Constant(value_int=0)
+
+    table: dict[Any, Any] = {torch.ops.aten.linalg_slogdet.default: slogdet}
+    if len(sizes) == 1:
+        table[torch.ops.aten.linalg_inv_ex.default] = inv_ex
+    return table
+
+
+def _onnx_bytes(
+    module: nn.Module, args: tuple[Tensor, ...], names: dict[str, Any], table: dict[Any, Any] | None = None
+) -> bytes:
+    try:
+        import onnx  # noqa: F401 - the exporter needs it; say so in one line
+        import onnxscript  # noqa: F401
+    except ImportError as exc:
+        missing = exc.name or "onnx"
+        raise IRNError(
+            f"ONNX export needs the onnx and onnxscript packages ({missing} is missing): pip install 'irn[onnx]'"
+        ) from None
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")  # the exporter's notes on dims it renamed or merged, its progress lines
+        program = torch.onnx.export(
+            module,
+            args,
+            input_names=names["inputs"],
+            output_names=names["outputs"],
+            dynamic_shapes=names["shapes"],
+            dynamo=True,
+            opset_version=OPSET,
+            verbose=False,
+            custom_translation_table=table,
+        )
+    if program is None:  # pragma: no cover - dynamo=True always returns the program
+        raise IRNError("torch.onnx.export returned no program")
+    buffer = io.BytesIO()
+    program.save(buffer)
+    return buffer.getvalue()
+
+
+def describe(model: IRN | FastIRN) -> dict[str, Any]:
+    """The content of ``model.json`` for ``model``."""
+    config = model.config
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "irn_version": __version__,
+        "kind": config.kind,
+        "scale": model.scale,
+        "in_channels": config.in_channels,
+        "lr_channels": model.lr_channels,
+        "latent_channels": model.latent_channels,
+        "recommended_z": model.recommended_z(),
+        "opset": OPSET,
+        "files": {"encoder": FILES["encoder"], "decoder": FILES["decoder"]},
+        "inputs": {"encoder": ["hr"], "decoder": ["lr", "z"]},
+        "outputs": {"encoder": ["lr", "z"], "decoder": ["hr"]},
+        "card": json_safe(dict(getattr(model, "metadata", None) or {})),
+        # how `up` turns a grey file into the decoder's input (irn.nn.linear.rgb_to_luma)
+        **({"luma": list(RGB_TO_YUV[0])} if config.kind == "color" else {}),
+    }
+
+
+def export_onnx(model: IRN | FastIRN, folder: str | os.PathLike[str]) -> dict[str, Any]:
+    """Write ``encoder.onnx``, ``decoder.onnx`` and ``model.json`` for ``model`` into ``folder``
+    (each file atomically; ``model.json`` last, so a folder with it is complete). Returns model.json's
+    content. A carried compression restoration module is not exported (it runs before the decoder,
+    in torch): a note in the card says so."""
+    folder = Path(folder)
+    plain = _plain(model).eval()
+    s, c, zc = plain.scale, plain.lr_channels, plain.latent_channels
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    h = torch.export.Dim("h", min=1, max=16384)
+    w = torch.export.Dim("w", min=1, max=16384)
+    hr_h, hr_w = (h, w) if s == 1 else (s * h, s * w)
+    example_hr = torch.rand(2, plain.config.in_channels, 8 * s, 6 * s)
+    sizes = {op.conv_weights.shape[0] for op in plain.operations if hasattr(op, "conv_weights")}
+    table = _linear_algebra(sizes) if sizes else None
+    with torch.no_grad():
+        lr, z = _Encoder(plain)(example_hr)
+        encoder = _onnx_bytes(
+            _Encoder(plain),
+            (example_hr,),
+            {"inputs": ["hr"], "outputs": ["lr", "z"], "shapes": {"hr": {0: batch, 2: hr_h, 3: hr_w}}},
+            table,
+        )
+        decoder = _onnx_bytes(
+            _Decoder(plain),
+            (lr, z),
+            {
+                "inputs": ["lr", "z"],
+                "outputs": ["hr"],
+                "shapes": {"lr": {0: batch, 2: h, 3: w}, "z": {0: batch, 2: h, 3: w}},
+            },
+            table,
+        )
+    doc = describe(model)
+    if restorer_of(model) is not None:
+        doc["card"]["onnx_note"] = "the model's JPEG restoration module is not part of the ONNX export"
+    assert lr.shape[1] == c and z.shape[1] == zc
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, data in (("encoder", encoder), ("decoder", decoder)):
+        with atomic_write(folder / FILES[name]) as f:
+            f.write(data)
+    with atomic_write(folder / FILES["model"], "w") as f:
+        f.write(json_text(doc) + "\n")
+    return doc
