@@ -250,9 +250,18 @@ def fault_callback(spec: dict[str, Any]) -> Any:
 
 
 def child(argv: list[str]) -> int:
-    """``irn train ARGS`` with the fault of the environment's ``IRN_SOAK_FAULT`` (JSON) added."""
-    import irn.train.run as run
-    from irn.cli.main import main
+    """``irn train ARGS`` with the fault of the environment's ``IRN_SOAK_FAULT`` (JSON) added. What
+    ``irn train`` does before its heavy imports (a launched rank leaves signals to rank 0; Ctrl+C while
+    torch loads is "irn: interrupted", 130) happens here before this module imports the trainer."""
+    from irn.cli.train import leave_signals_to_rank_zero
+
+    leave_signals_to_rank_zero()
+    try:
+        import irn.train.run as run
+        from irn.cli.main import main
+    except KeyboardInterrupt:
+        print("irn: interrupted", file=sys.stderr)
+        return 130
 
     spec = json.loads(os.environ.get(FAULT_ENV, "null"))
     if spec is not None:

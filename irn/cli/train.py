@@ -107,13 +107,18 @@ def resolve_config(args: argparse.Namespace) -> tuple[TrainConfig, Path | None]:
     return cfg, resume
 
 
-def run(args: argparse.Namespace) -> int:
+def leave_signals_to_rank_zero() -> None:
+    """In a rank that a launcher started (``LOCAL_RANK`` > 0), ignore SIGINT and SIGTERM until its trainer
+    takes them (:class:`irn.train.callbacks.GracefulStop`): Ctrl+C in the terminal and a SIGTERM to the
+    job are rank 0's to act on, and a rank dying while torch loads would make Lightning's launcher
+    SIGKILL the whole job."""
     if int(os.environ.get("LOCAL_RANK", "0")) > 0:
-        # a rank that a launcher started: until its trainer takes the signals (irn.train.callbacks.GracefulStop),
-        # Ctrl+C in the terminal and a SIGTERM to the job are rank 0's to act on; dying here (while torch
-        # loads) would make Lightning's launcher SIGKILL the whole job
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def run(args: argparse.Namespace) -> int:
+    leave_signals_to_rank_zero()
     from irn.train.data import check_paths
     from irn.train.run import check_compiler, checkpoint_dir, train
 
