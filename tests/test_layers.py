@@ -22,7 +22,7 @@ LAYERS = {
     "irn.nn": 1,
     "irn.imaging": 2,
     "irn.zoo": 3,
-    "irn.onnx_export": 3,
+    "irn.onnx_export": 4,
     "irn.pipeline": 4,
     "irn.api": 5,
     "irn.onnx": 5,
