@@ -194,6 +194,8 @@ def export_onnx(model: IRN | FastIRN, folder: str | os.PathLike[str]) -> dict[st
         doc["card"]["onnx_note"] = "the model's JPEG restoration module is not part of the ONNX export"
     assert lr.shape[1] == c and z.shape[1] == zc
     folder.mkdir(parents=True, exist_ok=True)
+    # an earlier export's model.json goes first: a re-export cut short must not pair new and old graphs
+    (folder / FILES["model"]).unlink(missing_ok=True)
     for name, data in (("encoder", encoder), ("decoder", decoder)):
         with atomic_write(folder / FILES[name]) as f:
             f.write(data)

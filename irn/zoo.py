@@ -99,9 +99,11 @@ def _is_safetensors(path: Path) -> bool:
     """The safetensors layout: an 8-byte little-endian header length, then a JSON header (``{``)."""
     with path.open("rb") as f:
         head = f.read(9)
-    return path.suffix == SAFETENSORS_SUFFIX or (
-        len(head) == 9 and head[8:9] == b"{" and 2 <= int.from_bytes(head[:8], "little") <= path.stat().st_size - 8
-    )
+    if path.suffix == SAFETENSORS_SUFFIX:  # torch.load cannot read a file of that name anyway
+        return True
+    if len(head) < 9 or head[8:9] != b"{":
+        return False
+    return 2 <= int.from_bytes(head[:8], "little") <= path.stat().st_size - 8
 
 
 def _read_safetensors(path: Path) -> dict[str, Any]:
@@ -403,6 +405,8 @@ def save(
     chosen = format or ("safetensors" if path.suffix == SAFETENSORS_SUFFIX else "pt")
     if chosen not in ("pt", "safetensors"):
         raise InputError(f"format must be 'pt' or 'safetensors', got {format!r}", param="format")
+    if chosen == "pt" and path.suffix == SAFETENSORS_SUFFIX:
+        raise InputError(f"{path}: a pt file may not be named {SAFETENSORS_SUFFIX} (use .pt)", param="format")
     path.parent.mkdir(parents=True, exist_ok=True)
     if chosen == "safetensors":
         return _save_safetensors(model, path, metadata)

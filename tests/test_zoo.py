@@ -400,6 +400,8 @@ def test_safetensors_round_trip_keeps_weights_architecture_and_card(tmp_path: Pa
         assert _same_weights(loaded, original)
         assert loaded.metadata["trained_on"] == "unit test" and loaded.metadata["steps"] == 3
         assert loaded.metadata["psnr"] == {"set5": 33.1, "inf": None}  # irn's JSON rule
+    with pytest.raises(irn.InputError, match="a pt file may not be named .safetensors"):
+        irn.save(original, tmp_path / "pt.safetensors", card, format="pt")
     with pytest.raises(irn.InputError, match="format must be 'pt' or 'safetensors'"):
         irn.save(original, tmp_path / "x", format="onnx")  # type: ignore[arg-type]
 

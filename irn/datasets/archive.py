@@ -136,6 +136,11 @@ def check_replacements(planned: list[_PlannedMember], root: Path, archive_name: 
             continue
         destination = Path(root, *member.parts)
         relative = "/".join(member.parts)
+        if os.path.lexists(destination) and not (
+            destination.is_symlink() or destination.is_file() or destination.is_dir()
+        ):  # a pipe, a socket, a device: never written through
+            clashes.append(f"{destination} (not a regular file)")
+            continue
         if not (destination.is_file() or destination.is_symlink()) or relative in ours:
             continue
         if member.kind == "symlink":

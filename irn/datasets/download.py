@@ -74,7 +74,8 @@ def fetch_archive(
     marker = marker_path(folder, archive.name)
     if not options.force and read_marker(marker)[0] == str(checksum):
         return FetchResult(url, archive, folder, "already extracted")
-    if archive.is_file():
+    found = archive.is_file()
+    if found:
         _note(f"found {archive}; verifying it instead of downloading")
         check_found_file(archive, checksum, size, progress=options.progress)
     else:
@@ -85,7 +86,7 @@ def fetch_archive(
     with atomic_write(marker, "w") as f:
         f.write("".join(f"{line}\n" for line in (str(checksum), *members)))
     in_progress_path(folder, archive.name).unlink(missing_ok=True)
-    if not options.keep_archive:
+    if not options.keep_archive and not found:  # a file that was there before (yours) stays
         archive.unlink()
     return FetchResult(url, archive, folder, "extracted")
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import math
 import os
 import signal
-import sys
 import threading
 import time
 from pathlib import Path
@@ -45,6 +44,7 @@ class CheckpointEvery(L.Callback):
         self.best = -math.inf
         self._last_saved = time.monotonic()
         self.saved_step: int | None = None  # the step of the last.ckpt this process wrote
+        self.saved_batch: int | None = None  # ... and the training batches started by then
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """Temporary files of checkpoint writes that a SIGKILL cut short (their process is gone) are removed."""
@@ -71,6 +71,7 @@ class CheckpointEvery(L.Callback):
         trainer.save_checkpoint(self.last_path, weights_only=False)  # full state: optimizer, loops, RNG
         self._last_saved = time.monotonic()
         self.saved_step = trainer.global_step
+        self.saved_batch = _batches_started(trainer)
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
         due = trainer.global_step % self.every_n_steps == 0
@@ -84,6 +85,8 @@ class CheckpointEvery(L.Callback):
         if trainer.sanity_checking or self.monitor not in trainer.callback_metrics:
             return
         value = float(trainer.callback_metrics[self.monitor])
+        if trainer.world_size > 1:  # rank 0's figure decides for all: the save below is a collective
+            value = float(trainer.strategy.broadcast(value, src=0))
         if value > self.best:
             self.best = value
             trainer.save_checkpoint(self.best_path, weights_only=False)
@@ -97,6 +100,10 @@ class CheckpointEvery(L.Callback):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         if state_dict.get("monitor") == self.monitor:
             self.best = float(state_dict.get("best", -math.inf))
+
+
+def _batches_started(trainer: L.Trainer) -> int:
+    return int(trainer.fit_loop.epoch_loop.batch_progress.total.ready)
 
 
 def _alive(pid: int) -> bool:
@@ -143,6 +150,7 @@ class GracefulStop(L.Callback):
         self._pending = False
         self._previous: dict[int, Any] = {}
         self._rank = 0
+        self._pid = os.getpid()
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         self._rank = trainer.global_rank
@@ -152,6 +160,7 @@ class GracefulStop(L.Callback):
         """Take SIGTERM and SIGINT (main thread only); with ``trainer``, keep Lightning's handlers out."""
         if threading.current_thread() is not threading.main_thread():
             return
+        self._pid = os.getpid()
         for signum in STOP_SIGNALS:
             self._previous.setdefault(signum, signal.getsignal(signum))
             signal.signal(signum, self._handle)
@@ -168,12 +177,15 @@ class GracefulStop(L.Callback):
             if signum == signal.SIGINT:  # Ctrl+C twice: now
                 raise KeyboardInterrupt
             return
+        if os.getpid() != self._pid:  # a forked data-loading worker: the trainer's process decides
+            return
         self.requested = signum
         if self._rank != 0:  # one note for the job
             return
         name = STOP_SIGNALS[signum][0]
         again = " (Ctrl+C again: stop now)" if signum == signal.SIGINT else ""
-        print(f"irn train: {name}: stopping after this step{again}", file=sys.stderr, flush=True)
+        # os.write, not print: a handler that interrupts a buffered stderr write must not write through it
+        os.write(2, f"irn train: {name}: stopping after this step{again}\n".encode())
 
     # -------------------------------------------------------------- the decision, at step boundaries
     def _agreed(self, trainer: L.Trainer) -> int | None:
@@ -195,15 +207,17 @@ class GracefulStop(L.Callback):
         if self.validates and not self._pending and loop._should_check_val_fx(trainer.fit_loop._data_fetcher):
             self._pending = True  # stop after this step's validation (on_validation_end)
             return
-        self._stop(trainer)
+        # the saver may have written this very state at this hook already (its every-N-steps save)
+        self._stop(trainer, save=self.saver.saved_batch != _batches_started(trainer))
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking or trainer.global_step >= self.max_steps:
             return
         if self._agreed(trainer) is not None or self._pending:
-            self._stop(trainer)  # the state after the validation (and its best.ckpt)
+            self._stop(trainer, save=True)  # the state after the validation (and its best.ckpt)
 
-    def _stop(self, trainer: L.Trainer) -> None:
+    def _stop(self, trainer: L.Trainer, save: bool) -> None:
         assert self.requested is not None
-        self.saver._save_last(trainer)
+        if save:
+            self.saver._save_last(trainer)
         raise StopRequested(self.requested, trainer.global_step)

@@ -8,7 +8,6 @@ import os
 import shutil
 import sys
 import threading
-import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -118,29 +117,35 @@ def fit_until_interrupted(
     return None
 
 
+#: what gloo says when the process at the other end of a collective is gone
+PEER_LOST = ("Connection reset by peer", "Connection closed by peer")
+
+
 def lost_peer(trainer: L.Trainer, exc: BaseException) -> bool:
     """A collective failed because another rank is gone (killed, its node lost)."""
     if trainer.world_size <= 1:
         return False
     text = str(exc)
-    dist_error = getattr(torch.distributed, "DistError", ())
-    return isinstance(exc, dist_error) or any(
-        w in text for w in ("gloo", "NCCL", "Connection reset", "Connection closed")
-    )
+    return any(w in text for w in PEER_LOST)
 
 
-def exit_with_parent() -> None:
+def exit_with_parent() -> threading.Event:
     """A rank other than 0 exits (137) within a second of its parent's death: a rank-0 process killed by
-    SIGKILL would otherwise leave it waiting in a collective until the process group's timeout (30 min)."""
+    SIGKILL would otherwise leave it waiting in a collective until the process group's timeout (30 min).
+    Set the returned event once the fit is over (a parent that ends normally first is no failure)."""
     parent = os.getppid()
+    done = threading.Event()
 
     def watch() -> None:
         while os.getppid() == parent:
-            time.sleep(1.0)
-        print("irn train: the parent process is gone; this rank stops", file=sys.stderr, flush=True)
-        os._exit(137)
+            if done.wait(1.0):
+                return
+        if not done.is_set():
+            print("irn train: the parent process is gone; this rank stops", file=sys.stderr, flush=True)
+            os._exit(137)
 
     threading.Thread(target=watch, name="irn-parent-watch", daemon=True).start()
+    return done
 
 
 def train(cfg: TrainConfig, resume: Path | None = None, callbacks: Sequence[Any] = ()) -> int:
@@ -167,8 +172,7 @@ def train(cfg: TrainConfig, resume: Path | None = None, callbacks: Sequence[Any]
     saver = CheckpointEvery(checkpoint_dir(cfg), t.checkpoint_every_n_steps, t.checkpoint_every_minutes, t.monitor)
     stopper = GracefulStop(saver, t.max_steps, validates=cfg.data.val_dir is not None)
     trainer = build_trainer(cfg, [saver, stopper, *callbacks])
-    if int(os.environ.get("LOCAL_RANK", "0")) > 0:  # a rank that a launcher started on this node
-        exit_with_parent()
+    watching = exit_with_parent() if int(os.environ.get("LOCAL_RANK", "0")) > 0 else None  # a launched rank
     run_dir = Path(t.run_dir)
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -180,12 +184,21 @@ def train(cfg: TrainConfig, resume: Path | None = None, callbacks: Sequence[Any]
         stopped_by = fit_until_interrupted(trainer, module, data, resume)
     finally:
         stopper.uninstall()
+        if watching is not None:
+            watching.set()
     if stopped_by is not None:
         signal_name, code = stopped_by
         if not trainer.is_global_zero:
             # a clean stop: rank 0's code is the run's (Lightning's launcher kills the whole job, rank 0
             # included, as soon as another rank exits non-zero)
             return 0 if code in (130, 143) else code
+        if not saver.last_path.is_file():
+            print(
+                f"irn train: stopped by {signal_name} at step {trainer.global_step}, before the first checkpoint; "
+                "start the run again",
+                file=sys.stderr,
+            )
+            return code
         at = f" (step {saver.saved_step})" if saver.saved_step not in (None, trainer.global_step) else ""
         print(
             f"irn train: stopped by {signal_name} at step {trainer.global_step}; checkpoint: {saver.last_path}{at}; "

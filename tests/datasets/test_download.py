@@ -510,9 +510,11 @@ def test_a_users_file_under_the_archive_name_is_left_untouched(server, tmp_path,
     assert files_under(tmp_path) == {"data.zip"}
     assert (tmp_path / "data.zip").read_bytes() == b"a half-finished browser download"
     assert state.requests == []  # never taken for a partial download to resume
-    # the same bytes as the archive: used, not downloaded again
+    # the same bytes as the archive: used, not downloaded again, and (yours) not deleted after extraction
     (tmp_path / "data.zip").write_bytes(archive)
     assert main(argv) == 0 and state.requests == []
+    assert (tmp_path / "data.zip").read_bytes() == archive
+    assert (tmp_path / "DIV2K_valid_HR/0801.png").is_file()
 
 
 def test_a_second_bad_download_does_not_replace_the_first(server, tmp_path, capsys) -> None:
@@ -579,8 +581,21 @@ def test_ctrl_c_at_any_moment_leaves_a_resumable_state(server, tmp_path, capsys,
     else:
         assert "big.zip" in left and ".irn-extracting-big.zip" in left and ".irn-extracted-big.zip" not in left
     assert main(argv + ["--quiet"]) == 0
-    assert files_under(tmp_path) == set(members) | {".irn-extracted-big.zip"}
+    # a zip found in the folder is kept (it could be yours): the one verified before the Ctrl+C too
+    kept = {"big.zip"} if moment == "extract" else set()
+    assert files_under(tmp_path) == set(members) | {".irn-extracted-big.zip"} | kept
     for name, payload in members.items():
         assert (tmp_path / name).read_bytes() == payload
     if moment == 2:
         assert state.requests[-1][1] == f"bytes={sum(updates)}-"  # resumed where it stopped
+
+
+def test_a_pipe_at_a_members_path_is_never_written_through(tmp_path) -> None:
+    import os
+
+    path = tmp_path / "data.zip"
+    path.write_bytes(make_zip({"d/x.png": b"x"}))
+    (tmp_path / "out" / "d").mkdir(parents=True)
+    os.mkfifo(tmp_path / "out" / "d" / "x.png")
+    with pytest.raises(UnsafeArchiveError, match="not a regular file"):
+        extract_zip(path, tmp_path / "out")

@@ -33,12 +33,14 @@ def test_single_process_survives_signals_at_every_moment(tmp_path: Path) -> None
         ("SIGTERM", "validation", "self", 0),  # between two validation batches
         ("SIGINT", "checkpoint", "self", 0),  # in the middle of writing last.ckpt
         ("SIGKILL", "step", "self", 0),
+        ("SIGKILL", "checkpoint", "self", 0),  # a temporary file is left mid-write
         ("SIGTERM", "first", "self", 0),
         ("SIGINT", "last", "self", 0),  # the run then ends as complete (exit 0)
     ]
     items = run_campaign(tmp_path, "single", plan)
     fired = [(i.signal, i.moment) for i in items if i.fired]
     assert ("SIGTERM", "validation") in fired and ("SIGINT", "checkpoint") in fired and ("SIGKILL", "step") in fired
+    assert ("SIGKILL", "checkpoint") in fired
     codes = {(i.signal, i.moment): i.returncode for i in items}
     assert codes[("SIGTERM", "validation")] == 143 and codes[("SIGKILL", "step")] == -9
     assert all(i.exit_seconds is not None and i.exit_seconds < soak.HANG_SECONDS for i in items if i.fired)
@@ -52,8 +54,9 @@ def test_ddp_survives_sigterm_in_the_checkpoint_barrier_and_a_lost_rank(tmp_path
     plan = [
         ("SIGTERM", "barrier", "self", 0),  # rank 0 alone, while it waits for a late rank 1
         ("SIGKILL", "step", "self", 1),  # rank 1's node is gone: rank 0 must not wait for it forever
+        ("SIGKILL", "step", "self", 0),  # rank 0 is gone: rank 1 must notice and exit (within the 60 s)
         ("SIGINT", "validation", "group", 0),  # Ctrl+C in the terminal reaches every rank
     ]
     items = run_campaign(tmp_path, "ddp", plan)
-    assert [i.fired for i in items] == [True, True, True]
-    assert items[0].returncode == 143 and items[2].returncode == 130
+    assert [i.fired for i in items] == [True, True, True, True]
+    assert items[0].returncode == 143 and items[2].returncode == -9 and items[3].returncode == 130
