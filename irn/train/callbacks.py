@@ -32,11 +32,31 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             torch.save(checkpoint, f)
 
 
+def validation_due(trainer: L.Trainer, validates: bool) -> bool:
+    """Whether a validation runs right after this training step (Lightning's own rule for it)."""
+    loop = trainer.fit_loop.epoch_loop
+    return validates and bool(loop._should_check_val_fx(trainer.fit_loop._data_fetcher))
+
+
 class CheckpointEvery(L.Callback):
     """``last.ckpt`` every N steps (and every M minutes), at the end of training and on SIGTERM
-    or Ctrl+C; ``best.ckpt`` whenever the monitored validation PSNR improves."""
+    or Ctrl+C; ``best.ckpt`` whenever the monitored validation PSNR improves.
 
-    def __init__(self, dirpath: str | Path, every_n_steps: int, every_minutes: float | None, monitor: str) -> None:
+    A ``last.ckpt`` due at a step that a validation follows is written after that validation (and its
+    ``best.ckpt``): Lightning resumes a checkpoint of that step past its validation, so a run killed
+    during the validation would otherwise never score it. Killed then, the run resumes from the
+    checkpoint before and redoes the steps and the validation, as an uninterrupted run did them."""
+
+    def __init__(
+        self,
+        dirpath: str | Path,
+        every_n_steps: int,
+        every_minutes: float | None,
+        monitor: str,
+        validates: bool = False,
+    ) -> None:
+        self.validates = validates
+        self._deferred = False
         self.dirpath = Path(dirpath)
         self.every_n_steps = every_n_steps
         self.every_seconds = every_minutes * 60 if every_minutes else None
@@ -78,12 +98,21 @@ class CheckpointEvery(L.Callback):
         if self.every_seconds is not None:
             timed = time.monotonic() - self._last_saved >= self.every_seconds
             due = due or bool(trainer.strategy.broadcast(timed))
-        if due:
+        if due and validation_due(trainer, self.validates):
+            self._deferred = True  # written after the validation (on_validation_end)
+        elif due:
             self._save_last(trainer)
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.sanity_checking or self.monitor not in trainer.callback_metrics:
+        if trainer.sanity_checking:
             return
+        if self.monitor in trainer.callback_metrics:
+            self._update_best(trainer)
+        if self._deferred:
+            self._deferred = False
+            self._save_last(trainer)
+
+    def _update_best(self, trainer: L.Trainer) -> None:
         value = float(trainer.callback_metrics[self.monitor])
         if trainer.world_size > 1:  # rank 0's figure decides for all: the save below is a collective
             value = float(trainer.strategy.broadcast(value, src=0))
@@ -203,8 +232,7 @@ class GracefulStop(L.Callback):
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
         if self._agreed(trainer) is None or trainer.global_step >= self.max_steps:
             return  # nothing asked, or the run is complete: it ends as usual (exit 0)
-        loop = trainer.fit_loop.epoch_loop
-        if self.validates and not self._pending and loop._should_check_val_fx(trainer.fit_loop._data_fetcher):
+        if not self._pending and validation_due(trainer, self.validates):
             self._pending = True  # stop after this step's validation (on_validation_end)
             return
         # the saver may have written this very state at this hook already (its every-N-steps save)

@@ -169,8 +169,11 @@ def train(cfg: TrainConfig, resume: Path | None = None, callbacks: Sequence[Any]
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     data = IRNDataModule(cfg.data, cfg.model.scale, seed=t.seed, max_steps=t.max_steps)
-    saver = CheckpointEvery(checkpoint_dir(cfg), t.checkpoint_every_n_steps, t.checkpoint_every_minutes, t.monitor)
-    stopper = GracefulStop(saver, t.max_steps, validates=cfg.data.val_dir is not None)
+    validates = cfg.data.val_dir is not None
+    saver = CheckpointEvery(
+        checkpoint_dir(cfg), t.checkpoint_every_n_steps, t.checkpoint_every_minutes, t.monitor, validates=validates
+    )
+    stopper = GracefulStop(saver, t.max_steps, validates=validates)
     trainer = build_trainer(cfg, [saver, stopper, *callbacks])
     watching = exit_with_parent() if int(os.environ.get("LOCAL_RANK", "0")) > 0 else None  # a launched rank
     run_dir = Path(t.run_dir)

@@ -31,6 +31,7 @@ def run_campaign(tmp_path: Path, mode: str, plan: list[tuple[str, str, str, int]
 def test_single_process_survives_signals_at_every_moment(tmp_path: Path) -> None:
     plan = [
         ("SIGTERM", "validation", "self", 0),  # between two validation batches
+        ("SIGKILL", "validation", "self", 0),  # the validation must be scored by the resumed run
         ("SIGINT", "checkpoint", "self", 0),  # in the middle of writing last.ckpt
         ("SIGKILL", "step", "self", 0),
         ("SIGKILL", "checkpoint", "self", 0),  # a temporary file is left mid-write
