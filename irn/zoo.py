@@ -50,7 +50,12 @@ FORMAT = "irn"
 FORMAT_VERSION = 1
 
 #: Shipped model names and their file names.
-SHIPPED: dict[str, str] = {"x2": "irn_x2.pt", "x4": "irn_x4.pt", "color": "irn_color.pt"}
+SHIPPED: dict[str, str] = {
+    "x2": "irn_x2.pt",
+    "x4": "irn_x4.pt",
+    "color": "irn_color.pt",
+    "x2-jpeg": "irn_x2_jpeg.pt",  # the x2 for an LR stored as a JPEG (issue 18)
+}
 
 _HAAR_KEY = re.compile(r"^operations\.(\d+)\.haar_weights$")
 _BLOCK_KEY = re.compile(r"^operations\.(\d+)\.F\.conv1\.weight$")

@@ -347,6 +347,26 @@ def test_shipped_models_beat_bicubic_by_3_db_with_their_recommended_latent(name:
 
 
 # ------------------------------------------------------------------ the compression restoration module
+def test_shipped_x2_jpeg_beats_the_plain_x2_by_1_db_with_a_q90_jpeg_lr() -> None:
+    """Issue 18's bar on Set5 (PSNR-Y, the paper's protocol, the LR stored as a quality-90 JPEG, one
+    sampled draw): the JPEG-trained x2 at least 1 dB over the plain x2, and above bicubic."""
+    from irn.eval.protocol import evaluate
+
+    folder = shared_path("datasets", "Set5", "HR")
+
+    def mean_psnr_y(model: str | None) -> float:
+        report = evaluate(
+            model, [folder], scale=2 if model is None else None, y_only=True, device="cpu", progress=False, jpeg=90
+        )
+        return float(report["datasets"]["Set5"]["mean"]["psnr_y"])
+
+    jpeg_model = irn.load("x2-jpeg")
+    assert jpeg_model.metadata["steps"] > 0 and "JPEG" in jpeg_model.metadata["intended_lr"]
+    ours, plain, bicubic = mean_psnr_y("x2-jpeg"), mean_psnr_y("x2"), mean_psnr_y(None)
+    assert ours >= plain + 1.0, (ours, plain)
+    assert ours > bicubic, (ours, bicubic)
+
+
 def test_official_crm_fixture_restores_as_the_official_code() -> None:
     """IRN-Compression's CRM: RRDBNet(in 3, out 3, nf 64, nb 8, gc 32) at the LR's resolution."""
     from irn.nn.restoration import CompressionRestorer, RestorerConfig
