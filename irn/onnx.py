@@ -35,12 +35,14 @@ from PIL import Image
 
 from irn.errors import InputError, IRNError
 from irn.imaging.files import (
+    ALPHA_FORMATS,
     DEFAULT_MAX_PIXELS,
     ImageReadError,
     ImageTooLargeError,
     array_to_uint8,
     image_format,
     megapixels,
+    pil_from_uint8,
     read_array_checked,
     save_pil,
 )
@@ -203,12 +205,12 @@ def resize_alpha(alpha: np.ndarray, factor: float, size: tuple[int, int] | None 
 
 def _to_pil(x: np.ndarray, alpha: np.ndarray | None) -> Image.Image:
     """(C, H, W) in [0, 1] (C = 1 or 3) and alpha (H, W) -> an 8-bit PIL image (L, LA, RGB or RGBA)."""
-    rgb = array_to_uint8(x)
-    grey = rgb.shape[2] == 1
-    if alpha is None:
-        return Image.fromarray(rgb[:, :, 0], mode="L") if grey else Image.fromarray(rgb, mode="RGB")
-    a = array_to_uint8(alpha[None])
-    return Image.fromarray(np.concatenate([rgb, a], axis=2), mode="LA" if grey else "RGBA")
+    return pil_from_uint8(array_to_uint8(x), array_to_uint8(alpha[None]) if alpha is not None else None)
+
+
+def _lr_alpha(alpha: np.ndarray | None, model: OnnxIRN, lr: np.ndarray) -> np.ndarray | None:
+    """The LR's alpha: the image's resized to the LR's size, on 8-bit levels (as ``irn rescale down``)."""
+    return quantize(resize_alpha(alpha, 1 / model.scale, size=lr.shape[-2:])) if alpha is not None else None
 
 
 def _check_output(path: Path, alpha: np.ndarray | None) -> None:
@@ -216,7 +218,7 @@ def _check_output(path: Path, alpha: np.ndarray | None) -> None:
         fmt = image_format(path)
     except ValueError:
         raise InputError(f"{path}: unknown image suffix {path.suffix!r} (use .png)") from None
-    if alpha is not None and fmt not in ("PNG", "WEBP", "TIFF"):
+    if alpha is not None and fmt not in ALPHA_FORMATS:
         raise InputError(f"{path}: {fmt} cannot store the image's alpha channel (use .png)")
 
 
@@ -255,7 +257,7 @@ def downscale_file(
     rgb, alpha = _read(src, max_pixels, "HR", model.scale)
     _check_output(dst, alpha)
     lr = model.downscale(rgb[None])[0]
-    lr_alpha = quantize(resize_alpha(alpha, 1 / model.scale, size=lr.shape[-2:])) if alpha is not None else None
+    lr_alpha = _lr_alpha(alpha, model, lr)
     notes = []
     if image_format(dst) in LOSSY:
         notes.append(f"the LR image written as {image_format(dst)}: IRN's LR image does not survive lossy compression")
@@ -308,7 +310,7 @@ def roundtrip_file(
     h, w = rgb.shape[-2:]
     lr = model.downscale(rgb[None])
     hr = model.upscale(lr, z=z, temperature=temperature, seed=seed, size=(h, w))[0]
-    lr_alpha = quantize(resize_alpha(alpha, 1 / model.scale, size=lr.shape[-2:])) if alpha is not None else None
+    lr_alpha = _lr_alpha(alpha, model, lr)
     hr_alpha = resize_alpha(lr_alpha, model.scale, size=(h, w)) if lr_alpha is not None else None
     save_pil(_to_pil(hr, hr_alpha), dst)
     err = float(np.mean((quantize(hr) - rgb) ** 2))

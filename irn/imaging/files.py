@@ -237,6 +237,18 @@ def array_to_uint8(x: np.ndarray) -> np.ndarray:
     return np.round(np.clip(x.astype(np.float32), 0, 1) * np.float32(255)).astype(np.uint8).transpose(1, 2, 0)
 
 
+def pil_from_uint8(rgb: np.ndarray, alpha: np.ndarray | None = None) -> Image.Image:
+    """8-bit (H, W, 1|3) and alpha (H, W, 1) -> a PIL image: L, RGB, or LA / RGBA with alpha."""
+    grey = rgb.shape[2] == 1
+    if rgb.shape[2] not in (1, 3):
+        raise ValueError(f"expected 1 or 3 channels, got {rgb.shape[2]}")
+    if alpha is None:
+        return Image.fromarray(rgb[:, :, 0], mode="L") if grey else Image.fromarray(rgb, mode="RGB")
+    if alpha.shape[:2] != rgb.shape[:2]:
+        raise ValueError(f"alpha is {alpha.shape[1]}x{alpha.shape[0]}, image is {rgb.shape[1]}x{rgb.shape[0]}")
+    return Image.fromarray(np.concatenate([rgb, alpha], axis=2), mode="LA" if grey else "RGBA")
+
+
 def save_pil(image: Image.Image, path: str | os.PathLike[str], **save_kwargs: object) -> Path:
     """Write a PIL image atomically in the format its suffix names (with alpha: PNG, WebP or TIFF only)."""
     path = Path(path)

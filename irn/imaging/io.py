@@ -38,6 +38,7 @@ from irn.imaging.files import (  # the torch-free layer; its public names are th
     ImageTooLargeError,
     image_format,
     megapixels,
+    pil_from_uint8,
     read_array_checked,
     save_pil,
 )
@@ -156,16 +157,8 @@ def to_uint8(x: Tensor) -> np.ndarray:
 def to_pil(x: Tensor, alpha: Tensor | None = None) -> Image.Image:
     """(3, H, W) or (1, 3, H, W) in [0, 1] -> 8-bit RGB PIL image; RGBA when ``alpha`` (1, H, W) is given.
     A 1-channel image ((1, H, W): IRN-Color's grey output) gives mode L, or LA with ``alpha``."""
-    rgb = to_uint8(x)
-    grey = rgb.shape[2] == 1
-    if rgb.shape[2] not in (1, 3):
-        raise ValueError(f"expected 1 or 3 channels, got {rgb.shape[2]}")
-    if alpha is None:
-        return Image.fromarray(rgb[:, :, 0], mode="L") if grey else Image.fromarray(rgb, mode="RGB")
-    a = to_uint8(alpha.reshape(1, *alpha.shape[-2:]))
-    if a.shape[:2] != rgb.shape[:2]:
-        raise ValueError(f"alpha is {a.shape[1]}x{a.shape[0]}, image is {rgb.shape[1]}x{rgb.shape[0]}")
-    return Image.fromarray(np.concatenate([rgb, a], axis=2), mode="LA" if grey else "RGBA")
+    a = to_uint8(alpha.reshape(1, *alpha.shape[-2:])) if alpha is not None else None
+    return pil_from_uint8(to_uint8(x), a)
 
 
 def jpeg_roundtrip(x: Tensor, quality: int) -> Tensor:
