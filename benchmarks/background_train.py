@@ -5,6 +5,7 @@
     python benchmarks/background_train.py start x4 --hours 2.0 [--optim.lr=5e-5 ...]
     python benchmarks/background_train.py start color --hours 1.0   # IRN-Color (issue 17)
     python benchmarks/background_train.py start x2_jpeg --hours 1.0 # JPEG-robust x2 (issue 18)
+    python benchmarks/background_train.py start x2_crm --hours 1.0  # x2-jpeg + its CRM (issue 18)
 
 The split is a pure function of the file names: every 36th CBSD432 image and every 20th
 SunHays80 image (sorted) is held out for validation (12 + 4 = 16 images); the rest are training
@@ -72,8 +73,9 @@ def main(argv: list[str] | None = None) -> None:
     s = sub.add_parser("start")
     s.add_argument(
         "scale",
-        choices=["x2", "x4", "color", "x2_jpeg"],
-        help="the model: x2, x4, color (IRN-Color) or x2_jpeg (the x2 trained for a JPEG LR)",
+        choices=["x2", "x4", "color", "x2_jpeg", "x2_crm"],
+        help="the model: x2, x4, color (IRN-Color), x2_jpeg (the x2 trained for a JPEG LR) or x2_crm "
+        "(x2_jpeg with its CRM)",
     )
     s.add_argument("--hours", type=float, default=2.0)
     s.add_argument("--init", default=None, help="model.init_from (default: the config's)")

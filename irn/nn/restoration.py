@@ -95,6 +95,37 @@ class CompressionRestorer(nn.Module):
         fea = fea + self.trunk_conv(self.RRDB_trunk(fea))
         return self.conv_last(fea)
 
+    @torch.no_grad()
+    def identity_start(self) -> CompressionRestorer:
+        """Set the weights so that the module returns its input exactly (for training from a trained IRN).
+
+        The official CRM has no image-level skip, so from a random start its output is far from the
+        LR and a trained IRN's reconstruction collapses until it learns the identity. Here
+        ``conv_first`` copies the image into its first ``out_channels`` features (centre taps 1; the
+        other features keep ESRGAN's scaled Kaiming start, x0.1), ``trunk_conv`` starts at zero (the RRDB
+        trunk adds nothing yet; its own weights keep the scaled start) and ``conv_last`` reads those
+        features back. Every weight still receives gradients: the trunk joins once ``trunk_conv`` moves.
+        Needs ``in_channels >= out_channels`` (the official 3 -> 3).
+        """
+        cfg = self.config
+        if cfg.in_channels < cfg.out_channels or cfg.features < cfg.out_channels:
+            raise InputError(
+                f"an identity start needs in_channels ({cfg.in_channels}) and features ({cfg.features}) of at "
+                f"least out_channels ({cfg.out_channels})"
+            )
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, a=0, mode="fan_in")
+                module.weight.mul_(0.1)
+                nn.init.zeros_(module.bias)
+        copy = torch.arange(cfg.out_channels)
+        self.conv_first.weight[copy] = 0.0
+        self.conv_first.weight[copy, copy, 1, 1] = 1.0
+        nn.init.zeros_(self.trunk_conv.weight)
+        self.conv_last.weight.zero_()
+        self.conv_last.weight[copy, copy, 1, 1] = 1.0
+        return self
+
     def restore(self, lr: Tensor) -> Tensor:
         """A decoded JPEG LR (B, 3, h, w) in [0, 1] -> the restored LR, clamped to [0, 1]."""
         return self(lr).clamp(0, 1)

@@ -171,8 +171,9 @@ class IRNLightning(L.LightningModule):
         self.config = config
         self.save_hyperparameters({"config": config.to_dict()})
         self.model = build_network(config)
-        # IRN-Compression's CRM, trained with the IRN (model.restorer); exported into the model's file
-        self.restorer = CompressionRestorer() if config.model.restorer else None
+        # IRN-Compression's CRM, trained with the IRN (model.restorer); exported into the model's file.
+        # It starts as the identity, so a run from a trained IRN starts at that IRN's JPEG quality
+        self.restorer = CompressionRestorer().identity_start() if config.model.restorer else None
         # IRN+: the frozen VGG19 of the feature loss (not a submodule: no weights in the checkpoints)
         # and the discriminator, trained with the IRN (its weights in the training checkpoints only)
         self.__dict__["vgg"] = VGGFeatures() if config.loss.lambda_feature > 0 else None

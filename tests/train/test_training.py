@@ -934,9 +934,17 @@ def test_jpeg_straight_through_and_the_restorer_get_gradients(tmp_path: Path) ->
     gen = torch.Generator().manual_seed(0)
     assert {jpeg_quality_at(cfg, gen) for _ in range(50)} <= set(range(40, 61))
     module = IRNLightning(cfg)
+    lr = torch.rand(2, 3, 8, 8)
+    assert torch.equal(module.restorer(lr), lr)  # the CRM starts as the identity: the trained IRN's start
     terms = module.losses(torch.rand(2, 3, 16, 16), step=0, generator=torch.Generator().manual_seed(0))
     assert set(terms) == {"loss", "fit", "rec", "latent", "restore"}
     terms["loss"].backward()
+    for name in ("conv_first", "trunk_conv", "conv_last"):  # the RRDB trunk joins once trunk_conv moves
+        assert getattr(module.restorer, name).weight.grad.abs().sum() > 0, name
+    with torch.no_grad():
+        module.restorer.trunk_conv.weight.normal_(0, 1e-3)
+    module.zero_grad()
+    module.losses(torch.rand(2, 3, 16, 16), step=0, generator=torch.Generator().manual_seed(0))["loss"].backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in module.restorer.parameters() if p.dim() > 1)
     assert any(p.grad.abs().sum() > 0 for n, p in module.model.named_parameters() if n.endswith("conv5.weight"))
 
