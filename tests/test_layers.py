@@ -19,6 +19,7 @@ LAYERS = {
     "irn._version": 0,
     "irn.errors": 0,
     "irn.atomic": 1,
+    "irn.progress": 1,
     "irn.nn": 1,
     "irn.imaging": 2,
     "irn.zoo": 3,

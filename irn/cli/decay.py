@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from irn.cli.common import add_device_argument, seed_type
@@ -84,10 +83,10 @@ def _scale(args: argparse.Namespace, specs: list[str], models: dict) -> int:
 
 def run(args: argparse.Namespace) -> int:
     import torch
-    from tqdm import tqdm
 
     from irn.experiments import decay
     from irn.imaging.io import IMAGE_SUFFIXES, check_output_path, read_image, refuse_overwriting, write_json
+    from irn.progress import progress_bar
     from irn.zoo import resolve_device
 
     device = torch.device(resolve_device(args.device))
@@ -129,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
     traces = []
     for r in rescalers:
         x = image.to(device) if r.name.startswith("irn:") else image
-        with tqdm(total=config.cycles, desc=r.name, file=sys.stderr, leave=False) as bar:
+        with progress_bar(total=config.cycles, desc=r.name, unit="cycle") as bar:
             trace = decay.decay_trace(x, r, config, progress=lambda _c: bar.update(1))
         trace.frames = {k: v.cpu() for k, v in trace.frames.items()}
         traces.append(trace)

@@ -544,6 +544,7 @@ def run(args: argparse.Namespace) -> int:
 
     from irn.imaging.io import ImageReadError, check_output_path, refuse_overwriting
     from irn.pipeline import for_inference
+    from irn.progress import progress_bar
     from irn.zoo import load_irn, resolve, resolve_device, restorer_of
 
     action: Action = args.action
@@ -602,7 +603,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"irn: skipped: {rec.error}", file=sys.stderr)
 
     desc = f"color {action}" if color else f"rescale {action} x{scale}"
-    bar = tqdm(jobs, desc=desc, unit="img", file=sys.stderr, disable=None, leave=False)
+    bar = progress_bar(jobs, desc=desc, unit="img")
     for job in bar:
         rec = Record(input=str(job.source))
         records.append(rec)

@@ -25,8 +25,8 @@ from typing import Literal
 from tqdm import tqdm
 
 from irn.atomic import atomic_write
-from irn.datasets.progress import byte_bar
 from irn.errors import IRNError
+from irn.progress import byte_bar
 
 CHUNK_BYTES = 1 << 20  # bytes copied at a time from a member to its file
 MARKER_PREFIX = ".irn-extracted-"

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from irn._version import __version__
-from irn.datasets.progress import byte_bar
 from irn.datasets.registry import Checksum
 from irn.errors import IRNError
+from irn.progress import byte_bar
 
 CHUNK_BYTES = 1 << 20  # bytes read at a time from a file being verified
 NETWORK_CHUNK_BYTES = 64 << 10  # bytes read at a time from the network (progress and Ctrl+C at this grain)

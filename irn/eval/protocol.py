@@ -36,7 +36,6 @@ from __future__ import annotations
 import math
 import os
 import statistics
-import sys
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -47,7 +46,6 @@ from typing import Any
 import torch
 from PIL import Image
 from torch import Tensor, nn
-from tqdm import tqdm
 
 from irn.errors import InputError
 from irn.eval.metrics import SSIM_WINDOW, build_lpips, lpips_distance, psnr, ssim
@@ -57,6 +55,7 @@ from irn.imaging.resize import imresize
 from irn.nn.linear import rgb_to_luma
 from irn.nn.network import IRN, quantize
 from irn.pipeline import for_inference
+from irn.progress import progress_bar
 from irn.zoo import load_irn, resolve_device, restorer_of
 
 DEFAULT_DATASETS = ("Set5", "Set14")
@@ -433,7 +432,7 @@ def run_evaluation(ev: Evaluation, progress: bool = True) -> dict[str, Any]:
         save_stems = {p: p.stem if stem_count[p.stem] == 1 else f"{p.stem}_{p.suffix[1:]}" for p in dataset.images}
         images: list[dict[str, Any]] = []
         draws_per_image: list[list[dict[str, float]]] = []
-        bar = tqdm(dataset.images, desc=dataset.name, unit="img", file=sys.stderr, leave=False, disable=not progress)
+        bar = progress_bar(dataset.images, desc=dataset.name, unit="img", enabled=progress)
         for path in bar:
             hr = read_image(path)
             hr = hr[None, :, : hr.shape[-2] - hr.shape[-2] % scale, : hr.shape[-1] - hr.shape[-1] % scale]
