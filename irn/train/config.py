@@ -100,13 +100,14 @@ class LossConfig:
     #: weight of sum((CRM(jpeg(y)) - Q(y))^2), the restoration module's own term (model.restorer)
     lambda_restore: float = 1.0
     #: IRN+ (perceptual stage): weight of the L1 distance of VGG19 conv5_4 features of the reconstruction
-    #: and the HR (needs the VGG19 ImageNet weights in the torch hub cache); 0 = off (official IRN+: 0.01)
+    #: and the HR, per image summed over the features as the reconstruction term (needs the VGG19
+    #: ImageNet weights in the torch hub cache); 0 = off (official IRN+: 0.01)
     lambda_feature: float = 0.0
     #: IRN+: weight of the adversarial term against the VGG-style discriminator (vanilla GAN); 0 = off
     #: (official IRN+: 1, with lambda_rec 0.01)
     lambda_gan: float = 0.0
-    #: IRN+: train only the discriminator for this many steps before the adversarial term reaches the
-    #: IRN (official: 5000)
+    #: IRN+: train only the discriminator for this many steps: the IRN does not move (its terms are off
+    #: and its learning rate is 0) until then (official D_init_iters: 5000)
     gan_warmup_steps: int = 0
 
 

@@ -246,7 +246,7 @@ class IRNLightning(L.LightningModule):
             if self.restorer is not None:
                 restored = self.restorer(y_j)
                 terms["restore"] = ((restored.float() - y_q.detach().float()) ** 2).flatten(1).sum(1).mean()
-                y_j = restored
+                y_j = quantize_ste(restored)  # as validation, eval and rescale use it: 8-bit levels
             y_q = y_j
         z_rec = torch.zeros_like(z)
         n_sample = int(round(cfg.loss.rec_sample_fraction * b))
@@ -260,19 +260,25 @@ class IRNLightning(L.LightningModule):
         if "restore" in terms:
             total = total + cfg.loss.lambda_restore * terms["restore"]
         total = total + self._perceptual_terms(rec[:, :3].float(), hr.float(), step, terms)
+        if "discriminator" in terms:  # IRN+: the discriminator's term trains it alone during the warm-up
+            irn_on = 1.0 if step >= cfg.loss.gan_warmup_steps else 0.0  # (the IRN's lr is 0 then, too)
+            total = irn_on * total + terms["discriminator"]
         return {"loss": total, "fit": l_fit, "rec": l_rec, "latent": l_latent, **terms}
 
     def _perceptual_terms(self, rec: Tensor, hr: Tensor, step: int, terms: dict[str, Tensor]) -> Tensor:
-        """IRN+'s terms, added to ``terms``; returns their weighted sum. ``feature``: mean L1 of VGG19
-        features; ``gan``: the IRN's vanilla-GAN term, -log D(rec), through a copy of the discriminator
-        whose weights take no gradient from it; ``discriminator``: the discriminator's own term on
-        real HR and detached reconstructions. One optimizer step updates both networks."""
+        """IRN+'s terms for the IRN, added to ``terms`` (with the discriminator's own); returns their
+        weighted sum. ``feature``: the official L1 of VGG19 conv5_4 features, per image the sum over
+        (C, H, W) of sqrt(d^2 + eps), averaged over the batch (as the reconstruction term); ``gan``:
+        the IRN's vanilla-GAN term, -log D(rec), through a copy of the discriminator whose weights take
+        no gradient from it; ``discriminator``: the discriminator's own term on real HR and detached
+        reconstructions (added to the loss by :meth:`losses`). One optimizer step updates both
+        networks."""
         lo = self.config.loss
         total = rec.new_zeros(())
         vgg = self.__dict__.get("vgg")
         if vgg is not None:
             vgg.to(rec.device)
-            terms["feature"] = (vgg(rec) - vgg(hr).detach()).abs().mean()
+            terms["feature"] = charbonnier(vgg(rec), vgg(hr).detach(), lo.charbonnier_eps).mean()
             total = total + lo.lambda_feature * terms["feature"]
         if self.discriminator is not None:
             bce = torch.nn.functional.binary_cross_entropy_with_logits
@@ -282,8 +288,7 @@ class IRNLightning(L.LightningModule):
             frozen = {name: p.detach() for name, p in d.named_parameters()}
             judged = torch.func.functional_call(d, frozen, (rec,))
             terms["gan"] = bce(judged, torch.ones_like(judged))
-            on = 1.0 if step >= lo.gan_warmup_steps else 0.0  # the discriminator learns alone at first
-            total = total + terms["discriminator"] + on * lo.lambda_gan * terms["gan"]
+            total = total + lo.lambda_gan * terms["gan"]
         return total
 
     def _step_generator(self, device: torch.device) -> torch.Generator:
@@ -389,10 +394,34 @@ class IRNLightning(L.LightningModule):
             groups.append({**d_group, "betas": tuple(o.betas_discriminator), "weight_decay": 0.0})
         optimizer = torch.optim.Adam(groups, lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
         milestones, warmup, gamma = list(o.milestones), o.warmup_steps, o.gamma
-        scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda step: lr_factor(step, warmup, milestones, gamma)
-        )
+        gan_warmup = self.config.loss.gan_warmup_steps if d_params else 0
+
+        def irn_factor(step: int) -> float:  # IRN+: the IRN stands still while the discriminator warms up
+            return 0.0 if step < gan_warmup else lr_factor(step, warmup, milestones, gamma)
+
+        def d_factor(step: int) -> float:
+            return lr_factor(step, warmup, milestones, gamma)
+
+        factors = [irn_factor, d_factor] if d_params else [irn_factor]
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factors)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def configure_gradient_clipping(
+        self,
+        optimizer: torch.optim.Optimizer,
+        gradient_clip_val: float | None = None,
+        gradient_clip_algorithm: str | None = None,
+    ) -> None:
+        """The Trainer's clipping (``trainer.gradient_clip_val``), on the IRN (+ CRM) only: IRN+'s
+        discriminator shares the optimizer step but keeps its own gradients unclipped (official)."""
+        if self.discriminator is None or not gradient_clip_val:
+            self.clip_gradients(optimizer, gradient_clip_val, gradient_clip_algorithm)
+            return
+        irn_params = optimizer.param_groups[0]["params"]
+        if gradient_clip_algorithm == "value":
+            torch.nn.utils.clip_grad_value_(irn_params, gradient_clip_val)
+        else:
+            torch.nn.utils.clip_grad_norm_(irn_params, gradient_clip_val)
 
     # ------------------------------------------------------------------ state
     def on_fit_start(self) -> None:

@@ -122,3 +122,54 @@ def test_an_official_irn_plus_generator_loads_as_an_x4_model(tmp_path: Path) -> 
     x = torch.rand(1, 3, 16, 16)
     with torch.no_grad():
         assert (loaded(x)[0] - generator(x)[0]).abs().max() < 1e-5
+
+
+def _irn_plus_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **loss: object):  # noqa: ANN202
+    from test_training import tiny_config  # the training tests' helpers (tests/train)
+
+    from irn.train.config import config_from_dict
+    from irn.train.module import IRNLightning
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    _write_vgg19(vgg19_weights_path())
+    raw = tiny_config(tmp_path, model={"scale": 4, "blocks_per_level": [1, 1]}, loss=loss)
+    raw["data"]["patch_size"] = 32
+    return IRNLightning(config_from_dict(raw))
+
+
+def test_the_feature_term_is_the_official_per_image_sum(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Official IRN+ (ReconstructionLoss 'l1'): per image the sum of sqrt(d^2 + 1e-6) over the features,
+    averaged over the batch. With the identity in place of VGG19 it is the reconstruction term."""
+    module = _irn_plus_module(tmp_path, monkeypatch, lambda_feature=0.01, lambda_rec=0.01)
+    module.__dict__["vgg"] = torch.nn.Identity()
+    terms = module.losses(torch.rand(3, 3, 32, 32), step=0, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(terms["feature"], terms["rec"])
+    assert terms["feature"] > 3 * 32 * 32 * 1e-3  # a sum over (C, H, W): the eps alone gives 3072 x 1e-3
+
+
+def test_the_discriminator_warms_up_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Official D_init_iters: during gan_warmup_steps the IRN does not move at all (no weight decay
+    drift either); the discriminator does; then both learn. Clipping reaches the IRN only."""
+    module = _irn_plus_module(tmp_path, monkeypatch, lambda_gan=1.0, gan_warmup_steps=2)
+    setup = module.configure_optimizers()
+    optimizer, scheduler = setup["optimizer"], setup["lr_scheduler"]["scheduler"]
+    irn_before = [p.detach().clone() for p in module.model.parameters()]
+    for step in range(3):
+        d_before = [p.detach().clone() for p in module.discriminator.parameters()]
+        irn_at_step = [p.detach().clone() for p in module.model.parameters()]
+        optimizer.zero_grad()
+        terms = module.losses(torch.rand(2, 3, 32, 32), step=step, generator=torch.Generator().manual_seed(step))
+        terms["loss"].backward()
+        optimizer.step()
+        scheduler.step()
+        assert any(not torch.equal(a, b) for a, b in zip(d_before, module.discriminator.parameters(), strict=True))
+        moved = any(not torch.equal(a, b) for a, b in zip(irn_at_step, module.model.parameters(), strict=True))
+        assert moved == (step >= 2), step
+    assert any(not torch.equal(a, b) for a, b in zip(irn_before, module.model.parameters(), strict=True))
+
+    for p in module.parameters():
+        p.grad = torch.full_like(p, 100.0)
+    module.configure_gradient_clipping(optimizer, 10.0, "norm")
+    irn_norm = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in optimizer.param_groups[0]["params"]]))
+    assert irn_norm == pytest.approx(10.0, rel=1e-4)
+    assert all(torch.all(p.grad == 100.0) for p in module.discriminator.parameters())
