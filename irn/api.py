@@ -32,10 +32,11 @@ from PIL import Image
 from torch import Tensor
 
 from irn.errors import InputError
-from irn.imaging.io import to_pil, to_tensor_rgba
+from irn.imaging.io import jpeg_roundtrip, to_pil, to_tensor_rgba
 from irn.nn.linear import rgb_to_luma
 from irn.nn.network import ZMode, quantize
-from irn.pipeline import for_inference, model_device, resize_alpha, run_model
+from irn.pipeline import for_inference, model_device, resize_alpha, restore_lr, run_model
+from irn.zoo import restorer_of
 
 if TYPE_CHECKING:
     from irn.nn.network import IRN
@@ -87,7 +88,16 @@ def _apply(
     seed: int | None,
     size: tuple[int, int] | None,
     max_memory: int | None,
+    restore: bool | None = None,
+    jpeg: int | None = None,
 ) -> ImageLike:
+    if restore and restorer_of(model) is None:
+        raise InputError(
+            "restore=True: the model carries no compression restoration module (train one with "
+            "model.restorer, or load an IRN-Compression model)"
+        )
+    if restore is None:  # an LR decoded from a JPEG file
+        restore = isinstance(image, Image.Image) and image.format == "JPEG"
     device = model_device(model)
     s = model.scale
     if isinstance(image, Tensor):
@@ -113,11 +123,15 @@ def _apply(
         if alpha is not None:
             alpha = quantize(resize_alpha(alpha, 1 / s, size=tuple(out.shape[-2:])))
     elif op == "up":
+        if restore:
+            x = restore_lr(model, x, max_memory=max_memory)
         out = run_model(net, x, "up", size=size, **up)
         if alpha is not None:
             alpha = resize_alpha(alpha, s, size=tuple(out.shape[-2:]))
     else:
         lr = run_model(net, x, "down", max_memory=max_memory)
+        if jpeg is not None:  # what a JPEG of the LR holds, restored as irn rescale roundtrip --format jpg does
+            lr = restore_lr(model, jpeg_roundtrip(lr, jpeg), max_memory=max_memory)
         out = run_model(net, lr, "up", size=(h, w), **up)
         if alpha is not None:
             small = quantize(resize_alpha(alpha, 1 / s))
@@ -144,14 +158,20 @@ def upscale_image(
     seed: int | None = None,
     size: tuple[int, int] | None = None,
     max_memory: int | None = None,
+    restore: bool | None = None,
 ) -> ImageLike:
     """LR image (h x w) -> HR image of s h x s w (cropped to ``size`` = (H, W) if given).
 
     ``z="sample"`` draws the latent from N(0, temperature^2) (reproducible with ``seed``),
     ``z="zero"`` uses zeros, a tensor (B, 3(s^2-1), h, w) is used as given; ``"auto"`` (default)
     follows ``model.recommended_z()``.
+
+    ``restore``: an LR stored as a JPEG is first restored by the compression restoration module the
+    model carries (IRN-Compression, ``irn.load("x2-jpeg")``-style models trained with
+    ``model.restorer``). None (default): when ``image`` is a PIL image read from a JPEG file and the
+    model carries one; True with a model that carries none is an error.
     """
-    return _apply(model, image, "up", z, temperature, seed, size, max_memory)
+    return _apply(model, image, "up", z, temperature, seed, size, max_memory, restore=restore)
 
 
 def roundtrip_image(
@@ -162,6 +182,13 @@ def roundtrip_image(
     temperature: float = 1.0,
     seed: int | None = None,
     max_memory: int | None = None,
+    jpeg: int | None = None,
 ) -> ImageLike:
-    """Downscale then upscale; the reconstruction has the input's size."""
-    return _apply(model, image, "roundtrip", z, temperature, seed, None, max_memory)
+    """Downscale then upscale; the reconstruction has the input's size.
+
+    ``jpeg`` (a quality 1-100): the LR is stored as a JPEG of that quality in between (what a JPEG
+    thumbnail holds) and restored by the model's compression restoration module when it carries one.
+    """
+    if jpeg is not None and not (isinstance(jpeg, int) and not isinstance(jpeg, bool) and 1 <= jpeg <= 100):
+        raise InputError(f"jpeg must be a JPEG quality from 1 to 100, got {jpeg!r}")
+    return _apply(model, image, "roundtrip", z, temperature, seed, None, max_memory, jpeg=jpeg)

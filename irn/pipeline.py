@@ -1,10 +1,12 @@
 """The one place where a model meets an image: device, the fast CPU path, tiling under a memory
-budget, alpha and the latent.
+budget, alpha, the latent and a JPEG LR's restoration.
 
 :func:`run_model` is what ``irn.api``, ``irn rescale`` and ``irn craft`` call to run a network on
-an image tensor; :func:`for_inference` is the one rule for which implementation runs it (the
-accelerated :class:`irn.nn.fast.FastIRN` on a CPU, the plain :class:`irn.nn.network.IRN`
-elsewhere); :func:`resize_alpha` is how transparency follows the image.
+an image tensor; :func:`restore_lr` (:func:`run_restorer`) is how a decoded JPEG LR meets the
+compression restoration module a model carries (``irn.api``, ``irn rescale``, ``irn eval``);
+:func:`for_inference` is the one rule for which implementation runs it (the accelerated
+:class:`irn.nn.fast.FastIRN` on a CPU, the plain :class:`irn.nn.network.IRN` elsewhere);
+:func:`resize_alpha` is how transparency follows the image.
 """
 
 from __future__ import annotations
@@ -16,9 +18,11 @@ import torch
 from torch import Tensor
 
 from irn.imaging.resize import imresize
-from irn.imaging.tiling import plan_tiling, tiled_downscale, tiled_upscale
+from irn.imaging.tiling import plan_restorer_tiling, plan_tiling, tiled_apply, tiled_downscale, tiled_upscale
 from irn.nn.fast import FastIRN, fast_or_plain, return_freed_memory_promptly
-from irn.nn.network import IRN, ZMode
+from irn.nn.network import IRN, ZMode, quantize
+from irn.nn.restoration import CompressionRestorer
+from irn.zoo import restorer_of
 
 Op = Literal["down", "up"]
 
@@ -99,3 +103,52 @@ def run_model(
         else:
             y = tiled_upscale(model, xin, tiling, z=z, temperature=temperature, seed=seed, size=size)
         return y.float().to(x.device)
+
+
+def run_restorer(
+    restorer: CompressionRestorer,
+    lr: Tensor,
+    *,
+    tile: int | None = None,
+    max_memory: int | None = None,
+    notes: list[str] | None = None,
+) -> Tensor:
+    """A decoded JPEG LR (B, 3, h, w) in [0, 1] -> restored by ``restorer``, on 8-bit levels, float32
+    on the input's device.
+
+    Runs on the restorer's device and dtype under inference mode; on overlapping tiles (``tile`` LR
+    pixels, or when its working memory would exceed ``max_memory`` bytes, default half the RAM) with
+    the module's full receptive radius as context, so tiles give the untiled result exactly (up to
+    float rounding); a line saying so goes to ``notes``."""
+    param = next(restorer.parameters())
+    height, width = lr.shape[-2:]
+    tiling = plan_restorer_tiling(
+        height, width, restorer.receptive_radius, tile=tile, max_memory=max_memory, notes=notes
+    )
+    if tiling is not None and notes is not None:
+        notes.append(f"restore: tiles of {tiling.tile} LR px with {tiling.overlap} px context")
+
+    def restore(x: Tensor) -> Tensor:
+        return restorer(x.to(param.device, param.dtype)).clamp(0, 1).float()
+
+    with torch.inference_mode():
+        out = restore(lr) if tiling is None else tiled_apply(restore, lr, tiling)
+    return quantize(out).to(lr.device)
+
+
+def restore_lr(
+    model: IRN | FastIRN,
+    lr: Tensor,
+    *,
+    tile: int | None = None,
+    max_memory: int | None = None,
+    notes: list[str] | None = None,
+) -> Tensor:
+    """A decoded JPEG LR restored by the compression restoration module ``model`` carries
+    (:func:`run_restorer`; ``tile`` in LR pixels); ``lr`` itself when it carries none."""
+    restorer = restorer_of(model)
+    if restorer is None:
+        return lr
+    if notes is not None:
+        notes.append("JPEG LR restored by the model's compression restoration module before upscaling")
+    return run_restorer(restorer, lr, tile=tile, max_memory=max_memory, notes=notes)

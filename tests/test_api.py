@@ -167,3 +167,42 @@ def test_color_and_x3_models_through_the_image_api() -> None:
     lr = irn.downscale_image(x3, photo)
     assert lr.size == (3, 4) and irn.upscale_image(x3, lr, seed=0).size == (9, 12)
     assert irn.roundtrip_image(x3, photo, seed=0).size == photo.size
+
+
+def _grey_crm_model():  # noqa: ANN202
+    """An IRN carrying a CRM that restores every LR to mid-grey: easy to see in the output."""
+    from helpers import identity_irn
+
+    from irn.nn.restoration import CompressionRestorer, RestorerConfig
+    from irn.zoo import attach_restorer
+
+    crm = CompressionRestorer(RestorerConfig(features=4, blocks=1, growth=2))
+    with torch.no_grad():
+        for p in crm.parameters():
+            p.zero_()
+        crm.conv_last.bias.fill_(0.5)
+    return attach_restorer(identity_irn(2), crm.eval())
+
+
+def test_a_jpeg_lr_meets_the_restorer_the_model_carries(tmp_path) -> None:  # noqa: ANN001
+    """upscale_image restores a PIL image read from a JPEG (or any LR with restore=True) with the
+    model's CRM first; roundtrip_image(jpeg=Q) stores the LR as a JPEG in between and restores it."""
+    model = _grey_crm_model()
+    Image.fromarray(rgb(8, 6)).save(tmp_path / "lr.jpg", quality=90)
+    Image.fromarray(rgb(8, 6)).save(tmp_path / "lr.png")
+    with Image.open(tmp_path / "lr.jpg") as jpg, Image.open(tmp_path / "lr.png") as png:
+        restored = np.asarray(irn.upscale_image(model, jpg, z="zero")).astype(int)
+        as_is = np.asarray(irn.upscale_image(model, png, z="zero")).astype(int)
+        forced = np.asarray(irn.upscale_image(model, png, z="zero", restore=True)).astype(int)
+        skipped = np.asarray(irn.upscale_image(model, jpg, z="zero", restore=False)).astype(int)
+    assert np.abs(restored - 128).max() <= 1 and np.abs(forced - 128).max() <= 1
+    assert np.abs(as_is - 128).max() > 20 and np.abs(skipped - 128).max() > 20
+    rt = np.asarray(irn.roundtrip_image(model, rgb(16, 12), z="zero", jpeg=75)).astype(int)
+    assert np.abs(rt - 128).max() <= 1
+    plain = random_irn(2, (1,))
+    with pytest.raises(irn.InputError, match="carries no compression restoration module"):
+        irn.upscale_image(plain, rgb(8, 6), restore=True)
+    with pytest.raises(irn.InputError, match="JPEG quality from 1 to 100"):
+        irn.roundtrip_image(plain, rgb(8, 6), jpeg=0)
+    out = irn.roundtrip_image(plain, rgb(16, 12), z="zero", jpeg=95)  # no CRM: the decoded JPEG as it is
+    assert out.shape == (16, 12, 3)

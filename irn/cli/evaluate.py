@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 
 from irn.cli.common import add_device_argument, number_type
+from irn.errors import IRNError
 
 HELP = "Evaluate an IRN model or bicubic on HR image folders: PSNR/SSIM (Y, RGB), LR PSNR, LPIPS, time."
 
@@ -104,6 +105,8 @@ def run(args: argparse.Namespace) -> int:
     from irn.eval.report import markdown_tables, write_report
     from irn.imaging.io import check_output_path, refuse_overwriting
 
+    if args.no_restorer and args.jpeg is None:
+        raise IRNError("--no-restorer applies with --jpeg Q (the restoration module runs on a JPEG LR only)")
     if args.json:
         check_output_path(args.json, "--json")
     evaluation = prepare_evaluation(

@@ -101,7 +101,7 @@ def add_arguments(parser: argparse.ArgumentParser, task: Task = RESCALE) -> None
             "--model",
             default="x2",
             metavar="NAME|PATH",
-            help="shipped model name (x2, x4) or checkpoint file, the official x3 included (default x2)",
+            help="shipped model name (x2, x4, x2-jpeg) or checkpoint file, the official x3 included (default x2)",
         )
     add_device_argument(common)
     common.add_argument("-r", "--recursive", action="store_true", help="search folders recursively")
@@ -169,7 +169,8 @@ def add_arguments(parser: argparse.ArgumentParser, task: Task = RESCALE) -> None
 
 #: the roundtrip baseline flag's help, per task
 BASELINE_HELP = {
-    "rescale": "also score bicubic down-and-up (MATLAB-style, 8-bit LR) of each image: what IRN adds over it",
+    "rescale": "also score bicubic down-and-up (MATLAB-style, 8-bit LR, stored as --format stores the model's) of "
+    "each image: what IRN adds over it",
     "color": "also score the grey image copied to RGB (no colorization): what the model adds over it",
 }
 #: (help, description) of each action, per task
@@ -404,6 +405,7 @@ def _save(x: Tensor, path: Path, alpha: Tensor | None, opts: Options, notes: lis
 
 def _process(model: IRN, job: Job, opts: Options, rec: Record) -> None:
     """Read, rescale and write one image, filling ``rec``; raises ImageReadError/OSError on failure."""
+    from irn.imaging.files import is_jpeg_file
     from irn.imaging.io import ImageReadError, ImageTooLargeError, megapixels, read_image, read_image_checked
     from irn.pipeline import resize_alpha, run_model
 
@@ -432,8 +434,8 @@ def _process(model: IRN, job: Job, opts: Options, rec: Record) -> None:
     tiling_kwargs: dict[str, Any] = {"tile": opts.tile, "max_memory": opts.max_memory, "notes": rec.notes}
 
     if opts.action == "up":
-        if opts.restorer is not None and job.source.suffix.lower() in (".jpg", ".jpeg"):
-            x = _restore(opts.restorer, x, rec.notes)
+        if opts.restorer is not None and is_jpeg_file(job.source):
+            x = _restore(x, opts, rec.notes)
         hr = run_model(model, x, "up", **up_kwargs, **tiling_kwargs)[0]
         hr_alpha = resize_alpha(alpha, s) if alpha is not None else None
         _save(hr, job.outputs["hr"], hr_alpha, opts, rec.notes)
@@ -457,7 +459,7 @@ def _process(model: IRN, job: Job, opts: Options, rec: Record) -> None:
         lr = read_image(job.outputs["lr"])  # upscale what the lossy file actually holds
         lr = lr[:1] if opts.color else lr
         if opts.restorer is not None and opts.lr_suffix == ".jpg":
-            lr = _restore(opts.restorer, lr[None], rec.notes)[0]
+            lr = _restore(lr[None], opts, rec.notes)[0]
     hr = run_model(model, lr[None], "up", size=(h, w), **up_kwargs, **tiling_kwargs)[0]
     hr_alpha = resize_alpha(lr_alpha, s, size=(h, w)) if lr_alpha is not None else None
     _save(hr, job.outputs["hr"], hr_alpha, opts, rec.notes)
@@ -467,39 +469,45 @@ def _process(model: IRN, job: Job, opts: Options, rec: Record) -> None:
 
     rec.psnr_y, rec.psnr_rgb = _psnr_pair(rgb, quantize(hr))  # against what the PNG holds
     if opts.bicubic:
-        rec.bicubic_psnr_y, rec.bicubic_psnr_rgb = _psnr_pair(rgb, baseline_roundtrip(rgb, opts, lr.shape[-2:]))
+        baseline = baseline_roundtrip(rgb, opts, lr.shape[-2:])
+        rec.bicubic_psnr_y, rec.bicubic_psnr_rgb = _psnr_pair(rgb, baseline)
 
 
-def _restore(restorer: Any, lr: Tensor, notes: list[str]) -> Tensor:
-    """A decoded JPEG LR (1, 3, h, w) restored by the model's compression restoration module, 8-bit."""
-    import torch
-
-    from irn.nn.network import quantize
-    from irn.pipeline import model_device
+def _restore(lr: Tensor, opts: Options, notes: list[str]) -> Tensor:
+    """A decoded JPEG LR (1, 3, h, w) restored by the model's compression restoration module, 8-bit,
+    within ``--tile`` / ``--max-memory`` (irn.pipeline.run_restorer)."""
+    from irn.pipeline import run_restorer
 
     notes.append("JPEG LR restored by the model's compression restoration module before upscaling")
-    with torch.inference_mode():
-        out = restorer(lr.to(model_device(restorer))).clamp(0, 1)
-    return quantize(out).to(lr.device)
+    tile = max(1, opts.tile // opts.scale) if opts.tile is not None else None
+    return run_restorer(opts.restorer, lr, tile=tile, max_memory=opts.max_memory, notes=notes)
 
 
 def baseline_roundtrip(rgb: Tensor, opts: Options, lr_size: Sequence[int]) -> Tensor:
-    """The roundtrip's baseline: bicubic down and up, or for decolorization the 8-bit luma copied to RGB."""
+    """The roundtrip's baseline: bicubic down and up, its LR stored as the model's is (``--format``,
+    ``--quality``), or for decolorization the 8-bit luma copied to RGB."""
     if opts.color:
         from irn.nn.linear import rgb_to_luma
         from irn.nn.network import quantize
 
         return quantize(rgb_to_luma(rgb[None]))[0].expand(3, -1, -1)
-    return bicubic_roundtrip(rgb, opts.scale, lr_size)
+    from irn.imaging.io import image_format
+
+    lossy = (image_format(f"lr{opts.lr_suffix}"), opts.quality) if opts.lr_suffix != ".png" else None
+    return bicubic_roundtrip(rgb, opts.scale, lr_size, lossy)
 
 
-def bicubic_roundtrip(rgb: Tensor, scale: int, lr_size: Sequence[int]) -> Tensor:
+def bicubic_roundtrip(rgb: Tensor, scale: int, lr_size: Sequence[int], lossy: tuple[str, int] | None = None) -> Tensor:
     """The baseline IRN is measured against: MATLAB-style bicubic down to ``lr_size`` (the model's LR
-    size), rounded to 8 bits, bicubic up to the input size, rounded to 8 bits."""
+    size), rounded to 8 bits (``lossy`` = (Pillow format, quality): stored in it, as the model's LR
+    is), bicubic up to the input size, rounded to 8 bits."""
+    from irn.imaging.io import lossy_roundtrip
     from irn.imaging.resize import imresize
     from irn.nn.network import quantize
 
     lr = quantize(imresize(rgb[None], size=tuple(lr_size)))
+    if lossy is not None:
+        lr = lossy_roundtrip(lr, *lossy)
     return quantize(imresize(lr, size=tuple(rgb.shape[-2:])))[0]
 
 

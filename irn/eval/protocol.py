@@ -53,8 +53,9 @@ from irn.eval.report import method_label, save_images
 from irn.imaging.io import IMAGE_SUFFIXES, check_output_path, jpeg_roundtrip, read_image, read_image_checked
 from irn.imaging.resize import imresize
 from irn.nn.linear import rgb_to_luma
-from irn.nn.network import IRN, quantize
-from irn.pipeline import for_inference
+from irn.nn.network import IRN
+from irn.nn.restoration import CompressionRestorer
+from irn.pipeline import for_inference, run_restorer
 from irn.progress import progress_bar
 from irn.zoo import load_irn, resolve_device, restorer_of
 
@@ -166,7 +167,7 @@ def run_image(
     device: str,
     color: bool = False,
     jpeg: int | None = None,
-    restorer: nn.Module | None = None,
+    restorer: CompressionRestorer | None = None,
 ) -> Outputs:
     """Bicubic baseline and (with a model) the IRN round trip of one modcropped HR (1, 3, H, W).
     ``color``: the decolorization task, whose reference "LR" is the 8-bit BT.601 luma and whose
@@ -199,7 +200,7 @@ def run_image(
         if jpeg is not None:
             lr_in = jpeg_roundtrip(lr, jpeg)
             if restorer is not None:
-                lr_in = quantize(restorer(lr_in).clamp(0, 1))
+                lr_in = run_restorer(restorer, lr_in).to(lr.dtype)
         _sync(device)
         down_seconds = time.perf_counter() - start
         for seed in range(draws):
@@ -281,7 +282,7 @@ class Evaluation:
     #: the LR is stored as a JPEG of this quality before upscaling (None: 8-bit PNG)
     jpeg: int | None = None
     #: the model's compression restoration module, run on the decoded JPEG (``use_restorer``)
-    restorer: nn.Module | None = None
+    restorer: CompressionRestorer | None = None
 
     @property
     def is_model(self) -> bool:

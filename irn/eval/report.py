@@ -80,6 +80,8 @@ def markdown_tables(report: dict[str, Any]) -> str:
     table, separated by blank lines: what ``irn eval`` prints."""
     is_model = report["method"] == "irn"
     label = method_label(report["model"], report["z"] if is_model else None, report["draws"], report["method"])
+    if report.get("jpeg") is not None:  # the LR stored as a JPEG (irn eval --jpeg Q)
+        label += f", JPEG LR q{report['jpeg']}" + (" + CRM" if report.get("restorer") else "")
     spread = report["draws"] > 1
     return "\n\n".join(
         markdown_table(name, report["scale"], label, d["images"], d["mean"], d["std"] if spread else None)

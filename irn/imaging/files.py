@@ -220,6 +220,16 @@ def _decode(path: Path, max_pixels: int | None) -> tuple[np.ndarray, np.ndarray 
     return rgb, alpha, notes + convert_notes
 
 
+def is_jpeg_file(path: str | os.PathLike[str]) -> bool:
+    """Whether the file holds a JPEG (its first bytes, whatever its name: ``.jfif``, or a JPEG
+    named ``.png``); False for an unreadable file."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(3) == b"\xff\xd8\xff"
+    except OSError:
+        return False
+
+
 def image_format(path: str | os.PathLike[str]) -> str:
     """Pillow's format name for a file suffix (``".png"`` -> ``"PNG"``); ValueError if unknown."""
     suffix = Path(path).suffix.lower()

@@ -166,13 +166,19 @@ def jpeg_roundtrip(x: Tensor, quality: int) -> Tensor:
     (Pillow, 4:2:0 chroma for colour) and decode it again: what a stored JPEG holds. The one JPEG
     simulation of the package (training with a JPEG LR, ``irn eval --jpeg``, ``irn decay --jpeg``);
     same shape, dtype and device as ``x``, no gradient."""
+    return lossy_roundtrip(x, "JPEG", quality)
+
+
+def lossy_roundtrip(x: Tensor, fmt: str, quality: int) -> Tensor:
+    """:func:`jpeg_roundtrip` for Pillow format ``fmt`` (``"JPEG"`` or ``"WEBP"``): what an image
+    stored in that format at ``quality`` holds (as :func:`write_image` stores it)."""
     if not (isinstance(quality, int) and not isinstance(quality, bool) and 1 <= quality <= 100):
-        raise ValueError(f"JPEG quality must be a whole number from 1 to 100, got {quality!r}")
+        raise ValueError(f"{fmt} quality must be a whole number from 1 to 100, got {quality!r}")
     batch = x if x.dim() == 4 else x[None]
     out = []
     for image in batch.detach():
         buf = io.BytesIO()
-        to_pil(image).save(buf, format="JPEG", quality=quality)
+        to_pil(image).save(buf, format=fmt, quality=quality)
         buf.seek(0)
         with Image.open(buf) as im:
             arr = np.asarray(im)

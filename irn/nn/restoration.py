@@ -126,6 +126,12 @@ class CompressionRestorer(nn.Module):
         self.conv_last.weight[copy, copy, 1, 1] = 1.0
         return self
 
+    @property
+    def receptive_radius(self) -> int:
+        """How far (LR pixels, each side) an output pixel sees: one per 3x3 convolution (conv_first,
+        15 per RRDB, trunk_conv, conv_last). Tiles with this much context give the untiled result."""
+        return 3 + 15 * self.config.blocks
+
     def restore(self, lr: Tensor) -> Tensor:
         """A decoded JPEG LR (B, 3, h, w) in [0, 1] -> the restored LR, clamped to [0, 1]."""
         return self(lr).clamp(0, 1)

@@ -37,7 +37,7 @@ from irn.nn.network import build_network as network_of
 from irn.nn.restoration import CompressionRestorer
 from irn.train.config import TrainConfig, config_from_dict
 from irn.train.perceptual import DiscriminatorVGG128, VGGFeatures
-from irn.zoo import load_checkpoint, resolve
+from irn.zoo import load_checkpoint, resolve, restorer_of
 
 
 def quantize_ste(x: Tensor) -> Tensor:
@@ -172,7 +172,8 @@ class IRNLightning(L.LightningModule):
         self.save_hyperparameters({"config": config.to_dict()})
         self.model = build_network(config)
         # IRN-Compression's CRM, trained with the IRN (model.restorer); exported into the model's file.
-        # It starts as the identity, so a run from a trained IRN starts at that IRN's JPEG quality
+        # It starts as the identity, so a run from a trained IRN starts at that IRN's JPEG quality, or
+        # from the CRM the model.init_from file carries
         self.restorer = CompressionRestorer().identity_start() if config.model.restorer else None
         # IRN+: the frozen VGG19 of the feature loss (not a submodule: no weights in the checkpoints)
         # and the discriminator, trained with the IRN (its weights in the training checkpoints only)
@@ -185,6 +186,19 @@ class IRNLightning(L.LightningModule):
                 init_weights(self.model, init)
             except ValueError as exc:
                 raise ValueError(f"model.init_from {config.model.init_from}: {exc}") from None
+            carried = restorer_of(init)
+            if carried is not None and self.restorer is None:
+                raise ValueError(
+                    f"model.init_from {config.model.init_from} carries a compression restoration module: set "
+                    "model.restorer: true to train it on (without it, the model file would lose it)"
+                )
+            if carried is not None and self.restorer is not None:
+                if carried.config != self.restorer.config:
+                    raise ValueError(
+                        f"model.init_from {config.model.init_from}: its compression restoration module "
+                        f"({carried.config}) is not the one training builds ({self.restorer.config})"
+                    )
+                self.restorer.load_state_dict(carried.state_dict())
         if config.trainer.channels_last:
             self.model.to(memory_format=torch.channels_last)
         # torch.compile'd network forward for the objective (a function, not a module: the state

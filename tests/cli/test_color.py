@@ -126,10 +126,41 @@ def test_rescale_jpg_uses_the_restorer_a_model_carries(tmp_path: Path, capsys: p
     assert "does not survive lossy compression" not in err  # this model is made for a JPEG LR
     with Image.open(out / "in_x2_rt.png") as rt:
         assert np.abs(np.asarray(rt).astype(int) - 128).max() <= 1  # the CRM's mid-grey, upscaled
-    code, _, err = run_cli(["rescale", "up", str(out / "in_x2_lr.jpg"), "--model", str(model), "-o", str(out)], capsys)
+    up = ["rescale", "up", str(out / "in_x2_lr.jpg"), "--model", str(model), "--z", "zero", "-o", str(out)]
+    code, _, err = run_cli(up, capsys)
+    assert code == 0 and "compression restoration module" in err
+    with Image.open(out / "in_x2_up.png") as hr:
+        assert np.abs(np.asarray(hr).astype(int) - 128).max() <= 1  # restored, then upscaled
+    disguised = tmp_path / "jpeg_named.png"  # a JPEG is a JPEG whatever its name
+    disguised.write_bytes((out / "in_x2_lr.jpg").read_bytes())
+    code, _, err = run_cli([*up[:2], str(disguised), *up[3:]], capsys)
     assert code == 0 and "compression restoration module" in err
     code, _, err = run_cli([*argv[:-2], "--z", "zero", "-o", str(tmp_path / "png")], capsys)
     assert code == 0 and "restoration" not in err
+    code, _, err = run_cli(["rescale", "up", str(src), "--model", str(model), "-o", str(tmp_path / "up")], capsys)
+    assert code == 0 and "restoration" not in err  # a PNG LR is used as it is
+
+
+def test_the_restorer_runs_in_tiles_within_max_memory(tmp_path: Path) -> None:
+    """The CRM on overlapping tiles with its whole receptive radius as context: the untiled result,
+    chosen by the memory budget or forced; on its own device and dtype whatever the input's."""
+    from irn.imaging.tiling import RESTORER_BYTES_PER_LR_PIXEL
+    from irn.nn.restoration import CompressionRestorer, RestorerConfig
+    from irn.pipeline import run_restorer
+
+    torch.manual_seed(0)
+    crm = CompressionRestorer(RestorerConfig(features=4, blocks=1, growth=2)).eval()
+    assert crm.receptive_radius == 18
+    lr = torch.rand(1, 3, 45, 38)
+    whole = run_restorer(crm, lr)
+    notes: list[str] = []
+    tiled = run_restorer(crm, lr, tile=16, notes=notes)
+    assert torch.equal(tiled, whole) and "tiles of 16 LR px with 18 px context" in notes[0]
+    notes = []
+    budgeted = run_restorer(crm, lr, max_memory=RESTORER_BYTES_PER_LR_PIXEL * 45 * 38 - 1, notes=notes)
+    assert torch.equal(budgeted, whole) and notes  # over the budget: tiles
+    assert run_restorer(crm.double(), lr).dtype == torch.float32  # a double CRM, a float LR
+    torch.testing.assert_close(run_restorer(crm.double(), lr), whole, atol=1 / 255, rtol=0)
 
 
 def test_the_shipped_color_model_beats_the_grey_baseline() -> None:

@@ -22,6 +22,7 @@ from sample_images import (
 
 import irn
 from irn.cli.main import main
+from irn.imaging.io import jpeg_roundtrip
 from irn.imaging.resize import imresize
 
 
@@ -100,6 +101,17 @@ def test_roundtrip_bicubic_scores_the_baseline_on_the_same_image(
     assert data["mean_bicubic_psnr_y"] == pytest.approx(item["bicubic_psnr_y"], abs=1e-4)
     assert f"(bicubic: PSNR-Y {item['bicubic_psnr_y']:.2f} dB" in stdout
     assert stdout.count("(bicubic: ") == 2  # the image's line and the mean
+    # with a lossy LR the baseline's LR is stored the same way (format and quality), for a fair comparison
+    big = save_rgb(tmp_path / "in" / "b.png", 40, 32, seed=4)
+    lossy = tmp_path / "lossy.json"
+    argv = ["rescale", "roundtrip", str(big), "--model", str(tiny_x2), "-o", str(tmp_path / "j")]
+    code, _, stderr = run_cli([*argv, "--bicubic", "--format", "jpg", "--quality", "30", "--json", str(lossy)], capsys)
+    assert code == 0, stderr
+    item = json.loads(lossy.read_text())["images"][0]
+    hr = torch.from_numpy(np.asarray(Image.open(big)).copy()).permute(2, 0, 1)[None].double() / 255
+    lr = jpeg_roundtrip(torch.round(imresize(hr, size=(20, 16)).clamp(0, 1) * 255) / 255, 30)
+    up = torch.round(imresize(lr, size=(40, 32)).clamp(0, 1) * 255)[0].permute(1, 2, 0).numpy().astype(np.uint8)
+    assert item["bicubic_psnr_y"] == pytest.approx(psnr_y_and_rgb(np.asarray(Image.open(big)), up)[0], abs=1e-3)
     code, stdout, _ = run_cli([*argv, "-o", str(tmp_path / "o2"), "--json", str(tmp_path / "t.json")], capsys)
     assert code == 0 and "(bicubic: " not in stdout
     assert "bicubic_psnr_y" not in json.loads((tmp_path / "t.json").read_text())["images"][0]

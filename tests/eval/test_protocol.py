@@ -470,3 +470,17 @@ def test_eval_jpeg_stores_the_lr_as_jpeg_and_uses_a_carried_restorer(tmp_path: P
     assert used["restorer"] is True and plain["restorer"] is False
     assert used["datasets"]["d"]["mean"]["psnr_y"] < plain["datasets"]["d"]["mean"]["psnr_y"] - 5
     assert main(["eval", "--model", str(path), "--data", str(data), "--jpeg", "101", "--device", "cpu"]) == 2
+    model_double = attach_restorer(identity_irn(2).double(), crm)  # a CRM in another dtype than the IRN
+    mixed = run(model_double, [data], y_only=True, device="cpu", progress=False, jpeg=90, z="zero")
+    assert mixed["datasets"]["d"]["mean"]["psnr_y"] == pytest.approx(used["datasets"]["d"]["mean"]["psnr_y"], abs=0.05)
+
+
+def test_eval_jpeg_tables_say_so_and_no_restorer_needs_jpeg(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = tmp_path / "d"
+    _write_images(data, [(32, 32)])
+    argv = ["eval", "--method", "bicubic", "--scale", "2", "--data", str(data), "--device", "cpu"]
+    assert main([*argv, "--jpeg", "75"]) == 0
+    assert "bicubic, JPEG LR q75" in capsys.readouterr().out
+    assert main([*argv, "--no-restorer"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("irn: error: --no-restorer applies with --jpeg Q") and err.count("\n") == 1

@@ -983,3 +983,28 @@ def test_a_jpeg_run_with_its_restorer_exports_one_file_that_eval_uses(tmp_path: 
     data.joinpath("img0.png").unlink()  # the 12-pixel image is too small to score with SSIM
     report = evaluate(tmp_path / "jpeg.pt", [data], jpeg=75, y_only=True, device="cpu", progress=False)
     assert report["restorer"] is True and report["jpeg"] == 75
+
+
+def test_init_from_a_model_with_its_restorer_trains_that_restorer_on(tmp_path: Path) -> None:
+    """model.init_from an IRN file that carries a CRM: training starts from that CRM (not the identity
+    start); without model.restorer the run refuses in one line rather than drop it from the model."""
+    from irn.nn.restoration import CompressionRestorer, RestorerConfig
+    from irn.zoo import attach_restorer, save
+
+    base = IRNLightning(config_from_dict(tiny_config(tmp_path))).model
+    crm = CompressionRestorer()
+    with torch.no_grad():
+        crm.conv_last.bias.fill_(0.3)
+    save(attach_restorer(base, crm), tmp_path / "jpeg.pt")
+    raw = tiny_config(
+        tmp_path, loss={"jpeg_quality": 75}, model={"restorer": True, "init_from": str(tmp_path / "jpeg.pt")}
+    )
+    module = IRNLightning(config_from_dict(raw))
+    assert torch.all(module.restorer.conv_last.bias == 0.3)
+    raw["model"]["restorer"] = False
+    with pytest.raises(ValueError, match="carries a compression restoration module: set model.restorer: true"):
+        IRNLightning(config_from_dict(raw))
+    save(attach_restorer(base, CompressionRestorer(RestorerConfig(features=8, blocks=1, growth=4))), tmp_path / "s.pt")
+    raw["model"].update(restorer=True, init_from=str(tmp_path / "s.pt"))
+    with pytest.raises(ValueError, match="is not the one training builds"):
+        IRNLightning(config_from_dict(raw))
