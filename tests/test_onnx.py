@@ -207,3 +207,12 @@ def test_irn_export_writes_onnx_and_safetensors_from_any_model(tmp_path: Path, c
     capsys.readouterr()
     assert main(["export", str(tmp_path / "nope.pt"), "--format", "onnx", "-o", str(tmp_path / "o2")]) == 2
     assert "no such checkpoint or model file" in capsys.readouterr().err
+
+    from irn.nn.restoration import CompressionRestorer, RestorerConfig
+    from irn.zoo import attach_restorer
+
+    crm = CompressionRestorer(RestorerConfig(features=4, blocks=1, growth=2))
+    jpeg = irn.save(attach_restorer(model, crm), tmp_path / "jpeg.pt")
+    assert main(["export", str(jpeg), "--format", "onnx", "-o", str(tmp_path / "o3")]) == 0
+    assert "carries a compression restoration module; the ONNX export leaves it out" in capsys.readouterr().err
+    assert "restoration module" in json.loads((tmp_path / "o3" / "model.json").read_text())["card"]["onnx_note"]

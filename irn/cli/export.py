@@ -61,6 +61,14 @@ def run(args: argparse.Namespace) -> int:
 
         if not isinstance(model, IRN):
             raise IRNError(f"{src}: a compression restoration module alone does not export to ONNX (an IRN does)")
+        from irn.zoo import restorer_of
+
+        if restorer_of(model) is not None:
+            print(
+                f"irn export: note: {src.name} carries a compression restoration module; the ONNX export leaves "
+                "it out (the JPEG LR is upscaled as decoded; export --format pt or safetensors keeps it)",
+                file=sys.stderr,
+            )
         print(f"irn export: tracing the encoder and decoder graphs of {src.name} (a minute or two)", file=sys.stderr)
         export_onnx(model, dst)
         print(f"wrote {dst}/encoder.onnx, decoder.onnx, model.json ({what})", file=sys.stderr)
