@@ -473,6 +473,13 @@ def _process(model: IRN, job: Job, opts: Options, rec: Record) -> None:
         rec.bicubic_psnr_y, rec.bicubic_psnr_rgb = _psnr_pair(rgb, baseline)
 
 
+def _trained_for_jpeg(metadata: dict[str, Any]) -> bool:
+    """Whether a model's card says it was trained for an LR stored as a JPEG (loss.jpeg_quality)."""
+    config = metadata.get("config")
+    loss = config.get("loss") if isinstance(config, dict) else None
+    return isinstance(loss, dict) and loss.get("jpeg_quality") is not None
+
+
 def _restore(lr: Tensor, opts: Options, notes: list[str]) -> Tensor:
     """A decoded JPEG LR (1, 3, h, w) restored by the model's compression restoration module, 8-bit,
     within ``--tile`` / ``--max-memory`` (irn.pipeline.run_restorer)."""
@@ -587,8 +594,12 @@ def run(args: argparse.Namespace) -> int:
         taken = {f"the input {job.source}": job.source for job in jobs}
         taken.update({f"the image output {out}": out for job in jobs for out in job.outputs.values()})
         refuse_overwriting({"--json": args.json}, taken)
-    if lr_suffix != ".png" and not (restorer is not None and lr_suffix == ".jpg"):
+    for_jpeg = restorer is not None or _trained_for_jpeg(model.metadata)
+    if lr_suffix != ".png" and not (for_jpeg and lr_suffix == ".jpg"):
         print(LOSSY_WARNING.format(fmt=lr_suffix[1:].upper()), file=sys.stderr)
+    elif lr_suffix == ".png" and action != "up" and for_jpeg:
+        intended = str(model.metadata.get("intended_lr") or "a JPEG LR")
+        print(f"irn: note: --model {args.model} is trained for {intended}; add --format jpg", file=sys.stderr)
     opts = Options(
         action=action,
         device=device,

@@ -589,3 +589,20 @@ def test_a_closed_pipe_ends_quietly() -> None:
     proc.stdout.close()
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 141 and err == ""
+
+
+def test_a_jpeg_trained_model_is_not_warned_off_jpeg(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A model whose card says it was trained with loss.jpeg_quality (the shipped x2-jpeg): --format jpg
+    gets no lossy warning, and a PNG LR gets a note pointing to --format jpg; webp still warns."""
+    import irn
+
+    meta = {"config": {"loss": {"jpeg_quality": [75, 95]}}, "intended_lr": "JPEG (quality 75-95)"}
+    model = irn.save(identity_irn(2), tmp_path / "jpeg_x2.pt", meta)
+    src = save_rgb(tmp_path / "in.png", 16, 12, seed=1)
+    argv = ["rescale", "roundtrip", str(src), "--model", str(model)]
+    code, _, err = run_cli([*argv, "--format", "jpg", "-o", str(tmp_path / "a")], capsys)
+    assert code == 0 and "does not survive lossy compression" not in err and "note: --model" not in err
+    code, _, err = run_cli([*argv, "-o", str(tmp_path / "b")], capsys)
+    assert code == 0 and "is trained for JPEG (quality 75-95); add --format jpg" in err
+    code, _, err = run_cli([*argv, "--format", "webp", "-o", str(tmp_path / "c")], capsys)
+    assert code == 0 and "does not survive lossy compression" in err
