@@ -25,6 +25,8 @@ from irn.nn.restoration import CompressionRestorer
 from irn.zoo import restorer_of
 
 Op = Literal["down", "up"]
+#: the note a restored JPEG LR leaves (irn rescale prints it)
+RESTORED_NOTE = "JPEG LR restored by the model's compression restoration module before upscaling"
 
 
 def model_device(model: IRN | FastIRN) -> torch.device:
@@ -150,5 +152,5 @@ def restore_lr(
     if restorer is None:
         return lr
     if notes is not None:
-        notes.append("JPEG LR restored by the model's compression restoration module before upscaling")
+        notes.append(RESTORED_NOTE)
     return run_restorer(restorer, lr, tile=tile, max_memory=max_memory, notes=notes)

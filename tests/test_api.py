@@ -171,17 +171,11 @@ def test_color_and_x3_models_through_the_image_api() -> None:
 
 def _grey_crm_model():  # noqa: ANN202
     """An IRN carrying a CRM that restores every LR to mid-grey: easy to see in the output."""
-    from helpers import identity_irn
+    from helpers import grey_restorer, identity_irn
 
-    from irn.nn.restoration import CompressionRestorer, RestorerConfig
     from irn.zoo import attach_restorer
 
-    crm = CompressionRestorer(RestorerConfig(features=4, blocks=1, growth=2))
-    with torch.no_grad():
-        for p in crm.parameters():
-            p.zero_()
-        crm.conv_last.bias.fill_(0.5)
-    return attach_restorer(identity_irn(2), crm.eval())
+    return attach_restorer(identity_irn(2), grey_restorer().eval())
 
 
 def test_a_jpeg_lr_meets_the_restorer_the_model_carries(tmp_path) -> None:  # noqa: ANN001

@@ -483,9 +483,9 @@ def _trained_for_jpeg(metadata: dict[str, Any]) -> bool:
 def _restore(lr: Tensor, opts: Options, notes: list[str]) -> Tensor:
     """A decoded JPEG LR (1, 3, h, w) restored by the model's compression restoration module, 8-bit,
     within ``--tile`` / ``--max-memory`` (irn.pipeline.run_restorer)."""
-    from irn.pipeline import run_restorer
+    from irn.pipeline import RESTORED_NOTE, run_restorer
 
-    notes.append("JPEG LR restored by the model's compression restoration module before upscaling")
+    notes.append(RESTORED_NOTE)
     tile = max(1, opts.tile // opts.scale) if opts.tile is not None else None
     return run_restorer(opts.restorer, lr, tile=tile, max_memory=opts.max_memory, notes=notes)
 
