@@ -139,7 +139,8 @@ class TrainerConfig:
     devices: int | str = "auto"
     num_nodes: int = 1
     strategy: str = "auto"
-    #: "32-true", "bf16-mixed", "16-mixed"
+    #: "auto" (bf16-mixed on a GPU or CPU with native bf16, else 32-true; printed at the start), "32-true",
+    #: "bf16-mixed", "16-mixed"; validation, export and inference always run in fp32
     precision: str = "32-true"
     gradient_clip_val: float | None = 10.0
     val_every_n_steps: int = 5000

@@ -5,7 +5,13 @@ images (searched recursively), with flips and 90-degree rotations. Sample ``i`` 
 function of (seed, i): which image, where, which augmentation. The batch sampler starts
 at the run's global step, so a resumed run sees exactly the batches an uninterrupted run
 would have seen, on every rank. The bicubic LR reference is made on the training device
-(:func:`irn.imaging.resize.imresize`), not here.
+(:func:`irn.imaging.resize.imresize`), not here, but from the context the official code gives it:
+the official data loader downscales the *whole* training image and crops the patch's part of that LR,
+so next to the patch border the target sees the pixels outside the patch. A training sample is
+therefore the patch plus a :func:`target_margin` of context on every side (mirrored at the image
+border as MATLAB's ``imresize`` mirrors it), at a place aligned to the scale; the training step
+downscales it and keeps the patch's part, which equals the crop of the whole image's bicubic LR
+(tests/train/test_training.py checks it).
 
 Validation images are whole HR images modcropped (top-left) to a multiple of the scale,
 float32 (3, H, W) in [0, 1], batch size 1.
@@ -91,11 +97,35 @@ def _check_validation_sizes(folder: Path, scale: int, max_images: int | None) ->
             )
 
 
-def random_patch(image: Tensor, patch: int, rng: np.random.Generator, augment: bool) -> Tensor:
-    """A (C, patch, patch) crop of ``image`` (C, H, W) at a random place.
+def target_margin(kind: str, scale: int) -> int:
+    """Context (HR pixels per side) a training patch needs for its bicubic LR target to equal the crop
+    of the whole image's: MATLAB's antialiased bicubic at 1/s reads about 1.5 s + 0.5 pixels beyond an
+    output pixel's footprint, so 2 s (a multiple of s, which keeps the LR grid aligned) covers it. A
+    colour model's target (the luma) is per pixel: none."""
+    return 0 if kind == "color" else 2 * scale
 
-    Images smaller than the patch are mirror-padded (symmetric) first. With ``augment``:
-    random horizontal flip, vertical flip and transpose (the 8 dihedral transforms).
+
+def _mirror(start: int, stop: int, size: int) -> Tensor:
+    """Indices ``start .. stop - 1`` folded into ``0 .. size - 1`` by symmetric reflection (the edge pixel
+    repeated, as MATLAB's ``imresize`` and numpy's ``symmetric`` padding extend an image)."""
+    idx = np.arange(start, stop)
+    period = 2 * size
+    idx = np.mod(idx, period)
+    idx = np.where(idx >= size, period - 1 - idx, idx)
+    return torch.from_numpy(idx)
+
+
+def random_patch(
+    image: Tensor, patch: int, rng: np.random.Generator, augment: bool, margin: int = 0, align: int = 1
+) -> Tensor:
+    """A (C, patch + 2 margin, patch + 2 margin) crop of ``image`` (C, H, W) at a random place: the patch
+    and ``margin`` pixels of context on every side, mirrored beyond the image border.
+
+    The patch's top-left corner is a multiple of ``align`` (the scale: the patch's LR pixels are then
+    pixels of the whole image's LR, as in the official loader, which crops the LR at random and the HR at
+    ``scale`` times that place). Images smaller than the patch are mirror-padded (symmetric) first. With
+    ``augment``: random horizontal flip, vertical flip and transpose (the 8 dihedral transforms) of the
+    whole crop, which keep the patch centred.
     """
     _, h, w = image.shape
     if h < patch or w < patch:
@@ -103,9 +133,14 @@ def random_patch(image: Tensor, patch: int, rng: np.random.Generator, augment: b
         arr = np.pad(image.numpy(), ((0, 0), (0, ph), (0, pw)), mode="symmetric")
         image = torch.from_numpy(arr)
         _, h, w = image.shape
-    top = int(rng.integers(0, h - patch + 1))
-    left = int(rng.integers(0, w - patch + 1))
-    crop = image[:, top : top + patch, left : left + patch]
+    top = align * int(rng.integers(0, (h - patch) // align + 1))
+    left = align * int(rng.integers(0, (w - patch) // align + 1))
+    if margin:
+        rows = _mirror(top - margin, top + patch + margin, h)
+        cols = _mirror(left - margin, left + patch + margin, w)
+        crop = image.index_select(1, rows).index_select(2, cols)
+    else:
+        crop = image[:, top : top + patch, left : left + patch]
     if augment:
         flips = rng.integers(0, 2, size=3)
         if flips[0]:
@@ -118,15 +153,27 @@ def random_patch(image: Tensor, patch: int, rng: np.random.Generator, augment: b
 
 
 class PatchDataset(Dataset[Tensor]):
-    """Index ``i`` -> uint8 (3, patch, patch) crop, determined by (seed, i)."""
+    """Index ``i`` -> uint8 (3, patch + 2 margin, patch + 2 margin) crop, determined by (seed, i); see
+    :func:`random_patch`."""
 
-    def __init__(self, folder: str | Path, patch: int, seed: int = 0, augment: bool = True, cache: bool = True) -> None:
+    def __init__(
+        self,
+        folder: str | Path,
+        patch: int,
+        seed: int = 0,
+        augment: bool = True,
+        cache: bool = True,
+        margin: int = 0,
+        align: int = 1,
+    ) -> None:
         self.paths = list_images(folder)
         if not self.paths:
             raise FileNotFoundError(f"no images under {folder}")
         self.patch = patch
         self.seed = seed
         self.augment = augment
+        self.margin = margin
+        self.align = align
         self.images: list[Tensor] | None = [read_uint8(p) for p in self.paths] if cache else None
 
     def __len__(self) -> int:
@@ -138,7 +185,7 @@ class PatchDataset(Dataset[Tensor]):
     def __getitem__(self, index: int) -> Tensor:
         rng = np.random.default_rng([self.seed, index])
         k = int(rng.integers(0, len(self.paths)))
-        return random_patch(self.image(k), self.patch, rng, self.augment)
+        return random_patch(self.image(k), self.patch, rng, self.augment, self.margin, self.align)
 
 
 class StepBatchSampler(Sampler[list[int]]):
@@ -190,10 +237,13 @@ class FolderImages(Dataset[tuple[Tensor, str]]):
 class IRNDataModule(L.LightningDataModule):
     """Training crops and validation images; see the module docstring."""
 
-    def __init__(self, config: DataConfig, scale: int, seed: int = 0, max_steps: int = 500000) -> None:
+    def __init__(
+        self, config: DataConfig, scale: int, seed: int = 0, max_steps: int = 500000, kind: str = "haar"
+    ) -> None:
         super().__init__()
         self.config = config
         self.scale = scale
+        self.kind = kind
         self.seed = seed
         self.max_steps = max_steps
         self.train_set: PatchDataset | None = None
@@ -202,7 +252,10 @@ class IRNDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         c = self.config
         if stage in (None, "fit") and self.train_set is None:
-            self.train_set = PatchDataset(c.train_dir, c.patch_size, self.seed, c.augment, c.cache)
+            margin = target_margin(self.kind, self.scale)
+            self.train_set = PatchDataset(
+                c.train_dir, c.patch_size, self.seed, c.augment, c.cache, margin=margin, align=self.scale
+            )
         if stage in (None, "fit", "validate") and c.val_dir is not None and self.val_set is None:
             self.val_set = FolderImages(c.val_dir, self.scale, c.val_max_images)
 

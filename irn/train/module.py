@@ -100,9 +100,19 @@ def build_network(config: TrainConfig) -> IRN:
     return network_of(network_config(config))
 
 
-def lr_target(config: TrainConfig, hr: Tensor) -> Tensor:
+def lr_target(config: TrainConfig, hr: Tensor, margin: int = 0) -> Tensor:
     """What the LR output is guided towards: MATLAB bicubic of ``hr`` at 1/scale, or for a colour model
-    the BT.601 luma (B, 1, H, W)."""
+    the BT.601 luma (B, 1, H, W). With ``margin``, ``hr`` is a training patch with that much context
+    per side (:func:`irn.train.data.random_patch`): the target is the patch's part of the context's
+    bicubic LR, i.e. the crop of the whole image's LR, as the official data loader makes it."""
+    if margin:
+        s = config.model.scale
+        if margin % s:
+            raise ValueError(f"the context margin {margin} is not a multiple of the scale {s}")
+        if config.model.kind == "color":
+            return rgb_to_luma(hr[..., margin:-margin, margin:-margin])
+        m = margin // s
+        return imresize(hr, scale=1.0 / s)[..., m:-m, m:-m]
     if config.model.kind == "color":
         return rgb_to_luma(hr)
     return imresize(hr, scale=1.0 / config.model.scale)
@@ -237,12 +247,16 @@ class IRNLightning(L.LightningModule):
             return self._compiled_flow(x, rev)
         return self.model(x, rev)
 
-    def losses(self, hr: Tensor, step: int, generator: torch.Generator | None = None) -> dict[str, Tensor]:
-        """hr (B, 3, P, P) in [0, 1] -> {"fit", "rec", "latent", "loss"} (weighted total)."""
+    def losses(
+        self, hr: Tensor, step: int, generator: torch.Generator | None = None, lr_ref: Tensor | None = None
+    ) -> dict[str, Tensor]:
+        """hr (B, 3, P, P) in [0, 1] -> {"fit", "rec", "latent", "loss"} (weighted total). ``lr_ref``: the
+        fit term's target (default: :func:`lr_target` of ``hr`` itself, without context)."""
         cfg = self.config
         b = hr.shape[0]
-        with torch.autocast(device_type=hr.device.type, enabled=False):
-            lr_ref = lr_target(cfg, hr.float())
+        if lr_ref is None:
+            with torch.autocast(device_type=hr.device.type, enabled=False):
+                lr_ref = lr_target(cfg, hr.float())
         out, _ = self.flow(hr)
         c = self.model.lr_channels
         y, z = out[:, :c], out[:, c:]
@@ -310,10 +324,16 @@ class IRNLightning(L.LightningModule):
         return torch.Generator(device=device).manual_seed(seed)
 
     def training_step(self, batch: Tensor, batch_idx: int) -> Tensor | None:
-        hr = batch.float() / 255.0
+        """``batch``: uint8 (B, 3, P + 2 m, P + 2 m), the patches with their context margin m
+        (:func:`irn.train.data.target_margin`), from which the LR target is made."""
+        region = batch.float() / 255.0
+        margin = max(0, (region.shape[-1] - self.config.data.patch_size) // 2)
+        with torch.autocast(device_type=region.device.type, enabled=False):
+            lr_ref = lr_target(self.config, region, margin)
+        hr = region[..., margin:-margin, margin:-margin] if margin > 0 else region
         if self.config.trainer.channels_last:
             hr = hr.contiguous(memory_format=torch.channels_last)
-        terms = self.losses(hr, self.global_step, self._step_generator(hr.device))
+        terms = self.losses(hr, self.global_step, self._step_generator(hr.device), lr_ref=lr_ref)
         finite = torch.isfinite(terms["loss"].detach()).float().reshape(1)
         if self.trainer.world_size > 1:
             finite = self.all_gather(finite).min().reshape(1)

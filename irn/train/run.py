@@ -46,6 +46,49 @@ def check_compiler(cfg: TrainConfig) -> None:
         )
 
 
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX-BF16), read at run time: machines
+    with AVX2 only emulate bf16 and gain nothing from it."""
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    for name in checks:
+        probe = getattr(torch.cpu, name, None)
+        if probe is not None:
+            try:
+                if probe():
+                    return True
+            except RuntimeError:  # pragma: no cover - a torch build without the probe's backend
+                continue
+    if any(hasattr(torch.cpu, name) for name in checks):
+        return False
+    try:  # an older torch without the probes: the kernel's CPU flags (Linux)
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return " avx512_bf16" in flags or " amx_bf16" in flags
+
+
+def resolve_precision(cfg: TrainConfig) -> tuple[str, str]:
+    """``trainer.precision`` as Lightning takes it, and why: ``auto`` is ``bf16-mixed`` on a GPU or CPU
+    that computes bf16 natively (on the CPU about twice the steps per hour, learning as well per step:
+    docs/performance.md), else ``32-true``. Other values are taken as they are. Validation, export and
+    inference always run in fp32."""
+    t = cfg.trainer
+    if t.precision != "auto":
+        return t.precision, "as configured"
+    accelerator = t.accelerator
+    if accelerator == "auto":
+        accelerator = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
+    if accelerator in ("cuda", "gpu"):
+        if torch.cuda.is_available() and torch.cuda.is_bf16_supported(including_emulation=False):
+            return "bf16-mixed", f"auto: {torch.cuda.get_device_name(0)} computes bf16 natively"
+        return "32-true", "auto: this GPU has no native bf16"
+    if accelerator == "cpu":
+        if cpu_has_native_bf16():
+            return "bf16-mixed", "auto: this CPU computes bf16 natively (AVX512-BF16/AMX)"
+        return "32-true", "auto: this CPU has no native bf16 (it would be emulated, no faster)"
+    return "32-true", f"auto: fp32 on {accelerator}"
+
+
 def build_trainer(cfg: TrainConfig, callbacks: list[Any]) -> L.Trainer:
     t = cfg.trainer
     run_dir = Path(t.run_dir)
@@ -65,7 +108,7 @@ def build_trainer(cfg: TrainConfig, callbacks: list[Any]) -> L.Trainer:
         devices=t.devices,
         num_nodes=t.num_nodes,
         strategy=t.strategy,
-        precision=t.precision,
+        precision=resolve_precision(cfg)[0],
         gradient_clip_val=t.gradient_clip_val,
         gradient_clip_algorithm="norm",
         val_check_interval=min(t.val_every_n_steps, t.max_steps) if has_val else None,
@@ -168,7 +211,7 @@ def train(cfg: TrainConfig, resume: Path | None = None, callbacks: Sequence[Any]
         module = IRNLightning(cfg)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    data = IRNDataModule(cfg.data, cfg.model.scale, seed=t.seed, max_steps=t.max_steps)
+    data = IRNDataModule(cfg.data, cfg.model.scale, seed=t.seed, max_steps=t.max_steps, kind=cfg.model.kind)
     validates = cfg.data.val_dir is not None
     saver = CheckpointEvery(
         checkpoint_dir(cfg), t.checkpoint_every_n_steps, t.checkpoint_every_minutes, t.monitor, validates=validates
@@ -182,6 +225,9 @@ def train(cfg: TrainConfig, resume: Path | None = None, callbacks: Sequence[Any]
         (run_dir / "config.yaml").write_text(dump_config(cfg))
     except OSError as exc:
         raise ConfigError(f"trainer.run_dir {t.run_dir!r}: {exc.strerror or exc}") from None
+    if trainer.is_global_zero:
+        precision, why = resolve_precision(cfg)
+        print(f"irn train: precision {precision} ({why})", file=sys.stderr, flush=True)
     stopper.install(trainer)
     try:
         stopped_by = fit_until_interrupted(trainer, module, data, resume)

@@ -213,6 +213,102 @@ def test_recommended_z_is_zero_exactly_when_the_objective_never_sampled_z(
     assert (recs[0] == recs[1]) is zero, recs
 
 
+@pytest.mark.parametrize("scale", [2, 4, 8])
+def test_a_patch_target_is_the_crop_of_the_whole_image_bicubic_lr(scale: int) -> None:
+    """Issue 29.3: the fit term's target is the official one: the patch's part of the whole training
+    image's MATLAB-bicubic LR (context beyond the patch, mirrored at the image border), not the bicubic
+    of the patch alone, for patches at the border, inside, and flipped/transposed."""
+    from irn.imaging.resize import imresize
+    from irn.train.data import random_patch, target_margin
+    from irn.train.module import lr_target
+
+    rng0 = np.random.default_rng(3)
+    h, w = 10 * scale + 3, 13 * scale + 1  # not multiples of the scale: the whole image is modcropped
+    image = torch.from_numpy(rng0.integers(0, 256, (3, h, w), dtype=np.uint8))
+    whole = image[:, : h - h % scale, : w - w % scale].float()[None] / 255
+    whole_lr = imresize(whole, scale=1.0 / scale)[0]
+    cfg = config_from_dict({"model": {"scale": scale}})
+    margin, patch = target_margin("haar", scale), 4 * scale
+    borders = seen = 0
+    for i in range(40):
+        rng = np.random.default_rng([0, i])
+        region = random_patch(whole[0].mul(255).round().to(torch.uint8), patch, rng, False, margin, scale)
+        assert region.shape == (3, patch + 2 * margin, patch + 2 * margin)
+        # where is the patch? find it in the whole image (the crop is exact)
+        centre = region[:, margin:-margin, margin:-margin].float() / 255
+        hits = [
+            (t, left)
+            for t in range(0, whole.shape[-2] - patch + 1, scale)
+            for left in range(0, whole.shape[-1] - patch + 1, scale)
+            if torch.equal(whole[0, :, t : t + patch, left : left + patch], centre)
+        ]
+        assert hits, "the patch's corner is a multiple of the scale"
+        top, left = hits[0]
+        target = lr_target(cfg, region.float()[None] / 255, margin)[0]
+        expected = whole_lr[:, top // scale : (top + patch) // scale, left // scale : (left + patch) // scale]
+        torch.testing.assert_close(target, expected, atol=1e-5, rtol=0)
+        borders += top == 0 or left == 0 or top + patch == whole.shape[-2] or left + patch == whole.shape[-1]
+        seen += 1
+        # without the context the target differs next to the patch border (what irn train did before)
+        alone = lr_target(cfg, centre[None])[0]
+        assert (alone - expected).abs().max() > 1e-3
+    assert borders > 0 and seen == 40
+    # flips and the transpose of the whole region commute with the target (the patch stays centred)
+    region = random_patch(whole[0].mul(255).round().to(torch.uint8), patch, np.random.default_rng(5), False, margin)
+    x = region.float()[None] / 255
+    for op in (lambda t: t.flip(-1), lambda t: t.flip(-2), lambda t: t.transpose(-1, -2)):
+        torch.testing.assert_close(lr_target(cfg, op(x), margin), op(lr_target(cfg, x, margin)), atol=1e-5, rtol=0)
+
+
+def test_training_batches_carry_the_target_context(tmp_path: Path) -> None:
+    """The data module gives each patch its context margin and aligns it to the scale; a colour model
+    (per-pixel target) gets none."""
+    from irn.train.data import IRNDataModule
+
+    raw = tiny_config(tmp_path)
+    cfg = config_from_dict(raw)
+    data = IRNDataModule(cfg.data, 2, kind="haar")
+    data.setup("fit")
+    assert data.train_set is not None and data.train_set[0].shape == (3, 16 + 8, 16 + 8)
+    colour = IRNDataModule(cfg.data, 1, kind="color")
+    colour.setup("fit")
+    assert colour.train_set is not None and colour.train_set[0].shape == (3, 16, 16)
+    module = IRNLightning(cfg)
+    batch = torch.stack([data.train_set[i] for i in range(4)])
+    region = batch.float() / 255
+    hr = region[..., 4:-4, 4:-4]
+    from irn.train.module import lr_target
+
+    with_context = module.losses(hr, 0, torch.Generator().manual_seed(0), lr_ref=lr_target(cfg, region, 4))
+    alone = module.losses(hr, 0, torch.Generator().manual_seed(0))
+    assert not torch.allclose(with_context["fit"], alone["fit"])
+    torch.testing.assert_close(with_context["rec"], alone["rec"])
+
+
+def test_precision_auto_is_bf16_exactly_where_the_cpu_has_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 29.2: trainer.precision auto picks bf16-mixed on a CPU with native bf16 and fp32 on one
+    without (detected at run time), says which at the start, and other values pass through."""
+    from irn.train import run as run_module
+
+    cfg = config_from_dict(tiny_config(tmp_path, trainer={"precision": "auto", "max_steps": 2}))
+    monkeypatch.setattr(run_module, "cpu_has_native_bf16", lambda: False)
+    assert run_module.resolve_precision(cfg)[0] == "32-true"
+    monkeypatch.setattr(run_module, "cpu_has_native_bf16", lambda: True)
+    assert run_module.resolve_precision(cfg)[0] == "bf16-mixed"
+    fixed = config_from_dict(tiny_config(tmp_path, trainer={"precision": "bf16-mixed"}))
+    assert run_module.resolve_precision(fixed) == ("bf16-mixed", "as configured")
+    assert run_module.train(cfg) == 0
+    assert "irn train: precision bf16-mixed (auto: this CPU computes bf16 natively" in capsys.readouterr().err
+    # the real probe agrees with the CPU's flags where the kernel lists them
+    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
+    monkeypatch.undo()
+    if "flags" in flags:
+        native = " avx512_bf16" in flags or " amx_bf16" in flags
+        assert run_module.cpu_has_native_bf16() == native
+
+
 def test_lr_schedule_warmup_and_milestones() -> None:
     assert lr_factor(0, 4, [10], 0.5) == pytest.approx(0.25)
     assert lr_factor(3, 4, [10], 0.5) == 1.0
