@@ -1,6 +1,7 @@
 """Issue 16's background training: make the held-out split, then start (or resume) the CPU runs.
 
     python benchmarks/background_train.py split            # datasets/cpu_train, datasets/cpu_val
+    python benchmarks/background_train.py clean            # + datasets/cpu_{train,val}_d2 (issue 29.5)
     python benchmarks/background_train.py start x2 --hours 2.0 [--init PATH] [--resume]
     python benchmarks/background_train.py start x4 --hours 2.0 [--optim.lr=5e-5 ...]
     python benchmarks/background_train.py start color --hours 1.0   # IRN-Color (issue 17)
@@ -46,6 +47,32 @@ def split() -> tuple[int, int]:
     return n_train, n_val
 
 
+def clean(factor: int = 2) -> tuple[int, int]:
+    """Issue 29.5: the split's photos downscaled by ``factor`` with MATLAB bicubic (the usual way
+    super-resolution training cleans web photos: JPEG blocks and smoothed detail shrink below a pixel),
+    as 8-bit PNGs in ``datasets/cpu_train_d{factor}`` and ``datasets/cpu_val_d{factor}``. Existing files
+    are kept (the step is a pure function of the photos), new ones written atomically."""
+    from irn.imaging.io import read_image, write_image
+    from irn.imaging.resize import imresize
+
+    split()
+    counts = []
+    for name in ("cpu_train", "cpu_val"):
+        src, dst = REPO / "datasets" / name, REPO / "datasets" / f"{name}_d{factor}"
+        files = sorted(p for p in src.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+        for f in files:
+            out = (dst / f.relative_to(src)).with_suffix(".png")
+            if out.is_file():
+                continue
+            out.parent.mkdir(parents=True, exist_ok=True)
+            hr = read_image(f)[None]
+            h, w = hr.shape[-2:]
+            hr = hr[..., : h - h % factor, : w - w % factor]
+            write_image(imresize(hr, scale=1.0 / factor).clamp(0, 1)[0], out)
+        counts.append(len(files))
+    return counts[0], counts[1]
+
+
 def start(scale: str, hours: float, init: str | None, resume: bool, overrides: list[str]) -> None:
     run_dir = REPO / "runs" / f"cpu_{scale}"
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -70,6 +97,7 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="cmd", required=True)
     sub.add_parser("split")
+    sub.add_parser("clean", help="the split's photos downscaled by 2 with MATLAB bicubic, as PNGs (issue 29.5)")
     s = sub.add_parser("start")
     s.add_argument(
         "scale",
@@ -89,6 +117,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.cmd == "split":
         n_train, n_val = split()
         print(f"datasets/cpu_train: {n_train} images, datasets/cpu_val: {n_val} images")
+    elif args.cmd == "clean":
+        n_train, n_val = clean()
+        print(f"datasets/cpu_train_d2: {n_train} images, datasets/cpu_val_d2: {n_val} images")
     else:
         split()
         start(args.scale, args.hours, args.init, args.resume, overrides)
