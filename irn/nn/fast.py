@@ -50,7 +50,8 @@ from torch import Tensor
 
 from irn.nn.coupling import AffineCoupling
 from irn.nn.haar import HaarDownsampling, haar_filters
-from irn.nn.network import IRN, check_decode_inputs, quantize
+from irn.nn.linear import ColorTransform, ConvDownsampling
+from irn.nn.network import IRN, IRNColor, check_decode_inputs, quantize
 from irn.nn.subnets import DenseBlock
 
 
@@ -162,8 +163,12 @@ def check_dense_block(block: object, where: str) -> tuple[torch.nn.Conv2d, ...]:
 def check_operation(op: object, where: str = "operation") -> None:
     """Raise :class:`UnsupportedOperation` unless ``op`` is a block whose maths the fast path
     reproduces: an :class:`~irn.nn.coupling.AffineCoupling` with irn's own forward, log-scale and
-    :class:`~irn.nn.subnets.DenseBlock` subnets, or a :class:`~irn.nn.haar.HaarDownsampling` with
-    the official filters (the band formulas of :class:`PreparedHaar`)."""
+    :class:`~irn.nn.subnets.DenseBlock` subnets, a :class:`~irn.nn.haar.HaarDownsampling` with
+    the official filters (the band formulas of :class:`PreparedHaar`), or one of the learnable linear
+    maps (IRN-Color's :class:`~irn.nn.linear.ColorTransform`, the x3 model's
+    :class:`~irn.nn.linear.ConvDownsampling`: cheap next to the couplings, run as they are)."""
+    if type(op) in LINEAR_OPERATIONS:
+        return
     if type(op) is AffineCoupling:
         for name in ("F", "G", "H"):
             check_dense_block(getattr(op, name), f"{where}.{name}")
@@ -418,11 +423,32 @@ class PreparedHaar:
         return y.contiguous(memory_format=torch.channels_last), logdet
 
 
-def prepare_operation(op: object, packed: bool, where: str) -> PreparedCoupling | PreparedHaar:
+class PreparedLinear:
+    """A learnable linear map of the flow (:data:`LINEAR_OPERATIONS`), run by its own module (one small
+    matrix per pixel or per s x s block: a fraction of a coupling's work), its output channels-last for
+    the couplings that follow."""
+
+    def __init__(self, op: ColorTransform | ConvDownsampling) -> None:
+        self.op = op
+
+    def __call__(self, x: Tensor, rev: bool) -> tuple[Tensor, Tensor]:
+        y, logdet = self.op(x.contiguous(), rev=rev)
+        return y.contiguous(memory_format=torch.channels_last), logdet
+
+
+#: the learnable linear maps the fast path runs as they are (:class:`PreparedLinear`)
+LINEAR_OPERATIONS: tuple[type, ...] = (ColorTransform, ConvDownsampling)
+
+Prepared = PreparedCoupling | PreparedHaar | PreparedLinear
+
+
+def prepare_operation(op: object, packed: bool, where: str) -> Prepared:
     """The fast version of one operation of the flow; :class:`UnsupportedOperation` for any other."""
     check_operation(op, where)
     if isinstance(op, AffineCoupling):
         return PreparedCoupling(op, packed, where)
+    if type(op) in LINEAR_OPERATIONS:
+        return PreparedLinear(op)  # type: ignore[arg-type]
     return PreparedHaar(op, where)  # type: ignore[arg-type]
 
 
@@ -439,7 +465,7 @@ class FastIRN(IRN):
         self.operations = model.operations
         self.metadata = dict(getattr(model, "metadata", {}) or {})  # what irn.load attached
         self.options = options or FastOptions()
-        self._prepared: list[PreparedCoupling | PreparedHaar] | None = None
+        self._prepared: list[Prepared] | None = None
         self._prepared_key: tuple[object, ...] | None = None
         for n, op in enumerate(self.operations):  # refuse what it cannot compute, now
             check_operation(op, f"operations.{n}")
@@ -463,7 +489,7 @@ class FastIRN(IRN):
             raise RuntimeError("FastOptions(mkldnn=True) needs an fp32 CPU input and a torch build with oneDNN")
         return self.options.mkldnn
 
-    def prepared(self, packed: bool) -> list[PreparedCoupling | PreparedHaar]:
+    def prepared(self, packed: bool) -> list[Prepared]:
         """The prepared operations, rebuilt when a parameter changed or the backend differs."""
         params = list(self.parameters())
         key = (packed, tuple((p.data_ptr(), p._version, p.device, p.dtype) for p in params))
@@ -510,7 +536,7 @@ class FastIRN(IRN):
         if self._plain(hr):
             return super().downscale(hr)
         lr, _ = self._flow(self._pad(hr), rev=False, lr_only=True)
-        return quantize(lr[:, : self.config.in_channels])
+        return quantize(lr[:, : self.lr_channels])
 
     def decode(self, lr: Tensor, z: Tensor, size: tuple[int, int] | None = None) -> Tensor:
         """:meth:`IRN.decode`, with the flow input assembled channels-last in one copy."""
@@ -519,23 +545,30 @@ class FastIRN(IRN):
         check_decode_inputs(lr, z, size, self.scale, self.latent_channels)
         self._check_dtype("lr", lr)
         self._check_dtype("z", z)
-        c = self.config.in_channels
+        c = self.lr_channels
         flow_in = torch.empty((lr.shape[0], c + z.shape[1], *lr.shape[-2:]), dtype=lr.dtype, device=lr.device)
         flow_in = flow_in.contiguous(memory_format=torch.channels_last)
         flow_in[:, :c] = lr
         flow_in[:, c:] = z
         hr, _ = self(flow_in, rev=True)
-        hr = hr[:, :c]
+        hr = hr[:, : self.config.in_channels]
         if size is not None:
             hr = hr[..., : size[0], : size[1]]
         return hr
 
 
+class FastIRNColor(FastIRN, IRNColor):
+    """:class:`FastIRN` of an IRN-Color model: its ``decolorize`` / ``colorize`` run the fast flow."""
+
+
 def optimize_for_inference(model: IRN, options: FastOptions | None = None) -> FastIRN:
-    """``model`` wrapped as a :class:`FastIRN` (returned as is if it already is one with these options).
-    Raises :class:`UnsupportedOperation` for a model with an operation the fast path does not know."""
+    """``model`` wrapped as a :class:`FastIRN` (:class:`FastIRNColor` for an IRN-Color model; returned
+    as is if it already is one with these options). Raises :class:`UnsupportedOperation` for a model
+    with an operation the fast path does not know."""
     if isinstance(model, FastIRN) and (options is None or options == model.options):
         return model
+    if isinstance(model, IRNColor):
+        return FastIRNColor(model, options)
     return FastIRN(model, options)
 
 

@@ -50,7 +50,7 @@ def _encode(m: nn.Module, hr: Tensor, flow_in: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def _decode(m: nn.Module, hr: Tensor, flow_in: Tensor) -> Tensor:
-    c = m.config.in_channels
+    c = m.lr_channels
     return m.decode(flow_in[:, :c], flow_in[:, c:], size=(H - 1, W - 3))
 
 
@@ -59,7 +59,7 @@ def _downscale(m: nn.Module, hr: Tensor, flow_in: Tensor) -> Tensor:
 
 
 def _upscale(m: nn.Module, hr: Tensor, flow_in: Tensor) -> Tensor:
-    c = m.config.in_channels
+    c = m.lr_channels
     return m.upscale(flow_in[:, :c].clamp(0, 1), z="sample", seed=3, temperature=0.8)
 
 
@@ -105,12 +105,40 @@ def _cases() -> list[object]:
 @pytest.mark.parametrize(("scale", "dtype", "mkldnn"), _cases())
 def test_every_method_equals_the_plain_model(scale: int, dtype: torch.dtype, mkldnn: bool) -> None:
     plain = random_irn(scale, blocks=2, dtype=dtype)
-    fast = FastIRN(plain, FastOptions(stripe_pixels=40, mkldnn=mkldnn))  # several stripes per block
+    _check_every_method(plain, FastIRN(plain, FastOptions(stripe_pixels=40, mkldnn=mkldnn)))  # several stripes
+
+
+@pytest.mark.parametrize("mkldnn", BACKENDS)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize(("kind", "scale"), [("color", 1), ("conv", 3)], ids=["color", "x3"])
+def test_colour_and_x3_models_take_the_fast_path_with_the_same_outputs(
+    kind: str, scale: int, dtype: torch.dtype, mkldnn: bool
+) -> None:
+    """Issue 29.4: IRN-Color (a colour transform, then couplings at full resolution that split 1 / 2)
+    and the x3 model (a learnable downsampling) run the fast path too, and it keeps their API."""
+    if dtype == torch.float64 and mkldnn:
+        pytest.skip("oneDNN's fused kernels are fp32 only")
+    plain = random_irn(scale, blocks=2, dtype=dtype, kind=kind)
+    fast = optimize_for_inference(plain, FastOptions(stripe_pixels=40, mkldnn=mkldnn))
+    assert isinstance(fast, FastIRN) and type(fast).__name__ == ("FastIRNColor" if kind == "color" else "FastIRN")
+    _check_every_method(plain, fast)
+    if kind == "color":
+        rgb = torch.rand(1, 3, H, W, dtype=dtype)
+        with torch.inference_mode():
+            grey = fast.decolorize(rgb)
+            assert grey.shape == (1, 1, H, W)
+            torch.testing.assert_close(fast.colorize(grey, z="zero"), plain.colorize(grey, z="zero"), atol=1e-4, rtol=0)
+    assert isinstance(fast_or_plain(plain), FastIRN)
+
+
+def _check_every_method(plain: irn.IRN, fast: FastIRN) -> None:
+    scale, dtype = plain.scale, next(plain.parameters()).dtype
+    c = plain.lr_channels
     gen = torch.Generator().manual_seed(scale)
     hr = torch.rand(2, 3, H, W, generator=gen).to(dtype)
     hs, ws = -(-H // scale), -(-W // scale)
     flow_in = torch.cat(
-        (torch.rand(2, 3, hs, ws, generator=gen), torch.randn(2, 3 * (scale**2 - 1), hs, ws, generator=gen)), 1
+        (torch.rand(2, c, hs, ws, generator=gen), torch.randn(2, plain.latent_channels, hs, ws, generator=gen)), 1
     ).to(dtype)
     tol = TOLERANCE[dtype]
     with torch.inference_mode():
