@@ -574,7 +574,9 @@ def optimize_for_inference(model: IRN, options: FastOptions | None = None) -> Fa
 
 def fast_or_plain(model: IRN) -> IRN:
     """``model`` as a :class:`FastIRN` when the fast path knows all its operations, else ``model``
-    itself (a network with other blocks runs its own, plain, forward)."""
+    itself (a network with other blocks, or another architecture, runs its own, plain, forward)."""
+    if not isinstance(model, IRN):  # SAIN, T-IRN, ...: the fast path computes IRN's operations only
+        return model
     try:
         return optimize_for_inference(model)
     except UnsupportedOperation:

@@ -13,13 +13,17 @@ The forward map of the Haar IRN sends an HR image (B, 3, H, W) to
 Sizes that are not multiples of the scale are reflect-padded at the bottom and right
 to the next multiple before the forward pass, so the LR has ceil(H/s) x ceil(W/s)
 pixels; :meth:`IRN.upscale` and :meth:`IRN.decode` crop back when given ``size``.
+
+The image API (``encode``, ``decode``, ``downscale``, ``sample_latent``, ``upscale``, ``roundtrip``,
+the padding and the checks) lives in :class:`Rescaler`, the base class of every invertible rescaler
+of the package: :class:`IRN` here, :class:`irn.nn.sain.SAIN` and :class:`irn.nn.tirn.TIRN`.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -134,60 +138,59 @@ def check_decode_inputs(lr: Tensor, z: Tensor, size: tuple[int, int] | None, sca
         )
 
 
-class IRN(nn.Module):
-    """Invertible Rescaling Network.
+class Rescaler(nn.Module):
+    """The image API every invertible rescaler shares (:class:`IRN`, SAIN, T-IRN).
 
-    ``forward(x, rev=False)`` is the raw flow: (B, 3, H, W) -> ((B, 3 s^2, H/s, W/s), logdet (B,))
-    with H, W multiples of the scale; ``rev=True`` inverts it. The methods below are the
-    image-level API (values in [0, 1]).
+    A subclass sets ``config`` in its constructor (an object with ``scale``, ``kind``, ``in_channels``,
+    ``lr_channels`` and ``latent_channels``) and implements ``forward(x, rev=False) -> (y, logdet)``,
+    its raw flow: the HR image (B, in_channels, H, W) with H, W multiples of the scale to
+    (B, lr_channels + latent_channels, H/s, W/s), logdet of shape (B,); ``rev=True`` takes the
+    concatenation of an LR and a latent and returns the HR image in its first ``in_channels``
+    channels. Three hooks say where a network differs from IRN:
+
+    - :meth:`_encode_padded`: the (lr, z) of a padded image; by default the forward output split after
+      ``lr_channels`` channels (SAIN takes its LR from inside the flow instead);
+    - :meth:`_draw_latent`: a random latent; by default N(0, temperature^2) (SAIN draws from its
+      Gaussian mixture);
+    - ``default_z``: what :meth:`recommended_z` answers when the loaded file says nothing ("sample";
+      T-IRN, trained with z = 0 only: "zero").
+
+    Values are in [0, 1]. Sizes that are not multiples of the scale are padded at the bottom and
+    right (:meth:`_pad`) and cropped back by ``size``.
     """
 
-    def __init__(self, config: IRNConfig | None = None, **kwargs: object) -> None:
-        super().__init__()
-        if config is None:
-            config = IRNConfig(**kwargs)  # type: ignore[arg-type]
-        elif kwargs:
-            raise InputError("pass either an IRNConfig or keyword arguments, not both")
-        self.config = config
-        ops: list[nn.Module] = []
-        channels = config.in_channels
-        split = config.lr_channels
-        for n_blocks in config.blocks_per_level:
-            if config.kind == "haar":
-                ops.append(HaarDownsampling(channels))
-                channels *= 4
-            elif config.kind == "conv":
-                ops.append(ConvDownsampling(config.scale, channels))
-                channels *= config.scale**2
-            else:
-                ops.append(ColorTransform(channels))
-            for _ in range(n_blocks):
-                ops.append(AffineCoupling(channels, split, config.clamp, config.growth))
-        self.operations = nn.ModuleList(ops)
+    config: Any
+    default_z: ClassVar[Literal["sample", "zero"]] = "sample"
 
     @property
     def scale(self) -> int:
-        return self.config.scale
+        return self.config.scale  # type: ignore[no-any-return]
 
     @property
     def kind(self) -> str:
-        return self.config.kind
+        return self.config.kind  # type: ignore[no-any-return]
 
     @property
     def lr_channels(self) -> int:
-        return self.config.lr_channels
+        return self.config.lr_channels  # type: ignore[no-any-return]
 
     @property
     def latent_channels(self) -> int:
-        return self.config.latent_channels
+        return self.config.latent_channels  # type: ignore[no-any-return]
 
-    def forward(self, x: Tensor, rev: bool = False) -> tuple[Tensor, Tensor]:
-        logdet = x.new_zeros(x.shape[0])
-        ops = reversed(self.operations) if rev else iter(self.operations)
-        for op in ops:
-            x, ld = op(x, rev=rev)
-            logdet = logdet + ld
-        return x, logdet
+    # ---------------------------------------------------------------- hooks
+    def _encode_padded(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """(lr, z) of ``x`` (B, in_channels, H, W), H and W multiples of the scale: the forward output
+        split after ``lr_channels`` channels."""
+        out, _ = self(x)
+        c = self.lr_channels
+        return out[:, :c], out[:, c:]
+
+    def _draw_latent(
+        self, shape: tuple[int, ...], temperature: float, generator: torch.Generator | None, like: Tensor
+    ) -> Tensor:
+        """A random latent of ``shape`` on ``like``'s device and dtype: N(0, temperature^2) draws."""
+        return torch.randn(shape, generator=generator, device=like.device, dtype=like.dtype) * temperature
 
     # ---------------------------------------------------------------- image API
     def _check_dtype(self, name: str, x: Tensor) -> None:
@@ -218,12 +221,10 @@ class IRN(nn.Module):
         hr (B, 3, H, W) in [0, 1] -> lr (B, 3, ceil(H/s), ceil(W/s)) and
         z (B, 3(s^2-1), ceil(H/s), ceil(W/s)).
         """
-        out, _ = self(self._pad(hr))
-        c = self.lr_channels
-        return out[:, :c], out[:, c:]
+        return self._encode_padded(self._pad(hr))
 
     def decode(self, lr: Tensor, z: Tensor, size: tuple[int, int] | None = None) -> Tensor:
-        """Exact inverse of :meth:`encode`: (lr, z) -> hr (B, 3, s h, s w), cropped to ``size``."""
+        """Inverse of :meth:`encode` (exact for IRN): (lr, z) -> hr (B, 3, s h, s w), cropped to ``size``."""
         check_decode_inputs(lr, z, size, self.scale, self.latent_channels)
         self._check_dtype("lr", lr)
         self._check_dtype("z", z)
@@ -245,8 +246,9 @@ class IRN(nn.Module):
         temperature: float = 1.0,
         seed: int | None = None,
     ) -> Tensor:
-        """The latent used by :meth:`upscale`: N(0, temperature^2) draws, zeros, or ``z`` itself;
-        ``"auto"`` is :meth:`recommended_z`."""
+        """The latent used by :meth:`upscale`: random draws (N(0, temperature^2) unless the network
+        says otherwise, see :meth:`_draw_latent`), zeros, or ``z`` itself; ``"auto"`` is
+        :meth:`recommended_z`."""
         if isinstance(z, str) and z == "auto":
             z = self.recommended_z()
         shape = (lr.shape[0], self.latent_channels, *lr.shape[-2:])
@@ -264,14 +266,17 @@ class IRN(nn.Module):
             gen = None
             if seed is not None:
                 gen = torch.Generator(device=lr.device).manual_seed(seed)
-            return torch.randn(shape, generator=gen, device=lr.device, dtype=lr.dtype) * temperature
+            return self._draw_latent(shape, temperature, gen, lr)
         raise InputError(f"z must be 'sample', 'zero', 'auto' or a tensor, got {z!r}", param="z")
 
     def recommended_z(self) -> Literal["sample", "zero"]:
         """The latent this model decodes best with: ``metadata["recommended_z"]`` of a loaded file
-        (``irn export`` writes "zero" for a model trained with z = 0 only), else "sample" (the paper)."""
+        (``irn export`` writes "zero" for a model trained with z = 0 only), else ``default_z``
+        ("sample" for IRN, the paper's choice)."""
         value = (getattr(self, "metadata", None) or {}).get("recommended_z")
-        return "zero" if value == "zero" else "sample"
+        if value in ("sample", "zero"):
+            return value  # type: ignore[no-any-return]
+        return self.default_z
 
     def upscale(
         self,
@@ -284,9 +289,9 @@ class IRN(nn.Module):
     ) -> Tensor:
         """lr (B, 3, h, w) in [0, 1] -> hr (B, 3, s h, s w) clamped to [0, 1], cropped to ``size``.
 
-        ``z="sample"`` draws the latent from N(0, temperature^2) (reproducible with ``seed``),
-        ``z="zero"`` uses its mode, a tensor is used as given; ``"auto"`` (default) is
-        :meth:`recommended_z`: "sample" unless the loaded file recommends "zero".
+        ``z="sample"`` draws the latent (N(0, temperature^2) for IRN; reproducible with ``seed``),
+        ``z="zero"`` uses zeros, a tensor is used as given; ``"auto"`` (default) is
+        :meth:`recommended_z`: the model's default unless the loaded file recommends otherwise.
         """
         if lr.dim() != 4 or lr.shape[1] != self.lr_channels:
             raise InputError(f"expected an LR batch (B, {self.lr_channels}, h, w), got shape {tuple(lr.shape)}")
@@ -301,6 +306,49 @@ class IRN(nn.Module):
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+
+class IRN(Rescaler):
+    """Invertible Rescaling Network.
+
+    ``forward(x, rev=False)`` is the raw flow: (B, 3, H, W) -> ((B, 3 s^2, H/s, W/s), logdet (B,))
+    with H, W multiples of the scale; ``rev=True`` inverts it. The image-level API (values in
+    [0, 1]) is :class:`Rescaler`'s: ``encode`` splits the forward output into the LR (channels 0-2)
+    and z, ``decode`` is its exact inverse, ``upscale`` draws z from N(0, T^2) by default.
+    """
+
+    config: IRNConfig
+
+    def __init__(self, config: IRNConfig | None = None, **kwargs: object) -> None:
+        super().__init__()
+        if config is None:
+            config = IRNConfig(**kwargs)  # type: ignore[arg-type]
+        elif kwargs:
+            raise InputError("pass either an IRNConfig or keyword arguments, not both")
+        self.config = config
+        ops: list[nn.Module] = []
+        channels = config.in_channels
+        split = config.lr_channels
+        for n_blocks in config.blocks_per_level:
+            if config.kind == "haar":
+                ops.append(HaarDownsampling(channels))
+                channels *= 4
+            elif config.kind == "conv":
+                ops.append(ConvDownsampling(config.scale, channels))
+                channels *= config.scale**2
+            else:
+                ops.append(ColorTransform(channels))
+            for _ in range(n_blocks):
+                ops.append(AffineCoupling(channels, split, config.clamp, config.growth))
+        self.operations = nn.ModuleList(ops)
+
+    def forward(self, x: Tensor, rev: bool = False) -> tuple[Tensor, Tensor]:
+        logdet = x.new_zeros(x.shape[0])
+        ops = reversed(self.operations) if rev else iter(self.operations)
+        for op in ops:
+            x, ld = op(x, rev=rev)
+            logdet = logdet + ld
+        return x, logdet
 
     def extra_repr(self) -> str:
         kind = "" if self.kind == "haar" else f"kind={self.kind}, "
