@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> None:
             f"(x{r['speedup']}), max diff {r['max_diff']:.2g}"
         )
     if args.json:
-        from benchmarks.precision_ab import cpu_name
+        from benchmarks.train_ab import cpu_name
         from irn.imaging.io import write_json
 
         write_json(args.json, {"benchmark": "color_speed", "cpu": cpu_name(), "threads": args.threads, "rows": rows})

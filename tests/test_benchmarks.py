@@ -279,18 +279,18 @@ def test_whole_sizes_default_and_given() -> None:
     assert whole_sizes(args) == [(1356, 2040), (32, 64)]
 
 
-def test_precision_ab_reads_seconds_per_step_between_validations(capsys: pytest.CaptureFixture[str]) -> None:
-    """benchmarks/precision_ab.py: the s/step is the median of the logging windows after the warm-up
+def test_train_ab_reads_seconds_per_step_between_validations(capsys: pytest.CaptureFixture[str]) -> None:
+    """benchmarks/train_ab.py: the s/step is the median of the logging windows after the warm-up
     that hold no validation, and each validation is reported at the step it followed."""
-    from benchmarks import precision_ab
+    from benchmarks import train_ab
 
     rows = [{"step": str(s), "train/seconds": str(s * 0.5)} for s in range(9, 100, 10)]
     rows.append({"step": "99", "val/psnr_y_z0": "40.1", "val/psnr_y_sample": "39.5", "val/train_seconds": "60"})
     rows += [{"step": str(s), "train/seconds": str(60 + (s - 99) * 0.5)} for s in range(109, 200, 10)]
     rows[3]["train/seconds"] = str(float(rows[3]["train/seconds"]) + 20)  # one slow window (a checkpoint)
-    out = precision_ab.summarise(rows)
+    out = train_ab.summarise(rows)
     assert out["s_per_step"] == 0.5
     assert out["validation"] == [{"step": 100, "psnr_y_z0": 40.1, "psnr_y_sample": 39.5, "lr_psnr_y": None}]
     with pytest.raises(SystemExit):
-        precision_ab.main(["--variants", "fp32,fp8"])
+        train_ab.main(["--variants", "fp32,fp8"])
     assert "unknown variants ['fp8']" in capsys.readouterr().err

@@ -1,4 +1,6 @@
-"""Issue 29.2: fp32 against bf16-mixed (and channels-last, torch.compile under bf16) on the CPU, in one run.
+"""Training A/B runs in one process: issue 29.2's fp32 against bf16-mixed (and channels-last,
+torch.compile under bf16) on the CPU, and issue 29.5's training content (photos as they are against
+photos downscaled by 2).
 
 Every variant is ``irn train --config configs/cpu_x2.yaml`` from the shipped x2 with the same seed (the
 same batches, step by step), ``--steps`` steps at ``--threads`` threads, validated on the held-out
@@ -8,8 +10,12 @@ first steps' warm-up fall out) and the held-out PSNR-Y (z = 0 and sampled z) at 
 ratio of each variant's s/step to the first's (fp32)::
 
     python benchmarks/background_train.py split
-    python benchmarks/precision_ab.py --steps 300 --val-every 100 --json benchmarks/results/s14_precision_ab.json
-    python benchmarks/precision_ab.py --variants bf16,bf16-cl,bf16-compile --steps 100 --val-every 100
+    python benchmarks/train_ab.py --steps 300 --val-every 100 --json benchmarks/results/s14_precision_ab.json
+    python benchmarks/train_ab.py --variants fp32,bf16,bf16-cl,bf16-compile --steps 100 --val-every 100
+    python benchmarks/background_train.py clean   # datasets/cpu_{train,val}_d2
+    python benchmarks/train_ab.py --variants bf16,bf16-d2 --data.val_dir=datasets/cpu_val_d2
+
+Options after the script's own (``--section.key=value``) go to every variant's ``irn train``.
 
 The variants run one after another (never side by side: they would share the cores they are timed on).
 """
@@ -35,6 +41,8 @@ VARIANTS: dict[str, list[str]] = {
     "bf16-cl": ["--trainer.precision=bf16-mixed", "--trainer.channels_last=true"],
     "bf16-compile": ["--trainer.precision=bf16-mixed", "--trainer.compile=default"],
     "fp32-cl": ["--trainer.precision=32-true", "--trainer.channels_last=true"],
+    # issue 29.5: the training photos downscaled by 2 with MATLAB bicubic (background_train.py clean)
+    "bf16-d2": ["--trainer.precision=bf16-mixed", "--data.train_dir=datasets/cpu_train_d2"],
 }
 
 
@@ -86,7 +94,7 @@ def summarise(rows: list[dict[str, str]]) -> dict[str, object]:
 def run_variant(name: str, steps: int, val_every: int, threads: int, root: Path, extra: list[str]) -> dict[str, object]:
     run_dir = root / name
     if run_dir.exists() and read_metrics(run_dir):
-        sys.exit(f"precision_ab: {run_dir} holds an earlier run; remove it or choose another --root")
+        sys.exit(f"train_ab: {run_dir} holds an earlier run; remove it or choose another --root")
     cmd = [
         sys.executable,
         "-m",
@@ -109,7 +117,7 @@ def run_variant(name: str, steps: int, val_every: int, threads: int, root: Path,
     with (run_dir / "train.log").open("w") as log:
         code = subprocess.call(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=env)
     if code != 0:
-        sys.exit(f"precision_ab: variant {name} failed (exit {code}); see {run_dir / 'train.log'}")
+        sys.exit(f"train_ab: variant {name} failed (exit {code}); see {run_dir / 'train.log'}")
     return {"variant": name, "options": VARIANTS[name], "wall_seconds": round(time.monotonic() - started, 1)} | (
         summarise(read_metrics(run_dir))
     )
@@ -123,9 +131,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--steps", type=int, default=300)
     p.add_argument("--val-every", type=int, default=100)
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--root", default=str(REPO / "runs" / "precision_ab"), help="run folders (one per variant)")
+    p.add_argument("--root", default=str(REPO / "runs" / "train_ab"), help="run folders (one per variant)")
     p.add_argument("--json", default=None, help="also write the results here")
     args, extra = p.parse_known_args(argv)
+    bad = [o for o in extra if not (o.startswith("--") and "=" in o and "." in o.split("=")[0])]
+    if bad:
+        p.error(f"unrecognized arguments: {' '.join(bad)} (config overrides are --section.key=value)")
     names = [v for v in args.variants.split(",") if v]
     unknown = [v for v in names if v not in VARIANTS]
     if unknown:
@@ -141,7 +152,7 @@ def main(argv: list[str] | None = None) -> None:
             f"z0 {last.get('psnr_y_z0')} sampled {last.get('psnr_y_sample')} dB"
         )
     doc = {
-        "benchmark": "precision_ab",
+        "benchmark": "train_ab",
         "cpu": cpu_name(),
         "threads": args.threads,
         "steps": args.steps,
