@@ -14,7 +14,7 @@
   ``pip install irn`` (irn's requirements, recursively) against the light runtime (onnxruntime,
   numpy, Pillow and their requirements; irn's own files counted in both).
 
-Without ``--onnx``, the model is exported first (``irn.onnx_export.export_onnx``; a minute or two).
+Without ``--onnx``, the model is exported first (``irn.onnx.export.export_onnx``; a minute or two).
 """
 
 from __future__ import annotations
@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         folder = args.onnx
         if folder is None:
             import irn
-            from irn.onnx_export import export_onnx
+            from irn.onnx.export import export_onnx
 
             folder = Path(tmp) / "onnx"
             export_onnx(irn.load(args.model), folder)

@@ -4,10 +4,11 @@ The package is layered; each layer imports only from the layers below it::
 
     irn.nn          blocks, networks, the fast inference path (irn.nn.fast)
     irn.imaging     image files, MATLAB-style resize, tiling
-    irn.zoo         checkpoint formats (pt, safetensors), shipped models
-    irn.onnx_export ONNX export
+    irn.zoo         the registry of architectures, model files (pt, safetensors), models by name
+                    (shipped, and pretrained ones downloaded on first use)
+    irn.onnx.export ONNX export
     irn.api         the Python API on images (downscale_image, ...)
-    irn.onnx        the torch-free runtime of an ONNX export
+    irn.onnx        the torch-free runtime of an ONNX export (irn.onnx.runtime)
     irn.eval / irn.train / irn.datasets
     irn.experiments craft, decay, hybrid, chart
     irn.cli         the ``irn`` command

@@ -26,7 +26,7 @@ pytest.importorskip("onnxruntime", reason="needs onnxruntime (pip install 'irn[o
 pytest.importorskip("onnxscript", reason="needs onnxscript (pip install 'irn[onnx]')")
 
 from irn import onnx as runtime  # noqa: E402 - after the skips
-from irn.onnx_export import export_onnx  # noqa: E402
+from irn.onnx.export import export_onnx  # noqa: E402
 
 KINDS = {"x2": (2, "haar"), "x4": (4, "haar"), "x3": (3, "conv"), "color": (1, "color")}
 

@@ -41,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     what.add_argument(
         "--model",
         metavar="NAME|PATH",
-        help="shipped model name (x2, x4, ...) or checkpoint file (IRN, x3 or IRN-Color)",
+        help="model name (x2, x4, sain-x2-jpeg, ...: irn models) or checkpoint file (IRN, x3 or IRN-Color)",
     )
     what.add_argument(
         "--method",

@@ -1,7 +1,8 @@
 """``irn export``: a model as a file for deployment. A Lightning training checkpoint becomes the
-self-describing model file of ``irn.save`` (pt or safetensors); any model irn loads (a shipped name,
-our files, the official x2/x3/x4/x8 and IRN-Color files, a training checkpoint) becomes those or an
-ONNX export (``DIR/encoder.onnx``, ``DIR/decoder.onnx``, ``DIR/model.json``) for :mod:`irn.onnx`."""
+self-describing model file of ``irn.save`` (pt or safetensors); any model irn loads (a model name,
+our files, the official files of every registered architecture, a training checkpoint) becomes those
+or, for the architectures whose registry entry says so (``onnx``), an ONNX export
+(``DIR/encoder.onnx``, ``DIR/decoder.onnx``, ``DIR/model.json``) for :mod:`irn.onnx`."""
 
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "checkpoint",
         metavar="MODEL",
-        help="training checkpoint of irn train (last.ckpt / best.ckpt), shipped model name (x2, x4, ...) or model file",
+        help="training checkpoint of irn train (last.ckpt / best.ckpt), model name (x2, sain-x2-jpeg, ...: irn models) "
+        "or model file",
     )
     parser.add_argument(
         "-o", "--output", required=True, help="file to write (model.pt, model.safetensors), or a folder for onnx"
@@ -35,15 +37,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from irn.imaging.io import check_output_path, refuse_overwriting
-    from irn.zoo import SHIPPED, is_training_checkpoint, load_module, resolve
+    from irn.zoo.catalogue import describe_names, get
+    from irn.zoo.checkpoint import is_training_checkpoint, load_module
+    from irn.zoo.pretrained import resolve
+    from irn.zoo.registry import ARCHITECTURES, architecture_of
 
     fmt = args.format or ("safetensors" if str(args.output).endswith(".safetensors") else "pt")
     dst = check_output_path(args.output, "-o", folder=fmt == "onnx")
     name = args.checkpoint
-    src = resolve(name) if name in SHIPPED else Path(name)
+    src = resolve(name) if get(name) is not None else Path(name)  # a model name: shipped, or downloaded
     if not src.is_file():
-        shipped = ", ".join(SHIPPED)
-        raise IRNError(f"{src}: no such checkpoint or model file (shipped models: {shipped})")
+        raise IRNError(f"{src}: no such checkpoint or model file ({describe_names()})")
     if fmt != "onnx":
         refuse_overwriting({"-o": dst}, {"the training checkpoint" if src.suffix == ".ckpt" else "the model": src})
     if is_training_checkpoint(src):
@@ -56,13 +60,13 @@ def run(args: argparse.Namespace) -> int:
         model.metadata = meta  # type: ignore[assignment]
         what = f"{type(model).__name__}, from {src.name}"
     if fmt == "onnx":
-        from irn.nn.network import IRN
-        from irn.onnx_export import export_onnx
+        from irn.onnx.export import export_onnx
+        from irn.zoo.checkpoint import restorer_of
 
-        if not isinstance(model, IRN):
-            raise IRNError(f"{src}: a compression restoration module alone does not export to ONNX (an IRN does)")
-        from irn.zoo import restorer_of
-
+        arch = architecture_of(model)
+        if not arch.onnx:
+            exported = ", ".join(a.name for a in ARCHITECTURES if a.onnx)
+            raise IRNError(f"{src}: {arch.title} does not export to ONNX (the architectures that do: {exported})")
         if restorer_of(model) is not None:
             print(
                 f"irn export: note: {src.name} carries a compression restoration module; the ONNX export leaves "
@@ -73,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
         export_onnx(model, dst)
         print(f"wrote {dst}/encoder.onnx, decoder.onnx, model.json ({what})", file=sys.stderr)
         return 0
-    from irn.zoo import save
+    from irn.zoo.checkpoint import save
 
     save(model, dst, meta, format=fmt)
     print(f"wrote {dst} ({fmt}; {what})", file=sys.stderr)

@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "data": "data",
     "train": "train",
     "export": "export",
+    "models": "models",
     "craft": "craft",
 }
 

@@ -101,7 +101,8 @@ def add_arguments(parser: argparse.ArgumentParser, task: Task = RESCALE) -> None
             "--model",
             default="x2",
             metavar="NAME|PATH",
-            help="shipped model name (x2, x4, x2-jpeg) or checkpoint file, the official x3 included (default x2)",
+            help="model name (x2, x4, x2-jpeg, sain-x2-jpeg, ...: irn models) or checkpoint file, the official x3 "
+            "included (default x2)",
         )
     add_device_argument(common)
     common.add_argument("-r", "--recursive", action="store_true", help="search folders recursively")

@@ -1,7 +1,7 @@
 """Datasets: the registry of benchmark/training sets and resumable, verified downloads.
 
 - :mod:`.registry`: what can be fetched (dataset and archive specs, pinned checksums, DIV2K)
-- :mod:`.transfer`: resumable HTTP downloads, checksum verification
+- :mod:`.transfer`: checksum verification, on irn's one resumable downloader (:mod:`irn.zoo.transfer`)
 - :mod:`.archive`: zip extraction that refuses members landing outside the target folder
 - :mod:`.download`: the flow for one archive or dataset (:func:`fetch_archive`,
   :func:`download_dataset`, :func:`download_url`) and what is on disk (:func:`archive_status`)

@@ -86,7 +86,7 @@ class ConvDownsampling(nn.Module):
             if ch != c * s * s:
                 raise ValueError(f"inverse ConvDownsampling expects {c * s * s} channels, got {ch}")
             coeffs = x.reshape(b, s * s, c, h, w)
-            # inv_ex: no error-check op, so the graph exports to ONNX (irn.onnx_export); a singular M
+            # inv_ex: no error-check op, so the graph exports to ONNX (irn.onnx.export); a singular M
             # (never the case for a trained map) gives non-finite values instead of an exception
             blocks = torch.einsum("pk,bkchw->bcphw", torch.linalg.inv_ex(m)[0], coeffs)
             y = blocks.reshape(b, c, s, s, h, w).permute(0, 1, 4, 2, 5, 3).reshape(b, c, h * s, w * s)

@@ -553,6 +553,7 @@ def test_ctrl_c_at_any_moment_leaves_a_resumable_state(server, tmp_path, capsys,
     folder holds nothing, a ``.part`` of what was received, or the verified archive; the rerun finishes."""
     from irn.datasets import archive as archive_module
     from irn.datasets import transfer
+    from irn.zoo import transfer as downloader  # the one downloader, shared with the pretrained models
 
     base, state = server
     members = image_members(count=4, size=100_000)
@@ -562,7 +563,7 @@ def test_ctrl_c_at_any_moment_leaves_a_resumable_state(server, tmp_path, capsys,
     updates: list[int] = []
     with monkeypatch.context() as m:
         if isinstance(moment, int):
-            m.setattr(transfer, "byte_bar", lambda *a, **k: StopAfter(moment, updates))
+            m.setattr(downloader, "byte_bar", lambda *a, **k: StopAfter(moment, updates))
         elif moment == "verify":
             m.setattr(transfer, "file_digest", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
         else:

@@ -1,7 +1,7 @@
 """The light runtime: an exported IRN (``irn export MODEL --format onnx -o DIR``) run with onnxruntime,
 numpy and Pillow alone; torch is never imported.
 
-    from irn.onnx import load
+    from irn.onnx import load                   # irn.onnx.runtime's names, from the package
     model = load("x2_onnx")                     # DIR with encoder.onnx, decoder.onnx, model.json
     lr = model.downscale(hr)                    # (B, 3, H, W) float32 in [0, 1] -> 8-bit levels
     hr = model.upscale(lr, z="zero")
@@ -48,7 +48,7 @@ from irn.imaging.files import (
 )
 from irn.imaging.kernels import imresize_array
 
-FORMAT = "irn-onnx"  # model.json's "format" (irn.onnx_export.FORMAT)
+FORMAT = "irn-onnx"  # model.json's "format" (irn.onnx.export.FORMAT)
 SUPPORTED_VERSION = 1
 ZMode = Literal["auto", "sample", "zero"]
 LOSSY = {"JPEG", "WEBP"}

@@ -1,5 +1,5 @@
 """ONNX export of any model irn loads (issue 20): ``DIR/encoder.onnx``, ``DIR/decoder.onnx`` and
-``DIR/model.json``, run without torch by :mod:`irn.onnx`.
+``DIR/model.json``, run without torch by :mod:`irn.onnx.runtime`.
 
 - ``encoder.onnx``: input ``hr`` (B, 3, H, W) float32 in [0, 1], H and W multiples of the scale (the
   runtime pads as :meth:`irn.nn.network.IRN.encode` does) -> outputs ``lr`` (B, c, H/s, W/s) on 8-bit

@@ -1,0 +1,243 @@
+"""The one downloader of irn: resumable HTTP downloads into a ``.part`` file (torch-free).
+
+Pretrained models (:mod:`irn.zoo.pretrained`) and datasets (:mod:`irn.datasets`) both download with
+:func:`download_file`: the bytes go to ``<dest>.part``; a ``.part`` left by an interrupted run is
+continued with an HTTP ``Range`` request, and a server that ignores the range (HTTP 200) restarts it
+from byte 0. A dropped connection is resumed ``FetchOptions.retries`` times. Ctrl+C leaves the
+``.part`` with what was received (an empty one is removed), never a file under the final name: the
+caller verifies the complete ``.part`` and only then renames it. Errors are one-line
+:class:`irn.errors.IRNError` subclasses naming the URL and where to put the file by hand.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import re
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from irn._version import __version__
+from irn.errors import IRNError
+from irn.progress import byte_bar
+
+CHUNK_BYTES = 1 << 20  # bytes read at a time from a file being verified
+NETWORK_CHUNK_BYTES = 64 << 10  # bytes read at a time from the network (progress and Ctrl+C at this grain)
+USER_AGENT = f"irn/{__version__} (downloader of datasets and pretrained models)"
+
+
+class DownloadError(IRNError):
+    """The file could not be fetched (host unreachable, HTTP error, interrupted transfer)."""
+
+
+class ChecksumError(IRNError):
+    """The downloaded file does not match its pinned checksum (it has been moved aside)."""
+
+
+@dataclass(frozen=True)
+class FetchOptions:
+    """How to fetch: ``retries`` automatic resumes after a dropped connection (waiting
+    ``retry_delay * 2**k`` s), ``timeout`` seconds per socket operation, whether to keep the
+    archive after extraction, re-extract even if done (``force``; both for datasets), and show
+    progress bars."""
+
+    retries: int = 3
+    retry_delay: float = 1.0
+    timeout: float = 60.0
+    keep_archive: bool = False
+    force: bool = False
+    progress: bool = True
+
+
+def format_bytes(count: float) -> str:
+    """``3530603713 -> '3.53 GB'`` (powers of 1000, as tqdm shows them)."""
+    for unit in ("B", "kB", "MB", "GB"):
+        if abs(count) < 1000 or unit == "GB":
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.2f} {unit}"
+        count /= 1000
+    raise AssertionError("unreachable")
+
+
+def note(message: str) -> None:
+    """One line ``irn: message`` on stderr (what a download is doing: resuming, restarting)."""
+    print(f"irn: {message}", file=sys.stderr, flush=True)
+
+
+def manual_hint(url: str, dest: Path) -> str:
+    """How to place a file by hand: the default end of every error of :func:`download_file`."""
+    return (
+        f"if this machine cannot reach it, download {url} another way, save it as {dest} and rerun "
+        "the same command: it verifies a file found there"
+    )
+
+
+class _Interrupted(Exception):
+    """The transfer stopped before the end; the bytes so far are in the ``.part`` file."""
+
+    def __init__(self, done: int, total: int | None, reason: str) -> None:
+        super().__init__(reason)
+        self.done = done
+        self.total = total
+        self.reason = reason
+
+
+def _content_range(header: str | None) -> tuple[int | None, int | None]:
+    """``'bytes 100-199/200' -> (100, 200)``; ``'bytes */200' -> (None, 200)``."""
+    match = re.fullmatch(r"\s*bytes\s+(?:(\d+)-\d+|\*)/(\d+|\*)\s*", header or "")
+    if match is None:
+        return None, None
+    start = int(match.group(1)) if match.group(1) is not None else None
+    total = int(match.group(2)) if match.group(2) != "*" else None
+    return start, total
+
+
+def _transfer(url: str, part: Path, dest: Path, expected_size: int | None, options: FetchOptions, hint: str) -> bool:
+    """One HTTP request appending to (or restarting) ``part``. True when the file is complete,
+    False when ``part`` was discarded and the caller should request again from byte 0."""
+    offset = part.stat().st_size if part.exists() else 0
+    headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
+    if offset:
+        headers["Range"] = f"bytes={offset}-"
+    request = urllib.request.Request(url, headers=headers)
+    try:
+        response = urllib.request.urlopen(request, timeout=options.timeout)
+    except urllib.error.HTTPError as exc:
+        exc.close()
+        if exc.code == 416 and offset:
+            _, total = _content_range(exc.headers.get("Content-Range"))
+            if total == offset:
+                return True
+            note(f"the server cannot resume {part.name} at byte {offset} (HTTP 416); starting over")
+            part.unlink()
+            return False
+        raise DownloadError(f"{url}: HTTP {exc.code} {exc.reason}; {hint}") from None
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+        reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+        raise DownloadError(f"cannot reach {url} ({reason}); {hint}") from None
+
+    with response:
+        status = getattr(response, "status", None) or 200
+        length_header = response.headers.get("Content-Length")
+        length = int(length_header) if length_header and length_header.strip().isdigit() else None
+        if offset and status == 206:
+            start, _ = _content_range(response.headers.get("Content-Range"))
+            if start != offset:
+                note(f"the server resumed {part.name} at the wrong byte ({start}, not {offset}); starting over")
+                part.unlink()
+                return False
+            mode = "ab"
+        else:
+            if offset:
+                note(f"the server ignored the resume request (HTTP {status}); restarting {part.name} from byte 0")
+            offset = 0
+            mode = "wb"
+        total = offset + length if length is not None else expected_size
+        if expected_size is not None and length is not None and total != expected_size:
+            raise DownloadError(
+                f"{url} is {total} bytes but {dest.name} should be {expected_size} bytes: this server or "
+                f"mirror does not serve the expected file; {hint}"
+            )
+        done = offset
+        with (
+            part.open(mode) as sink,
+            byte_bar(total, dest.name, options.progress, initial=offset) as bar,
+        ):
+            while True:
+                try:
+                    chunk = response.read(NETWORK_CHUNK_BYTES)
+                except (OSError, http.client.HTTPException) as exc:  # only network errors are resumable
+                    raise _Interrupted(done, total, str(exc) or type(exc).__name__) from exc
+                if not chunk:
+                    break
+                sink.write(chunk)
+                done += len(chunk)
+                bar.update(len(chunk))
+        if total is not None and done < total:
+            raise _Interrupted(done, total, "the connection closed early")
+    return True
+
+
+def part_path(dest: Path) -> Path:
+    """``<dest>.part``: where the download of ``dest`` collects its bytes until it is verified."""
+    return dest.with_name(dest.name + ".part")
+
+
+def download_file(
+    url: str,
+    dest: Path,
+    *,
+    expected_size: int | None = None,
+    options: FetchOptions,
+    hint: str | None = None,
+) -> Path:
+    """Download ``url`` into ``dest.part``, resuming a ``.part`` left by an earlier run with an HTTP
+    Range request, and retrying a dropped connection ``options.retries`` times. Returns the complete
+    ``.part`` (the caller verifies it, then renames it to ``dest``); on failure or Ctrl+C the ``.part``
+    keeps what was received for the next run to continue, and an empty one is removed.
+
+    ``hint`` ends every error message (default: :func:`manual_hint`, how to place the file by hand)."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = part_path(dest)
+    try:
+        _download(url, part, dest, expected_size, options, hint or manual_hint(url, dest))
+    except BaseException:
+        if part.is_file() and part.stat().st_size == 0:
+            part.unlink()
+        raise
+    return part
+
+
+def _download(url: str, part: Path, dest: Path, expected_size: int | None, options: FetchOptions, hint: str) -> None:
+    failures = 0
+    while True:
+        offset = part.stat().st_size if part.exists() else 0
+        if expected_size is not None and offset > expected_size:
+            note(f"{part} is larger than the expected {expected_size} bytes; starting over")
+            part.unlink()
+            offset = 0
+        if expected_size is not None and offset == expected_size and offset > 0:
+            break
+        if offset:
+            note(f"resuming {dest.name} at {format_bytes(offset)}")
+        try:
+            if _transfer(url, part, dest, expected_size, options, hint):
+                break
+        except _Interrupted as exc:
+            failures += 1
+            so_far = format_bytes(exc.done) + (f" of {format_bytes(exc.total)}" if exc.total is not None else "")
+            if failures > options.retries:
+                raise DownloadError(
+                    f"download of {url} stopped at {so_far} ({exc.reason}); rerun the same command to resume "
+                    f"from {part}"
+                ) from None
+            delay = min(options.retry_delay * 2 ** (failures - 1), 30.0)
+            retry = f"retry {failures}/{options.retries}"
+            note(f"download stopped at {so_far} ({exc.reason}); resuming in {delay:g} s ({retry})")
+            time.sleep(delay)
+
+
+def file_digest(path: Path, algorithm: str, *, progress: bool = False, prefix: bytes = b"") -> str:
+    """Hex digest of ``prefix`` then the file, read in 1 MiB chunks (``prefix``: e.g. a git blob header)."""
+    digest = hashlib.new(algorithm)
+    digest.update(prefix)
+    with (
+        path.open("rb") as source,
+        byte_bar(path.stat().st_size, f"verifying {path.name}", progress) as bar,
+    ):
+        while chunk := source.read(CHUNK_BYTES):
+            digest.update(chunk)
+            bar.update(len(chunk))
+    return digest.hexdigest()
+
+
+def free_name(path: Path) -> Path:
+    """``path``, or ``path.1``, ``path.2``, ...: the first that does not exist."""
+    candidate, n = path, 0
+    while candidate.exists() or candidate.is_symlink():
+        n += 1
+        candidate = path.with_name(f"{path.name}.{n}")
+    return candidate
