@@ -141,7 +141,7 @@ class TrainerConfig:
     strategy: str = "auto"
     #: "auto" (bf16-mixed on a GPU or CPU with native bf16, else 32-true; printed at the start), "32-true",
     #: "bf16-mixed", "16-mixed"; validation, export and inference always run in fp32
-    precision: str = "32-true"
+    precision: str = "auto"
     gradient_clip_val: float | None = 10.0
     val_every_n_steps: int = 5000
     checkpoint_every_n_steps: int = 1000
