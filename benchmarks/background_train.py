@@ -5,6 +5,7 @@
     python benchmarks/background_train.py start x2 --hours 2.0 [--init PATH] [--resume]
     python benchmarks/background_train.py start x4 --hours 2.0 [--optim.lr=5e-5 ...]
     python benchmarks/background_train.py start color --hours 1.0   # IRN-Color (issue 17)
+    python benchmarks/background_train.py start color_paper --hours 1.0  # IRN-Color, the paper's latent term
     python benchmarks/background_train.py start x2_jpeg --hours 1.0 # JPEG-robust x2 (issue 18)
     python benchmarks/background_train.py start x2_crm --hours 1.0  # x2-jpeg + its CRM (issue 18)
 
@@ -101,8 +102,9 @@ def main(argv: list[str] | None = None) -> None:
     s = sub.add_parser("start")
     s.add_argument(
         "scale",
-        choices=["x2", "x4", "color", "x2_jpeg", "x2_crm"],
-        help="the model: x2, x4, color (IRN-Color), x2_jpeg (the x2 trained for a JPEG LR) or x2_crm "
+        choices=["x2", "x4", "color", "color_paper", "x2_jpeg", "x2_crm"],
+        help="the model: x2, x4, color (IRN-Color), color_paper (IRN-Color with the paper's latent weight), "
+        "x2_jpeg (the x2 trained for a JPEG LR) or x2_crm "
         "(x2_jpeg with its CRM)",
     )
     s.add_argument("--hours", type=float, default=2.0)
@@ -121,7 +123,7 @@ def main(argv: list[str] | None = None) -> None:
         n_train, n_val = clean()
         print(f"datasets/cpu_train_d2: {n_train} images, datasets/cpu_val_d2: {n_val} images")
     else:
-        split()
+        clean() if args.scale == "color_paper" else split()  # color_paper validates on cpu_val_d2
         start(args.scale, args.hours, args.init, args.resume, overrides)
 
 
