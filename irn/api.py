@@ -1,4 +1,5 @@
-"""Image-level convenience on top of :class:`irn.IRN`: PIL images, numpy arrays and tensors in, the same kind out.
+"""Image-level convenience on top of any rescaler :func:`irn.load` returns (:class:`irn.IRN`, SAIN, T-IRN):
+PIL images, numpy arrays and tensors in, the same kind out.
 
 >>> model = irn.load("x2")
 >>> lr = irn.downscale_image(model, Image.open("photo.png"))      # PIL in, PIL out
@@ -15,10 +16,12 @@ Sizes that are not multiples of the scale s are reflect-padded at the bottom and
 the LR has ceil(H/s) x ceil(W/s) pixels; :func:`upscale_image` returns s x the LR size unless
 ``size=(H, W)`` crops it; :func:`roundtrip_image` crops back to the input size.
 
-The same functions run the other networks ``irn.load`` returns: the official x3 (scale 3), and
+The same functions run the other networks ``irn.load`` returns: the official x3 (scale 3),
 IRN-Color models (scale 1), whose "LR" is the grey image: ``downscale_image`` gives a mode-L PIL image
 or an (H, W) array (LA / (H, W, 2) with alpha), and ``upscale_image`` reads a colour input as its
-BT.601 luma.
+BT.601 luma; and the newer rescalers, SAIN (``irn.load("sain-x2-jpeg")``: ``z="auto"`` draws from its
+Gaussian mixture; ``roundtrip_image(..., jpeg=Q)`` or ``webp=Q`` stores the LR as its paper does) and
+T-IRN (``z="auto"`` is z = 0), which run their own plain flow (the fast CPU path is IRN's).
 """
 
 from __future__ import annotations
@@ -32,14 +35,14 @@ from PIL import Image
 from torch import Tensor
 
 from irn.errors import InputError
-from irn.imaging.io import jpeg_roundtrip, to_pil, to_tensor_rgba
+from irn.imaging.io import lossy_roundtrip, to_pil, to_tensor_rgba
 from irn.nn.linear import rgb_to_luma
 from irn.nn.network import ZMode, quantize
 from irn.pipeline import for_inference, model_device, resize_alpha, restore_lr, run_model
 from irn.zoo import restorer_of
 
 if TYPE_CHECKING:
-    from irn.nn.network import IRN
+    from irn.nn.network import Rescaler
 
 ImageLike = TypeVar("ImageLike", Image.Image, np.ndarray, Tensor)
 
@@ -80,7 +83,7 @@ def _join(like: Image.Image | np.ndarray, rgb: Tensor, alpha: Tensor | None) -> 
 
 
 def _apply(
-    model: IRN,
+    model: Rescaler,
     image: ImageLike,
     op: Literal["down", "up", "roundtrip"],
     z: ZMode | Tensor,
@@ -89,7 +92,7 @@ def _apply(
     size: tuple[int, int] | None,
     max_memory: int | None,
     restore: bool | None = None,
-    jpeg: int | None = None,
+    lossy: tuple[str, int] | None = None,
 ) -> ImageLike:
     if restore and restorer_of(model) is None:
         raise InputError(
@@ -130,8 +133,10 @@ def _apply(
             alpha = resize_alpha(alpha, s, size=tuple(out.shape[-2:]))
     else:
         lr = run_model(net, x, "down", max_memory=max_memory)
-        if jpeg is not None:  # what a JPEG of the LR holds, restored as irn rescale roundtrip --format jpg does
-            lr = restore_lr(model, jpeg_roundtrip(lr, jpeg), max_memory=max_memory)
+        if lossy is not None:  # what a JPEG/WebP of the LR holds; a JPEG restored as irn rescale --format jpg does
+            lr = lossy_roundtrip(lr, *lossy)
+            if lossy[0] == "JPEG":
+                lr = restore_lr(model, lr, max_memory=max_memory)
         out = run_model(net, lr, "up", size=(h, w), **up)
         if alpha is not None:
             small = quantize(resize_alpha(alpha, 1 / s))
@@ -141,7 +146,7 @@ def _apply(
     return _join(image, out, alpha)  # type: ignore[return-value]
 
 
-def downscale_image(model: IRN, image: ImageLike, *, max_memory: int | None = None) -> ImageLike:
+def downscale_image(model: Rescaler, image: ImageLike, *, max_memory: int | None = None) -> ImageLike:
     """HR image -> LR image of ceil(H/s) x ceil(W/s), on 8-bit levels (``model.downscale``).
 
     On a CPU the fast path runs it (:func:`irn.pipeline.for_inference`); an image whose working
@@ -150,7 +155,7 @@ def downscale_image(model: IRN, image: ImageLike, *, max_memory: int | None = No
 
 
 def upscale_image(
-    model: IRN,
+    model: Rescaler,
     image: ImageLike,
     *,
     z: ZMode | Tensor = "auto",
@@ -162,9 +167,10 @@ def upscale_image(
 ) -> ImageLike:
     """LR image (h x w) -> HR image of s h x s w (cropped to ``size`` = (H, W) if given).
 
-    ``z="sample"`` draws the latent from N(0, temperature^2) (reproducible with ``seed``),
-    ``z="zero"`` uses zeros, a tensor (B, 3(s^2-1), h, w) is used as given; ``"auto"`` (default)
-    follows ``model.recommended_z()``.
+    ``z="sample"`` draws the latent from the model's distribution, times ``temperature`` (N(0, 1) for IRN,
+    the Gaussian mixture for SAIN; reproducible with ``seed``), ``z="zero"`` uses zeros, a tensor
+    (B, 3(s^2-1), h, w) is used as given; ``"auto"`` (default) follows ``model.recommended_z()`` ("zero"
+    for T-IRN).
 
     ``restore``: an LR stored as a JPEG is first restored by the compression restoration module the
     model carries (IRN-Compression, ``irn.load("x2-jpeg")``-style models trained with
@@ -175,7 +181,7 @@ def upscale_image(
 
 
 def roundtrip_image(
-    model: IRN,
+    model: Rescaler,
     image: ImageLike,
     *,
     z: ZMode | Tensor = "auto",
@@ -183,12 +189,22 @@ def roundtrip_image(
     seed: int | None = None,
     max_memory: int | None = None,
     jpeg: int | None = None,
+    webp: int | None = None,
 ) -> ImageLike:
     """Downscale then upscale; the reconstruction has the input's size.
 
     ``jpeg`` (a quality 1-100): the LR is stored as a JPEG of that quality in between (what a JPEG
     thumbnail holds) and restored by the model's compression restoration module when it carries one.
+    ``webp`` (a quality 1-100): the same with a WebP (Pillow's lossy WebP, as SAIN's WebP model is
+    scored); not with ``jpeg``.
     """
-    if jpeg is not None and not (isinstance(jpeg, int) and not isinstance(jpeg, bool) and 1 <= jpeg <= 100):
-        raise InputError(f"jpeg must be a JPEG quality from 1 to 100, got {jpeg!r}")
-    return _apply(model, image, "roundtrip", z, temperature, seed, None, max_memory, jpeg=jpeg)
+    lossy = None
+    for name, fmt, title, quality in (("jpeg", "JPEG", "JPEG", jpeg), ("webp", "WEBP", "WebP", webp)):
+        if quality is None:
+            continue
+        if not (isinstance(quality, int) and not isinstance(quality, bool) and 1 <= quality <= 100):
+            raise InputError(f"{name} must be a {title} quality from 1 to 100, got {quality!r}", param=name)
+        if lossy is not None:
+            raise InputError("give jpeg or webp, not both: the LR is stored in one format", param=name)
+        lossy = (fmt, quality)
+    return _apply(model, image, "roundtrip", z, temperature, seed, None, max_memory, lossy=lossy)

@@ -4,8 +4,9 @@ budget, alpha, the latent and a JPEG LR's restoration.
 :func:`run_model` is what ``irn.api``, ``irn rescale`` and ``irn craft`` call to run a network on
 an image tensor; :func:`restore_lr` (:func:`run_restorer`) is how a decoded JPEG LR meets the
 compression restoration module a model carries (``irn.api``, ``irn rescale``, ``irn eval``);
-:func:`for_inference` is the one rule for which implementation runs it (the accelerated
-:class:`irn.nn.fast.FastIRN` on a CPU, the plain :class:`irn.nn.network.IRN` elsewhere);
+:func:`for_inference` is the one rule for which implementation runs it (for the IRN family the
+accelerated :class:`irn.nn.fast.FastIRN` on a CPU, the plain :class:`irn.nn.network.IRN` elsewhere; every
+other :class:`irn.nn.network.Rescaler`, SAIN and T-IRN, its own plain flow);
 :func:`resize_alpha` is how transparency follows the image.
 """
 
@@ -20,7 +21,7 @@ from torch import Tensor
 from irn.imaging.resize import imresize
 from irn.imaging.tiling import plan_restorer_tiling, plan_tiling, tiled_apply, tiled_downscale, tiled_upscale
 from irn.nn.fast import FastIRN, fast_or_plain, return_freed_memory_promptly
-from irn.nn.network import IRN, ZMode, quantize
+from irn.nn.network import IRN, Rescaler, ZMode, quantize
 from irn.nn.restoration import CompressionRestorer
 from irn.zoo import restorer_of
 
@@ -29,7 +30,7 @@ Op = Literal["down", "up"]
 RESTORED_NOTE = "JPEG LR restored by the model's compression restoration module before upscaling"
 
 
-def model_device(model: IRN | FastIRN) -> torch.device:
+def model_device(model: Rescaler) -> torch.device:
     """The device of the model's weights (the CPU for a weightless model)."""
     for tensor in model.parameters():
         return tensor.device
@@ -43,12 +44,13 @@ def model_device(model: IRN | FastIRN) -> torch.device:
 _FAST: weakref.WeakKeyDictionary[IRN, FastIRN] = weakref.WeakKeyDictionary()
 
 
-def for_inference(model: IRN | FastIRN) -> IRN | FastIRN:
-    """The implementation that runs ``model`` for inference: on a CPU the fast path (the same
+def for_inference(model: Rescaler) -> Rescaler:
+    """The implementation that runs ``model`` for inference: for an IRN on a CPU the fast path (the same
     outputs, faster, less memory; glibc told to return freed image buffers at once), else the
     model itself. A :class:`FastIRN` (what :func:`irn.load` returns) is returned as it is, and so is
-    a model with an operation the fast path does not know (:func:`irn.nn.fast.fast_or_plain`)."""
-    if isinstance(model, FastIRN) or model_device(model).type != "cpu":
+    a model with an operation the fast path does not know (:func:`irn.nn.fast.fast_or_plain`) and a
+    model of another architecture (SAIN, T-IRN: their own, plain, flow)."""
+    if isinstance(model, FastIRN) or not isinstance(model, IRN) or model_device(model).type != "cpu":
         return model
     fast = _FAST.get(model)
     if fast is None or fast.operations is not model.operations:
@@ -70,7 +72,7 @@ def resize_alpha(alpha: Tensor, factor: float, size: tuple[int, int] | None = No
 
 
 def run_model(
-    model: IRN | FastIRN,
+    model: Rescaler,
     x: Tensor,
     op: Op,
     *,
@@ -84,8 +86,9 @@ def run_model(
 ) -> Tensor:
     """Run ``model`` on an image batch.
 
-    ``op="down"``: x (B, 3, H, W) in [0, 1] -> LR (B, 3, ceil(H/s), ceil(W/s)) on 8-bit levels.
-    ``op="up"``: x (B, 3, h, w) -> HR (B, 3, s h, s w) in [0, 1], cropped to ``size`` if given.
+    ``op="down"``: x (B, 3, H, W) in [0, 1] -> LR (B, c, ceil(H/s), ceil(W/s)) on 8-bit levels.
+    ``op="up"``: x (B, c, h, w) -> HR (B, 3, s h, s w) in [0, 1], cropped to ``size`` if given; the latent
+    per ``z`` (a sampled one is the model's own distribution: N(0, T^2) for IRN, SAIN's mixture).
     The work happens on the model's device under inference mode; the result is float32 on the
     input's device. With ``tile`` (HR pixels), or when the estimated working memory exceeds
     ``max_memory`` bytes (default: half the machine's RAM), the model runs on overlapping tiles
@@ -139,7 +142,7 @@ def run_restorer(
 
 
 def restore_lr(
-    model: IRN | FastIRN,
+    model: Rescaler,
     lr: Tensor,
     *,
     tile: int | None = None,

@@ -1,4 +1,5 @@
-"""``irn eval``: score an IRN model, or the bicubic baseline, on folders of HR images.
+"""``irn eval``: score a rescaling model (IRN, x3, IRN-Color, SAIN, T-IRN), or the bicubic baseline, on
+folders of HR images.
 
 The flags map one to one onto :func:`irn.eval.protocol.evaluate` (``--method bicubic`` is
 ``model=None``), whose docstring gives the protocol (the IRN paper's official evaluation);
@@ -14,7 +15,7 @@ import argparse
 from irn.cli.common import add_device_argument, number_type
 from irn.errors import IRNError
 
-HELP = "Evaluate an IRN model or bicubic on HR image folders: PSNR/SSIM (Y, RGB), LR PSNR, LPIPS, time."
+HELP = "Evaluate a model (IRN, SAIN, T-IRN) or bicubic on HR image folders: PSNR/SSIM (Y, RGB), LR PSNR, LPIPS, time."
 
 #: how the library's error messages name its parameters: by these flags
 FLAGS = {
@@ -23,6 +24,7 @@ FLAGS = {
     "baseline": "--method",
     "y_only": "--y-only",
     "jpeg": "--jpeg",
+    "webp": "--webp",
     "data": "--data",
     "scale": "--scale",
     "z": "--z",
@@ -41,7 +43,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     what.add_argument(
         "--model",
         metavar="NAME|PATH",
-        help="model name (x2, x4, sain-x2-jpeg, ...: irn models) or checkpoint file (IRN, x3 or IRN-Color)",
+        help="model name (x2, x4, sain-x2-jpeg, tirn-x2, ...: irn models) or checkpoint file (IRN, x3, IRN-Color, "
+        "SAIN, T-IRN)",
     )
     what.add_argument(
         "--method",
@@ -79,12 +82,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--y-only", action="store_true", help="score on the Y channel only (no RGB figures; about twice as fast)"
     )
-    parser.add_argument(
+    lossy = parser.add_mutually_exclusive_group()
+    lossy.add_argument(
         "--jpeg",
         type=_positive_int,
         metavar="Q",
         help="store the LR (the model's and bicubic's) as a JPEG of quality Q (1-100, Pillow, 4:2:0) before "
-        "upscaling: how a rescaling survives a lossy LR",
+        "upscaling: how a rescaling survives a lossy LR (the protocol of the JPEG models: x2-jpeg, sain-*-jpeg)",
+    )
+    lossy.add_argument(
+        "--webp",
+        type=_positive_int,
+        metavar="Q",
+        help="store the LR (the model's and bicubic's) as a WebP of quality Q (1-100, Pillow's lossy WebP) before "
+        "upscaling (the protocol of sain-x2-webp); not with --jpeg",
     )
     parser.add_argument(
         "--no-restorer",
@@ -123,6 +134,7 @@ def run(args: argparse.Namespace) -> int:
         names=FLAGS,
         baseline=args.method or "bicubic",
         jpeg=args.jpeg,
+        webp=args.webp,
         use_restorer=not args.no_restorer,
     )
     if args.json:

@@ -1,8 +1,10 @@
 """``irn export``: a model as a file for deployment. A Lightning training checkpoint becomes the
 self-describing model file of ``irn.save`` (pt or safetensors); any model irn loads (a model name,
 our files, the official files of every registered architecture, a training checkpoint) becomes those
-or, for the architectures whose registry entry says so (``onnx``), an ONNX export
-(``DIR/encoder.onnx``, ``DIR/decoder.onnx``, ``DIR/model.json``) for :mod:`irn.onnx`."""
+or, for the architectures whose registry entry says so (``onnx``: the IRN family, SAIN, T-IRN), an
+ONNX export (``DIR/encoder.onnx``, ``DIR/decoder.onnx``, ``DIR/model.json``) for :mod:`irn.onnx`; any
+other is refused in one line naming why (its entry's ``onnx_reason``). A model given by name keeps its
+catalogue purpose in the file's metadata (``purpose``, :mod:`irn.zoo.purpose`)."""
 
 from __future__ import annotations
 
@@ -38,9 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from irn.imaging.io import check_output_path, refuse_overwriting
     from irn.zoo.catalogue import describe_names, get
-    from irn.zoo.checkpoint import is_training_checkpoint, load_module
+    from irn.zoo.checkpoint import is_training_checkpoint, load_module, purpose_of_name
     from irn.zoo.pretrained import resolve
-    from irn.zoo.registry import ARCHITECTURES, architecture_of
 
     fmt = args.format or ("safetensors" if str(args.output).endswith(".safetensors") else "pt")
     dst = check_output_path(args.output, "-o", folder=fmt == "onnx")
@@ -57,16 +58,16 @@ def run(args: argparse.Namespace) -> int:
         what = f"step {meta['steps']}, {meta['train_seconds']:.0f} s of training"
     else:
         model, meta = load_module(src)
+        purpose = purpose_of_name(name)
+        if purpose is not None:  # a model name: its catalogue purpose goes into the file (irn.zoo.purpose)
+            meta.setdefault("purpose", purpose)
         model.metadata = meta  # type: ignore[assignment]
         what = f"{type(model).__name__}, from {src.name}"
     if fmt == "onnx":
-        from irn.onnx.export import export_onnx
+        from irn.onnx.export import check_exportable, export_onnx
         from irn.zoo.checkpoint import restorer_of
 
-        arch = architecture_of(model)
-        if not arch.onnx:
-            exported = ", ".join(a.name for a in ARCHITECTURES if a.onnx)
-            raise IRNError(f"{src}: {arch.title} does not export to ONNX (the architectures that do: {exported})")
+        check_exportable(model, str(src))  # type: ignore[arg-type]
         if restorer_of(model) is not None:
             print(
                 f"irn export: note: {src.name} carries a compression restoration module; the ONNX export leaves "

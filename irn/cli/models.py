@@ -89,6 +89,8 @@ def architecture_rows() -> list[dict[str, Any]]:
             "channels": a.channels,
             "official_keys": a.keys,
             "onnx": a.onnx,
+            "onnx_reason": a.onnx_reason or None,
+            "lr_formats": list(a.lr_formats),
             "licence": a.licence,
             "origin": a.origin,
         }

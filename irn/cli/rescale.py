@@ -1,7 +1,9 @@
-"""``irn rescale down|up|roundtrip``: rescale image files with an IRN model.
+"""``irn rescale down|up|roundtrip``: rescale image files with an invertible rescaling model (IRN, the
+official x3, SAIN, T-IRN: any rescaler of the registry but IRN-Color, which ``irn color`` runs).
 
 * ``down``: HR image -> LR image of ceil(H/s) x ceil(W/s) pixels (the model's downscaling,
-  quantised to 8 bits), written as PNG (``--format jpg|webp`` allowed, with a warning).
+  quantised to 8 bits), written as PNG (``--format jpg|webp`` allowed, with a warning unless the model
+  is made for that format: :func:`irn.zoo.purpose.lr_formats`).
 * ``up``: LR image -> HR image of exactly s x the LR size (the latent z drawn per ``--z``).
 * ``roundtrip``: down then up, cropped back to the input size; prints PSNR-Y and PSNR-RGB
   of the reconstruction against the input, per image and their mean.
@@ -28,9 +30,9 @@ from irn.errors import IRNError
 if TYPE_CHECKING:
     from torch import Tensor
 
-    from irn.nn.network import IRN
+    from irn.nn.network import Rescaler
 
-HELP = "Rescale images with IRN: down (HR -> LR), up (LR -> HR), roundtrip (down, up, PSNR)."
+HELP = "Rescale images with IRN, SAIN or T-IRN: down (HR -> LR), up (LR -> HR), roundtrip (down, up, PSNR)."
 
 DEFAULT_MAX_PIXELS = 50_000_000  # the same value as irn.imaging.io.DEFAULT_MAX_PIXELS, kept import-free here
 LR_FORMATS = {"png": ".png", "jpg": ".jpg", "webp": ".webp"}
@@ -38,6 +40,8 @@ LOSSY_WARNING = (
     "irn: warning: writing the LR image as {fmt}: IRN's LR image does not survive lossy "
     "compression well; upscaling a compressed LR gives much lower quality than a PNG LR"
 )
+#: what the warning adds for a model made for another lossy format (sain-x2-jpeg with --format webp)
+OTHER_FORMAT = " (--model {model} is made for {made_for})"
 Action = Literal["down", "up", "roundtrip"]
 
 
@@ -101,8 +105,8 @@ def add_arguments(parser: argparse.ArgumentParser, task: Task = RESCALE) -> None
             "--model",
             default="x2",
             metavar="NAME|PATH",
-            help="model name (x2, x4, x2-jpeg, sain-x2-jpeg, ...: irn models) or checkpoint file, the official x3 "
-            "included (default x2)",
+            help="model name (x2, x4, x2-jpeg, sain-x2-jpeg, tirn-x4, ...: irn models) or checkpoint file: IRN, "
+            "the official x3, SAIN, T-IRN (default x2)",
         )
     add_device_argument(common)
     common.add_argument("-r", "--recursive", action="store_true", help="search folders recursively")
@@ -137,8 +141,9 @@ def add_arguments(parser: argparse.ArgumentParser, task: Task = RESCALE) -> None
         "--z",
         choices=("auto", "sample", "zero"),
         default="auto",
-        help="latent for upscaling: a Gaussian sample (the paper) or zeros, its mode; auto (default) uses "
-        "the model's recommended_z metadata (shipped models name it in checkpoints/README.md), else sample",
+        help="latent for upscaling: a sample of the model's latent distribution (IRN: Gaussian, as in the paper; "
+        "SAIN: its mixture) or zeros; auto (default) uses the model's recommended_z metadata (shipped models "
+        "name it in checkpoints/README.md), else the architecture's (IRN, SAIN: sample; T-IRN: zero)",
     )
     latent.add_argument(
         "--seed", type=seed_type, default=0, help="seed of the latent sample, the same for every image (default 0)"
@@ -155,7 +160,8 @@ def add_arguments(parser: argparse.ArgumentParser, task: Task = RESCALE) -> None
         "--format",
         choices=tuple(LR_FORMATS),
         default="png",
-        help="file format of the LR image (default png; jpg and webp are lossy and hurt upscaling)",
+        help="file format of the LR image (default png; jpg and webp are lossy and hurt upscaling, except with a "
+        "model made for them: x2-jpeg, sain-x2-jpeg, sain-x4-jpeg for jpg, sain-x2-webp for webp)",
     )
     lr_format.add_argument("--quality", type=int, default=95, help="quality of a jpg/webp LR, 1-100 (default 95)")
 
@@ -404,7 +410,7 @@ def _save(x: Tensor, path: Path, alpha: Tensor | None, opts: Options, notes: lis
     write_image(x, path, alpha=alpha, **kwargs)
 
 
-def _process(model: IRN, job: Job, opts: Options, rec: Record) -> None:
+def _process(model: Rescaler, job: Job, opts: Options, rec: Record) -> None:
     """Read, rescale and write one image, filling ``rec``; raises ImageReadError/OSError on failure."""
     from irn.imaging.files import is_jpeg_file
     from irn.imaging.io import ImageReadError, ImageTooLargeError, megapixels, read_image, read_image_checked
@@ -474,13 +480,6 @@ def _process(model: IRN, job: Job, opts: Options, rec: Record) -> None:
         rec.bicubic_psnr_y, rec.bicubic_psnr_rgb = _psnr_pair(rgb, baseline)
 
 
-def _trained_for_jpeg(metadata: dict[str, Any]) -> bool:
-    """Whether a model's card says it was trained for an LR stored as a JPEG (loss.jpeg_quality)."""
-    config = metadata.get("config")
-    loss = config.get("loss") if isinstance(config, dict) else None
-    return isinstance(loss, dict) and loss.get("jpeg_quality") is not None
-
-
 def _restore(lr: Tensor, opts: Options, notes: list[str]) -> Tensor:
     """A decoded JPEG LR (1, 3, h, w) restored by the model's compression restoration module, 8-bit,
     within ``--tile`` / ``--max-memory`` (irn.pipeline.run_restorer)."""
@@ -547,12 +546,25 @@ def _json_number(value: float | None) -> float | None:
     return None if value is None or value != value or abs(value) == float("inf") else round(value, 4)
 
 
-def _latent_mode(requested: str, metadata: dict[str, object]) -> str:
-    """``auto`` -> the checkpoint's ``recommended_z`` ("sample" or "zero"), else "sample"."""
-    if requested != "auto":
-        return requested
-    recommended = metadata.get("recommended_z")
-    return recommended if recommended in ("sample", "zero") else "sample"
+def lr_format_advice(model: Rescaler, name: str, lr_suffix: str, action: Action) -> str | None:
+    """The line ``irn rescale`` prints about the LR format, or None: a warning for a lossy LR the model
+    is not made for, a note for a PNG LR of a model made for a lossy one (the rule:
+    :func:`irn.zoo.purpose.lr_formats`)."""
+    from irn.imaging.io import image_format
+    from irn.zoo.purpose import SUFFIXES, describe_formats, lr_formats
+
+    made_for = lr_formats(model)
+    if lr_suffix != ".png":
+        fmt = image_format(f"lr{lr_suffix}")
+        if fmt in made_for:
+            return None
+        other = OTHER_FORMAT.format(model=name, made_for=describe_formats(made_for)) if made_for else ""
+        return LOSSY_WARNING.format(fmt=lr_suffix[1:].upper()) + other
+    if action == "up" or not made_for:
+        return None
+    intended = str(model.metadata.get("intended_lr") or describe_formats(made_for))
+    flags = " or ".join(f"--format {SUFFIXES[f]}" for f in made_for)
+    return f"irn: note: --model {name} is trained for {intended}; add {flags}"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -576,7 +588,7 @@ def run(args: argparse.Namespace) -> int:
         raise IRNError("; ".join(f"{p}: {why}" for p, why in missing))
     device = resolve_device(args.device)
     checkpoint = resolve(args.model)
-    model = load_irn(checkpoint, device=device)
+    model = load_irn(args.model, device=device)  # by name: its catalogue purpose comes with it
     color = model.config.kind == "color"
     if color and task is RESCALE:
         raise IRNError(f"--model {args.model}: an IRN-Color model (decolorization, scale 1): use irn color")
@@ -584,23 +596,21 @@ def run(args: argparse.Namespace) -> int:
         raise IRNError(
             f"--model {args.model}: an x{model.scale} rescaling model, not an IRN-Color one: use irn rescale"
         )
-    latent = _latent_mode(getattr(args, "z", "auto"), model.metadata)
+    requested = getattr(args, "z", "auto")
+    latent = model.recommended_z() if requested == "auto" else requested
     restorer = restorer_of(model)
+    lr_suffix = LR_FORMATS[getattr(args, "format", "png")]
+    advice = lr_format_advice(model, args.model, lr_suffix, action)  # of the model as loaded (its CRM, card)
     model = for_inference(model)  # on a CPU the fast path: the same outputs, faster (irn.pipeline)
     scale = model.scale
 
-    lr_suffix = LR_FORMATS[getattr(args, "format", "png")]
     jobs = plan_outputs(action, inputs, outdir, scale, lr_suffix, task)
     if args.json:
         taken = {f"the input {job.source}": job.source for job in jobs}
         taken.update({f"the image output {out}": out for job in jobs for out in job.outputs.values()})
         refuse_overwriting({"--json": args.json}, taken)
-    for_jpeg = restorer is not None or _trained_for_jpeg(model.metadata)
-    if lr_suffix != ".png" and not (for_jpeg and lr_suffix == ".jpg"):
-        print(LOSSY_WARNING.format(fmt=lr_suffix[1:].upper()), file=sys.stderr)
-    elif lr_suffix == ".png" and action != "up" and for_jpeg:
-        intended = str(model.metadata.get("intended_lr") or "a JPEG LR")
-        print(f"irn: note: --model {args.model} is trained for {intended}; add --format jpg", file=sys.stderr)
+    if advice is not None:
+        print(advice, file=sys.stderr)
     opts = Options(
         action=action,
         device=device,

@@ -1,5 +1,5 @@
-"""The evaluation protocol behind ``irn eval``: score an IRN model, or the bicubic baseline, on
-folders of HR images.
+"""The evaluation protocol behind ``irn eval``: score a rescaling model (IRN, the official x3, IRN-Color,
+SAIN, T-IRN), or the bicubic baseline, on folders of HR images.
 
 Protocol (the IRN paper's, as its official evaluation code runs it):
 
@@ -8,8 +8,10 @@ Protocol (the IRN paper's, as its official evaluation code runs it):
    reconstruction = MATLAB bicubic upscale of that LR rounded to 8 bits ("Bicubic & Bicubic");
    a model: LR = ``model.downscale(hr)`` (8-bit), reconstruction = ``model.upscale(lr)``
    with the latent drawn per ``z`` (``sample``, seeds 0..N-1 for ``draws=N``; ``zero``; or
-   ``auto``, the default: the checkpoint's ``recommended_z``), rounded to 8 bits as the
-   official code saves it;
+   ``auto``, the default: the checkpoint's ``recommended_z``, else the architecture's: SAIN samples
+   its Gaussian mixture, T-IRN uses z = 0), rounded to 8 bits as the official code saves it; with
+   ``jpeg`` (``webp``) the LR, the model's and bicubic's, is stored as a JPEG (WebP) of that quality
+   before upscaling, as SAIN's official test does;
 3. PSNR and SSIM of the reconstruction against the HR, on the Y channel (MATLAB BT.601) and on
    RGB, ``crop_border`` (default: the scale) pixels removed per side (:mod:`irn.eval.metrics`);
    the model's LR is scored against the MATLAB bicubic LR (PSNR-Y, no crop); optional LPIPS
@@ -50,16 +52,18 @@ from torch import Tensor, nn
 from irn.errors import InputError
 from irn.eval.metrics import SSIM_WINDOW, build_lpips, lpips_distance, psnr, ssim
 from irn.eval.report import method_label, save_images
-from irn.imaging.io import IMAGE_SUFFIXES, check_output_path, jpeg_roundtrip, read_image, read_image_checked
+from irn.imaging.io import IMAGE_SUFFIXES, check_output_path, lossy_roundtrip, read_image, read_image_checked
 from irn.imaging.resize import imresize
 from irn.nn.linear import rgb_to_luma
-from irn.nn.network import IRN
+from irn.nn.network import Rescaler
 from irn.nn.restoration import CompressionRestorer
 from irn.pipeline import for_inference, run_restorer
 from irn.progress import progress_bar
-from irn.zoo import load_irn, resolve_device, restorer_of
+from irn.zoo import architecture_of, load_irn, resolve_device, restorer_of
 
 DEFAULT_DATASETS = ("Set5", "Set14")
+#: the lossy formats an LR can be stored in before upscaling: parameter -> (Pillow format, its name)
+LOSSY = {"jpeg": ("JPEG", "JPEG"), "webp": ("WEBP", "WebP")}
 Z_CHOICES = ("auto", "sample", "zero")
 #: the model-free methods: MATLAB bicubic down and up (rescaling), the luma as RGB (decolorization)
 BASELINES = ("bicubic", "grey")
@@ -161,19 +165,21 @@ def _sync(device: str) -> None:
 def run_image(
     hr: Tensor,
     scale: int,
-    model: IRN | None,
+    model: Rescaler | None,
     z: str,
     draws: int,
     device: str,
     color: bool = False,
     jpeg: int | None = None,
     restorer: CompressionRestorer | None = None,
+    webp: int | None = None,
 ) -> Outputs:
-    """Bicubic baseline and (with a model) the IRN round trip of one modcropped HR (1, 3, H, W).
+    """Bicubic baseline and (with a model) the model's round trip of one modcropped HR (1, 3, H, W).
     ``color``: the decolorization task, whose reference "LR" is the 8-bit BT.601 luma and whose
-    baseline is that luma on all three channels. ``jpeg``: the LR (the model's and bicubic's) is
-    stored as a JPEG of that quality before upscaling; ``restorer`` (a model's CRM) then restores
-    the decoded JPEG before the model's inverse pass."""
+    baseline is that luma on all three channels. ``jpeg`` (``webp``): the LR (the model's and
+    bicubic's) is stored as a JPEG (WebP) of that quality before upscaling; ``restorer`` (a model's
+    CRM) then restores a decoded JPEG before the model's inverse pass."""
+    lossy = ("JPEG", jpeg) if jpeg is not None else ("WEBP", webp) if webp is not None else None
     hr = hr.to(device=device, dtype=torch.float64)
     size = (hr.shape[-2], hr.shape[-1])
     _sync(device)
@@ -183,7 +189,7 @@ def run_image(
         bicubic = lr_bicubic.expand(-1, 3, -1, -1)
     else:
         lr_bicubic = _quantize64(imresize(hr, 1 / scale))
-        stored = jpeg_roundtrip(lr_bicubic, jpeg) if jpeg is not None else lr_bicubic
+        stored = lossy_roundtrip(lr_bicubic, *lossy) if lossy is not None else lr_bicubic
         bicubic = _quantize64(imresize(stored, scale))
     _sync(device)
     bicubic_seconds = time.perf_counter() - start
@@ -197,9 +203,9 @@ def run_image(
         start = time.perf_counter()
         lr = model.downscale(hr.to(dtype))
         lr_in = lr
-        if jpeg is not None:
-            lr_in = jpeg_roundtrip(lr, jpeg)
-            if restorer is not None:
+        if lossy is not None:
+            lr_in = lossy_roundtrip(lr, *lossy)
+            if restorer is not None and jpeg is not None:
                 lr_in = run_restorer(restorer, lr_in).to(lr.dtype)
         _sync(device)
         down_seconds = time.perf_counter() - start
@@ -265,7 +271,7 @@ class Evaluation:
     """A checked evaluation, ready to run (:func:`prepare_evaluation`): the model as it runs (on a
     CPU the fast path) or None for bicubic, the latent ``z`` resolved from ``auto``, the datasets."""
 
-    model: IRN | None
+    model: Rescaler | None
     model_name: str | None
     scale: int
     z: str
@@ -281,6 +287,10 @@ class Evaluation:
     color: bool = False
     #: the LR is stored as a JPEG of this quality before upscaling (None: 8-bit PNG)
     jpeg: int | None = None
+    #: the LR is stored as a WebP of this quality before upscaling (None: 8-bit PNG; never with ``jpeg``)
+    webp: int | None = None
+    #: the model's registry architecture ("irn", "sain", "tirn", ...; None for a baseline)
+    arch: str | None = None
     #: the model's compression restoration module, run on the decoded JPEG (``use_restorer``)
     restorer: CompressionRestorer | None = None
 
@@ -296,11 +306,11 @@ class Evaluation:
     @property
     def label(self) -> str:
         """What the tables call the method: "bicubic", "grey", or "IRN x4, z=zero" (", 5 draws")."""
-        return method_label(self.model_name, self.z if self.is_model else None, self.draws, self.method)
+        return method_label(self.model_name, self.z if self.is_model else None, self.draws, self.method, self.arch)
 
 
 def prepare_evaluation(
-    model: IRN | str | os.PathLike[str] | None,
+    model: Rescaler | str | os.PathLike[str] | None,
     data: Sequence[str | os.PathLike[str]] | None = None,
     *,
     scale: int | None = None,
@@ -316,11 +326,18 @@ def prepare_evaluation(
     baseline: str = "bicubic",
     jpeg: int | None = None,
     use_restorer: bool = True,
+    webp: int | None = None,
 ) -> Evaluation:
     """Every check that needs no image work, in one place; see :func:`evaluate` for the parameters."""
     name = _namer(names)
-    if jpeg is not None and (isinstance(jpeg, bool) or not isinstance(jpeg, int) or not 1 <= jpeg <= 100):
-        raise InputError(f"{name('jpeg')} must be a JPEG quality from 1 to 100, got {jpeg!r}")
+    for key, quality in (("jpeg", jpeg), ("webp", webp)):
+        if quality is not None and (
+            isinstance(quality, bool) or not isinstance(quality, int) or not 1 <= quality <= 100
+        ):
+            raise InputError(f"{name(key)} must be a {LOSSY[key][1]} quality from 1 to 100, got {quality!r}")
+    if jpeg is not None and webp is not None:
+        raise InputError(f"{name('jpeg')} and {name('webp')}: the LR is stored in one format, give one of them")
+    lossy_key = "jpeg" if jpeg is not None else "webp" if webp is not None else None
     if baseline not in BASELINES:
         raise InputError(f"{name('baseline')} must be one of {', '.join(BASELINES)}, got {baseline!r}")
     if save_images is not None:
@@ -341,9 +358,9 @@ def prepare_evaluation(
         if draws != 1:
             raise InputError(f"{name('draws')} applies to a model's sampled latent, not to {method}")
         runner, model_scale, z_used = None, 1 if color else scale, z
-        restorer = None
+        restorer, arch = None, None
     else:
-        if isinstance(model, IRN):
+        if isinstance(model, Rescaler):
             loaded = model.to(device)
         else:
             model_name = str(model) if model_name is None else model_name
@@ -365,8 +382,9 @@ def prepare_evaluation(
         color = loaded.config.kind == "color"
         method = f"the colour model{' ' + model_name if model_name else ''}"
         restorer = restorer_of(loaded) if (jpeg is not None and use_restorer) else None
-    if color and jpeg is not None:
-        raise InputError(f"{name('jpeg')} applies to rescaling, not to {method}")
+        arch = architecture_of(loaded).name
+    if color and lossy_key is not None:
+        raise InputError(f"{name(lossy_key)} applies to rescaling, not to {method}")
     if color and y_only:
         raise InputError(f"{name('y_only')} does not apply to {method}: decolorization is scored on RGB")
     crop = (0 if color else model_scale) if crop_border is None else crop_border
@@ -393,6 +411,8 @@ def prepare_evaluation(
         color=color,
         jpeg=jpeg,
         restorer=restorer,
+        webp=webp,
+        arch=arch,
     )
 
 
@@ -418,9 +438,11 @@ def run_evaluation(ev: Evaluation, progress: bool = True) -> dict[str, Any]:
         "scale": scale,
         "method": ev.method,
         "model": ev.model_name if is_model else None,
+        "arch": ev.arch,
         "z": ev.z if is_model else None,
         "draws": ev.draws,
         "jpeg": ev.jpeg,
+        "webp": ev.webp,
         "restorer": ev.restorer is not None,
         "crop_border": crop,
         "device": device,
@@ -440,9 +462,9 @@ def run_evaluation(ev: Evaluation, progress: bool = True) -> dict[str, Any]:
             if torch.equal(hr, torch.round(hr * 255) / 255):  # 8-bit levels: make them exact in float64
                 hr = torch.round(hr.double() * 255) / 255
             if not warmed_up and device != "cpu":  # one untimed pass: first GPU calls pay for setup
-                run_image(hr, scale, model, ev.z, 1, device, ev.color, ev.jpeg, ev.restorer)
+                run_image(hr, scale, model, ev.z, 1, device, ev.color, ev.jpeg, ev.restorer, ev.webp)
                 warmed_up = True
-            out = run_image(hr, scale, model, ev.z, ev.draws, device, ev.color, ev.jpeg, ev.restorer)
+            out = run_image(hr, scale, model, ev.z, ev.draws, device, ev.color, ev.jpeg, ev.restorer, ev.webp)
             rows = score(out, crop, lpips_net, is_model, rgb=not ev.y_only, color=ev.color)
             draws_per_image.append(rows)
             keys = list(rows[0])
@@ -479,7 +501,7 @@ def run_evaluation(ev: Evaluation, progress: bool = True) -> dict[str, Any]:
 
 
 def evaluate(
-    model: IRN | str | os.PathLike[str] | None,
+    model: Rescaler | str | os.PathLike[str] | None,
     data: Sequence[str | os.PathLike[str]] | None = None,
     *,
     scale: int | None = None,
@@ -496,10 +518,11 @@ def evaluate(
     baseline: str = "bicubic",
     jpeg: int | None = None,
     use_restorer: bool = True,
+    webp: int | None = None,
 ) -> dict[str, Any]:
-    """Evaluate ``model`` (a shipped name such as ``"x4"``, a checkpoint path, or an :class:`IRN`,
-    moved to ``device``), or when it is None the ``baseline`` ("bicubic", or "grey": the luma as
-    RGB, the baseline of IRN-Color models), on folders of HR images.
+    """Evaluate ``model`` (a model name such as ``"x4"`` or ``"sain-x2-jpeg"``, a checkpoint path, or a
+    rescaler: :class:`irn.IRN`, SAIN, T-IRN, moved to ``device``), or when it is None the ``baseline``
+    ("bicubic", or "grey": the luma as RGB, the baseline of IRN-Color models), on folders of HR images.
 
     ``data``: image folders (default: :func:`default_data_dirs`); ``scale``: needed for bicubic,
     checked against a model's own; ``z``: ``"auto"`` (the model's ``recommended_z``),
@@ -509,10 +532,12 @@ def evaluate(
     ``model_name``: how the report names the model (default: the name or path given);
     ``jpeg``: store the LR (the model's and bicubic's) as a JPEG of that quality before upscaling (the
     model's compression restoration module, when its file carries one, restores the decoded JPEG
-    first unless ``use_restorer`` is False);
+    first unless ``use_restorer`` is False); ``webp``: the same with a WebP (Pillow's lossy WebP), not
+    with ``jpeg``;
     ``names``: parameter -> what error messages call it.
 
-    Returns ``{"scale", "method" ("irn" | "bicubic" | "grey"), "model", "z", "draws", "crop_border",
+    Returns ``{"scale", "method" ("irn" for any model | "bicubic" | "grey"), "model", "arch", "z", "draws",
+    "jpeg", "webp", "restorer", "crop_border",
     "device", "datasets": {name: {"folder", "count", "mean", ["std",] "images": [...]}}}``, each
     image ``{"name", "file", "height", "width", "psnr_y", "ssim_y", ...}`` (plus ``"std"`` for
     ``draws`` > 1; ``"grey_psnr"`` in place of ``"lr_psnr_y"`` for a colour model). Raises
@@ -534,5 +559,6 @@ def evaluate(
         baseline=baseline,
         jpeg=jpeg,
         use_restorer=use_restorer,
+        webp=webp,
     )
     return run_evaluation(ev, progress=progress)

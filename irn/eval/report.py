@@ -40,11 +40,19 @@ def format_figure(key: str, v: float, spread: float | None = None) -> str:
     return text
 
 
-def method_label(model_name: str | None, z: str | None, draws: int, baseline: str = "bicubic") -> str:
-    """``baseline`` ("bicubic", "grey") when ``z`` is None, else "IRN NAME, z=Z" and ", N draws" for more than one."""
+#: how the tables name a model of each registry architecture (the IRN family: "IRN")
+ARCH_LABELS = {"sain": "SAIN", "tirn": "T-IRN"}
+
+
+def method_label(
+    model_name: str | None, z: str | None, draws: int, baseline: str = "bicubic", arch: str | None = None
+) -> str:
+    """``baseline`` ("bicubic", "grey") when ``z`` is None, else "IRN NAME, z=Z" (SAIN, T-IRN for those
+    architectures) and ", N draws" for more than one."""
     if z is None:
         return baseline
-    head = f"IRN {model_name}" if model_name else "IRN"
+    kind = ARCH_LABELS.get(arch or "irn", "IRN")
+    head = f"{kind} {model_name}" if model_name else kind
     return f"{head}, z={z}" + (f", {draws} draws" if draws > 1 else "")
 
 
@@ -79,9 +87,13 @@ def markdown_tables(report: dict[str, Any]) -> str:
     """Every dataset of an evaluation report (:func:`irn.eval.protocol.evaluate`) as a markdown
     table, separated by blank lines: what ``irn eval`` prints."""
     is_model = report["method"] == "irn"
-    label = method_label(report["model"], report["z"] if is_model else None, report["draws"], report["method"])
+    label = method_label(
+        report["model"], report["z"] if is_model else None, report["draws"], report["method"], report.get("arch")
+    )
     if report.get("jpeg") is not None:  # the LR stored as a JPEG (irn eval --jpeg Q)
         label += f", JPEG LR q{report['jpeg']}" + (" + CRM" if report.get("restorer") else "")
+    if report.get("webp") is not None:  # the LR stored as a WebP (irn eval --webp Q)
+        label += f", WebP LR q{report['webp']}"
     spread = report["draws"] > 1
     return "\n\n".join(
         markdown_table(name, report["scale"], label, d["images"], d["mean"], d["std"] if spread else None)

@@ -16,10 +16,11 @@ Method names (:func:`make_rescaler`):
   ``lanczos2``, ``lanczos3`` -- :func:`irn.imaging.resize.imresize` kernels, antialiased downscale;
 * ``pil-lanczos``, ``pil-bicubic``, ``pil-bilinear``, ``pil-box``, ``pil-hamming``,
   ``pil-nearest`` -- Pillow ``Image.resize`` on 8-bit images;
-* ``irn:MODEL[@zero|@sample|@resample]`` -- an IRN (``irn.load(MODEL)``: ``x2``, ``x4`` or a
-  checkpoint path). ``@zero``: z = 0; ``@sample``: z ~ N(0, 1) drawn with the same seed every
-  cycle (a fixed z); ``@resample``: a new draw each cycle (seed + cycle). Without a suffix the
-  run's default z mode is used.
+* ``irn:MODEL[@zero|@sample|@resample]`` -- an invertible rescaler (``irn.load(MODEL)``: ``x2``, ``x4``,
+  ``sain-x2-jpeg``, ``tirn-x2``, ... or a checkpoint path). ``@zero``: z = 0; ``@sample``: z drawn
+  from the model's latent distribution (N(0, 1) for IRN and T-IRN, the Gaussian mixture for SAIN) with
+  the same seed every cycle (a fixed z); ``@resample``: a new draw each cycle (seed + cycle). Without a
+  suffix the run's default z mode is used.
 """
 
 from __future__ import annotations
@@ -37,12 +38,15 @@ from torch import Tensor
 
 from irn.errors import IRNError
 from irn.eval.metrics import psnr, ssim
+from irn.eval.report import ARCH_LABELS
 from irn.experiments.plotting import line_plot
 from irn.imaging.io import jpeg_roundtrip, to_pil, to_tensor, to_uint8
 from irn.imaging.resize import imresize
-from irn.nn.network import IRN, quantize
+from irn.nn.network import Rescaler as RescalingModel
+from irn.nn.network import quantize
+from irn.nn.sain import SAIN
 from irn.pipeline import for_inference
-from irn.zoo import load_irn
+from irn.zoo import architecture_of, load_irn
 
 ZChoice = Literal["zero", "sample", "resample"]
 JpegOn = Literal["lr", "hr", "both"]
@@ -118,9 +122,10 @@ def pil_rescaler(name: str, scale: int) -> Rescaler:
     return Rescaler(name, scale, down, up, f"Pillow Image.resize(resample={resample.name})")
 
 
-def irn_rescaler(model: IRN, z: ZChoice = "sample", seed: int = 0, name: str = "irn") -> Rescaler:
-    """An IRN: ``down`` = the LR half of :meth:`~irn.IRN.encode`, ``up`` = :meth:`~irn.IRN.decode`
-    with the latent chosen by ``z`` (both unrounded and unclamped; the cycle rounds and clamps)."""
+def irn_rescaler(model: RescalingModel, z: ZChoice = "sample", seed: int = 0, name: str = "irn") -> Rescaler:
+    """An invertible rescaler (IRN, SAIN, T-IRN): ``down`` = the LR half of :meth:`~irn.IRN.encode`,
+    ``up`` = :meth:`~irn.IRN.decode` with the latent chosen by ``z`` (both unrounded and unclamped; the
+    cycle rounds and clamps)."""
     if z not in Z_CHOICES:
         raise IRNError(f"unknown z mode {z!r}; choose from {', '.join(Z_CHOICES)}")
 
@@ -140,8 +145,10 @@ def irn_rescaler(model: IRN, z: ZChoice = "sample", seed: int = 0, name: str = "
     meta = dict(getattr(model, "metadata", {}) or {})
     info = {"z": z, "seed": None if z == "zero" else seed, "model_config": model.config.to_dict()}
     info["model_metadata"] = {k: v for k, v in meta.items() if isinstance(v, (str, int, float, bool, type(None)))}
-    what = {"zero": "z = 0", "sample": f"z ~ N(0,1), fixed seed {seed}", "resample": f"z ~ N(0,1), seed {seed}+cycle"}
-    return Rescaler(name, model.scale, down, up, f"IRN x{model.scale}, {what[z]}", info, z == "resample")
+    dist = "its Gaussian mixture" if isinstance(model, SAIN) else "N(0,1)"
+    what = {"zero": "z = 0", "sample": f"z ~ {dist}, fixed seed {seed}", "resample": f"z ~ {dist}, seed {seed}+cycle"}
+    kind = ARCH_LABELS.get(architecture_of(model).name, "IRN")
+    return Rescaler(name, model.scale, down, up, f"{kind} x{model.scale}, {what[z]}", info, z == "resample")
 
 
 def make_rescaler(
@@ -150,7 +157,7 @@ def make_rescaler(
     *,
     default_z: ZChoice = "sample",
     seed: int = 0,
-    models: dict[str, IRN] | None = None,
+    models: dict[str, RescalingModel] | None = None,
 ) -> Rescaler:
     """Build the rescaler named by ``spec`` (see the module docstring).
 

@@ -13,10 +13,17 @@ trained model's dependence decays fast; :data:`DEFAULT_OVERLAP` is what the meas
 
 The image is reflect-padded to a multiple of the scale first, exactly as :meth:`IRN.encode` does.
 
+Every invertible rescaler runs tiled the same way (:class:`irn.nn.network.Rescaler`: IRN and its fast
+path, SAIN, T-IRN): the functions call only the model's ``_pad``, ``encode``, ``decode`` and
+``sample_latent``. SAIN's and T-IRN's blocks are convolutional like IRN's, with per-pixel colour
+conversions and clamps (T-IRN), so the same overlap applies; tiny random models of both agree with
+their untiled results to 1e-5 with 10 LR pixels of context (tests/cli/test_newer_rescalers.py).
+
 Latent z for ``upscale(z="sample")``: it is drawn for the whole LR at once with the same call as
-:meth:`IRN.sample_latent` (one ``torch.randn`` of shape (B, 3(s^2-1), h, w) from a generator
-seeded with ``seed``) and every tile decodes its slice, so the tiled result does not depend on
-the tile size and agrees with the untiled one. The cost: z is held in memory once, about the size
+:meth:`IRN.sample_latent` (for IRN one ``torch.randn`` of shape (B, 3(s^2-1), h, w) from a generator
+seeded with ``seed``; for SAIN the draws of its Gaussian mixture, from the same generator) and every
+tile decodes its slice, so the tiled result does not depend on the tile size, is reproducible with
+``seed`` and agrees with the untiled one. The cost: z is held in memory once, about the size
 of the HR output in fp32 ((s^2 - 1)/s^2 of it). Memory of a tiled run is therefore the input,
 the output and z (a few bytes per HR pixel) plus one tile's working set, which ``tile`` bounds.
 """
@@ -32,7 +39,7 @@ from typing import Literal
 from torch import Tensor
 
 from irn.nn.fast import FastIRN, spans
-from irn.nn.network import IRN, ZMode, check_decode_inputs, quantize
+from irn.nn.network import Rescaler, ZMode, check_decode_inputs, quantize
 
 #: context on each side of a tile, in LR pixels (see the module docstring)
 DEFAULT_OVERLAP = 32
@@ -66,8 +73,8 @@ def _inner(core: slice, context: slice, factor: int = 1) -> slice:
     return slice(factor * (core.start - context.start), factor * (core.stop - context.start))
 
 
-def tiled_encode(model: IRN, hr: Tensor, tiling: Tiling, keep_latent: bool = True) -> tuple[Tensor, Tensor | None]:
-    """:meth:`IRN.encode` tile by tile: hr (B, 3, H, W) -> (lr (B, 3, h, w), z (B, 3(s^2-1), h, w) or None).
+def tiled_encode(model: Rescaler, hr: Tensor, tiling: Tiling, keep_latent: bool = True) -> tuple[Tensor, Tensor | None]:
+    """:meth:`IRN.encode` tile by tile: hr (B, 3, H, W) -> (lr (B, c, h, w), z (B, latent, h, w) or None).
 
     With ``keep_latent=False`` z is discarded tile by tile and None is returned (what
     downscaling needs), so only the LR is held.
@@ -76,8 +83,7 @@ def tiled_encode(model: IRN, hr: Tensor, tiling: Tiling, keep_latent: bool = Tru
     padded = model._pad(hr)
     b, _, height, width = padded.shape
     h, w = height // s, width // s
-    c = model.config.in_channels
-    lr = hr.new_empty((b, c, h, w))
+    lr = hr.new_empty((b, model.lr_channels, h, w))
     z = hr.new_empty((b, model.latent_channels, h, w)) if keep_latent else None
     for rows, cols, crow, ccol in tiles(h, w, tiling):
         hr_tile = padded[:, :, s * crow.start : s * crow.stop, s * ccol.start : s * ccol.stop]
@@ -89,19 +95,19 @@ def tiled_encode(model: IRN, hr: Tensor, tiling: Tiling, keep_latent: bool = Tru
     return lr, z
 
 
-def tiled_downscale(model: IRN, hr: Tensor, tiling: Tiling) -> Tensor:
+def tiled_downscale(model: Rescaler, hr: Tensor, tiling: Tiling) -> Tensor:
     """:meth:`IRN.downscale` tile by tile: hr (B, 3, H, W) in [0, 1] -> quantised lr (B, 3, ceil(H/s), ceil(W/s))."""
     lr, _ = tiled_encode(model, hr, tiling, keep_latent=False)
     return quantize(lr)
 
 
-def tiled_decode(model: IRN, lr: Tensor, z: Tensor, tiling: Tiling, size: tuple[int, int] | None = None) -> Tensor:
-    """:meth:`IRN.decode` tile by tile: (lr (B, 3, h, w), z) -> hr (B, 3, s h, s w), cropped to ``size``."""
+def tiled_decode(model: Rescaler, lr: Tensor, z: Tensor, tiling: Tiling, size: tuple[int, int] | None = None) -> Tensor:
+    """:meth:`IRN.decode` tile by tile: (lr (B, c, h, w), z) -> hr (B, 3, s h, s w), cropped to ``size``."""
     check_decode_inputs(lr, z, size, model.scale, model.latent_channels)
     s = model.scale
-    b, c, h, w = lr.shape
+    b, _, h, w = lr.shape
     out_h, out_w = (s * h, s * w) if size is None else size
-    hr = lr.new_empty((b, c, out_h, out_w))
+    hr = lr.new_empty((b, model.config.in_channels, out_h, out_w))
     for rows, cols, crow, ccol in tiles(h, w, tiling):
         if s * rows.start >= out_h or s * cols.start >= out_w:
             continue
@@ -113,7 +119,7 @@ def tiled_decode(model: IRN, lr: Tensor, z: Tensor, tiling: Tiling, size: tuple[
 
 
 def tiled_upscale(
-    model: IRN,
+    model: Rescaler,
     lr: Tensor,
     tiling: Tiling,
     *,
@@ -122,12 +128,13 @@ def tiled_upscale(
     seed: int | None = None,
     size: tuple[int, int] | None = None,
 ) -> Tensor:
-    """:meth:`IRN.upscale` tile by tile (same arguments): lr (B, 3, h, w) -> hr (B, 3, s h, s w) in [0, 1].
+    """:meth:`IRN.upscale` tile by tile (same arguments): lr (B, c, h, w) -> hr (B, 3, s h, s w) in [0, 1].
 
-    The latent is :meth:`IRN.sample_latent` of the whole LR (the same draw as untiled), sliced per tile.
+    The latent is :meth:`IRN.sample_latent` of the whole LR (the same draw as untiled: N(0, T^2) for IRN,
+    the Gaussian mixture for SAIN), sliced per tile.
     """
-    if lr.dim() != 4 or lr.shape[1] != model.config.in_channels:
-        raise ValueError(f"expected an LR batch (B, {model.config.in_channels}, h, w), got shape {tuple(lr.shape)}")
+    if lr.dim() != 4 or lr.shape[1] != model.lr_channels:
+        raise ValueError(f"expected an LR batch (B, {model.lr_channels}, h, w), got shape {tuple(lr.shape)}")
     if isinstance(z, str) and z == "zero":
         latent = lr.new_zeros(1).expand(lr.shape[0], model.latent_channels, *lr.shape[-2:])
     else:
@@ -141,19 +148,22 @@ def tiled_upscale(
 #: padded image). Peak-RSS growth of whole-image passes (1024^2 to 3072x2048, shipped models,
 #: after the input was allocated): 24-36 B/px for down, 57-60 B/px for up (its HR output included).
 FAST_BYTES_PER_HR_PIXEL = 64
-#: the same for the plain path, whose dense blocks hold 137-169 channels at the working resolution
+#: the same for the plain path, whose dense blocks hold 137-169 channels at the working resolution;
+#: also the figure of the architectures without a fast path (SAIN, T-IRN: the same dense blocks at the
+#: same resolution). Peak-RSS growth of one pass over 1024^2, official sizes, beside the plain IRN's in
+#: the same run: SAIN x2 0.99-1.02 times it, x4 0.4-0.5 times, T-IRN x2 1.0, x4 1.0-1.15 times
 PLAIN_BYTES_PER_HR_PIXEL = 320
 #: the fast path's stripe working set (features of one stripe, oneDNN scratch), bytes; the same
 #: runs' intercepts were 49-79 MiB
 FAST_STRIPE_BYTES = 100 * 2**20
 
 
-def estimate_memory(model: IRN, hr_height: int, hr_width: int) -> int:
+def estimate_memory(model: Rescaler, hr_height: int, hr_width: int) -> int:
     """Estimated peak bytes of one down or up pass over an HR-sized image, untiled, beyond the process baseline.
 
     Uses the fast-path figures when ``model`` is an :class:`irn.nn.fast.FastIRN`, else the
-    plain path's. Rough (within about 30 %, see the README performance section), meant for
-    choosing tiles.
+    plain path's (every other model: a plain IRN, SAIN, T-IRN). Rough (within about 30 %, see the
+    README performance section), meant for choosing tiles.
     """
 
     s = model.scale
@@ -163,7 +173,7 @@ def estimate_memory(model: IRN, hr_height: int, hr_width: int) -> int:
     return PLAIN_BYTES_PER_HR_PIXEL * pixels
 
 
-def image_buffer_bytes(model: IRN, hr_height: int, hr_width: int, op: Literal["down", "up"]) -> int:
+def image_buffer_bytes(model: Rescaler, hr_height: int, hr_width: int, op: Literal["down", "up"]) -> int:
     """Bytes of the whole-image fp32 tensors a tiled run keeps: ``down`` the HR input and the LR,
     ``up`` the LR, the latent z and the HR output."""
     s = model.scale
@@ -175,7 +185,7 @@ def image_buffer_bytes(model: IRN, hr_height: int, hr_width: int, op: Literal["d
 
 
 def tiling_for_budget(
-    model: IRN, hr_height: int, hr_width: int, budget_bytes: int, overlap: int, op: Literal["down", "up"] = "up"
+    model: Rescaler, hr_height: int, hr_width: int, budget_bytes: int, overlap: int, op: Literal["down", "up"] = "up"
 ) -> Tiling | None:
     """None when the untiled ``op`` fits ``budget_bytes``, else the square tiling with the fewest
     tiles along the image's longer side that fits: tile = ceil(longer LR side / k) for the
@@ -210,7 +220,7 @@ def default_memory_budget() -> int:
 
 
 def plan_tiling(
-    model: IRN,
+    model: Rescaler,
     hr_height: int,
     hr_width: int,
     op: Literal["down", "up"],

@@ -1,18 +1,24 @@
-"""ONNX export of any model irn loads (issue 20): ``DIR/encoder.onnx``, ``DIR/decoder.onnx`` and
-``DIR/model.json``, run without torch by :mod:`irn.onnx.runtime`.
+"""ONNX export of any rescaler whose registry entry allows it (issue 20; IRN, x3, IRN-Color, and issue 30:
+SAIN, T-IRN): ``DIR/encoder.onnx``, ``DIR/decoder.onnx`` and ``DIR/model.json``, run without torch by
+:mod:`irn.onnx.runtime`.
 
 - ``encoder.onnx``: input ``hr`` (B, 3, H, W) float32 in [0, 1], H and W multiples of the scale (the
-  runtime pads as :meth:`irn.nn.network.IRN.encode` does) -> outputs ``lr`` (B, c, H/s, W/s) on 8-bit
-  levels (:meth:`~irn.nn.network.IRN.downscale`) and ``z`` (B, latent, H/s, W/s).
+  runtime pads as :meth:`irn.nn.network.Rescaler.encode` does) -> outputs ``lr`` (B, c, H/s, W/s) on
+  8-bit levels (:meth:`~irn.nn.network.Rescaler.downscale`: SAIN's is its E-blocks' LR) and ``z``
+  (B, latent, H/s, W/s).
 - ``decoder.onnx``: inputs ``lr`` and ``z`` -> output ``hr`` (B, 3, s h, s w) clamped to [0, 1]
-  (:meth:`~irn.nn.network.IRN.decode` then the clamp of :meth:`~irn.nn.network.IRN.upscale`).
+  (:meth:`~irn.nn.network.Rescaler.decode` then the clamp of ``upscale``). The latent is an input, so
+  drawing it stays outside the graphs: the runtime draws it from ``model.json``'s ``latent``.
 - Batch, height and width are dynamic.
-- ``model.json``: the format, the scale, kind, channels, the recommended latent, the model card (the
-  model's metadata) and the files.
+- ``model.json``: the format, the architecture, scale, kind, channels, the recommended latent and its
+  distribution (``latent``: ``{"distribution": "normal"}``, or SAIN's ``"gaussian_mixture"`` with the
+  mixture's weights, means and standard deviations), the lossy LR formats the model is made for
+  (``lr_formats``, :func:`irn.zoo.purpose.lr_formats`), the model card (the model's metadata) and the files.
 
-The graphs are traced from the plain network (:class:`irn.nn.network.IRN`, opset 18) with torch's
-ONNX exporter (``torch.onnx.export(..., dynamo=True)``, which needs the ``onnx`` and ``onnxscript``
-packages: ``pip install "irn[onnx]"``).
+The graphs are traced from the plain network (opset 18) with torch's ONNX exporter
+(``torch.onnx.export(..., dynamo=True)``, which needs the ``onnx`` and ``onnxscript`` packages:
+``pip install "irn[onnx]"``). An architecture whose entry says ``onnx=False`` (the CRM, a restorer) is
+refused in one line with its ``onnx_reason`` (:func:`check_exportable`).
 """
 
 from __future__ import annotations
@@ -32,8 +38,10 @@ from irn.errors import IRNError
 from irn.imaging.io import atomic_write, json_safe, json_text
 from irn.nn.fast import FastIRN
 from irn.nn.linear import RGB_TO_YUV
-from irn.nn.network import IRN, build_network, quantize
-from irn.zoo import restorer_of
+from irn.nn.network import Rescaler, build_network, quantize
+from irn.nn.sain import SAIN
+from irn.zoo import architecture_of, lr_formats, restorer_of
+from irn.zoo.registry import ARCHITECTURES
 
 FORMAT = "irn-onnx"
 FORMAT_VERSION = 1
@@ -42,18 +50,17 @@ FILES = {"encoder": "encoder.onnx", "decoder": "decoder.onnx", "model": "model.j
 
 
 class _Encoder(nn.Module):
-    def __init__(self, model: IRN) -> None:
+    def __init__(self, model: Rescaler) -> None:
         super().__init__()
         self.model = model
 
     def forward(self, hr: Tensor) -> tuple[Tensor, Tensor]:
-        out, _ = self.model(hr)
-        c = self.model.lr_channels
-        return quantize(out[:, :c]), out[:, c:]
+        lr, z = self.model._encode_padded(hr)  # the network's own split (SAIN: its E-blocks' LR)
+        return quantize(lr), z
 
 
 class _Decoder(nn.Module):
-    def __init__(self, model: IRN) -> None:
+    def __init__(self, model: Rescaler) -> None:
         super().__init__()
         self.model = model
 
@@ -62,7 +69,7 @@ class _Decoder(nn.Module):
         return hr[:, : self.model.config.in_channels].clamp(0, 1)
 
 
-def _plain(model: IRN | FastIRN) -> IRN:
+def _plain(model: Rescaler) -> Rescaler:
     """The plain network of ``model`` (:func:`irn.load` returns the fast path, which shares its weights)."""
     if not isinstance(model, FastIRN):
         return model
@@ -133,19 +140,44 @@ def _onnx_bytes(
     return buffer.getvalue()
 
 
-def describe(model: IRN | FastIRN) -> dict[str, Any]:
+def check_exportable(model: Rescaler, what: str = "the model") -> None:
+    """Raise :class:`IRNError` (one line naming ``what``, the architecture and why) unless ``model``'s
+    registry entry exports to ONNX."""
+    arch = architecture_of(model)
+    if not arch.onnx:
+        exported = ", ".join(a.name for a in ARCHITECTURES if a.onnx)
+        reason = f": {arch.onnx_reason}" if arch.onnx_reason else ""
+        raise IRNError(f"{what}: {arch.title} does not export to ONNX{reason} (the architectures that do: {exported})")
+
+
+def latent_distribution(model: Rescaler) -> dict[str, Any]:
+    """``model.json``'s ``latent``: what a sampled z is drawn from, for the runtime. IRN, T-IRN:
+    ``{"distribution": "normal"}`` (N(0, 1) per element, times the temperature); SAIN: its Gaussian
+    mixture (per element a component k with probability ``weights[k]``, then
+    ``means[k] + stds[k] * N(0, 1)``, times the temperature), in float64 decimals."""
+    if isinstance(model, SAIN):
+        gmm = model.gmm
+        parts = {"weights": gmm.weights(), "means": gmm.means(), "stds": gmm.stds()}
+        return {"distribution": "gaussian_mixture", **{k: t.detach().double().tolist() for k, t in parts.items()}}
+    return {"distribution": "normal"}
+
+
+def describe(model: Rescaler) -> dict[str, Any]:
     """The content of ``model.json`` for ``model``."""
     config = model.config
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "irn_version": __version__,
+        "arch": architecture_of(model).name,
         "kind": config.kind,
         "scale": model.scale,
         "in_channels": config.in_channels,
         "lr_channels": model.lr_channels,
         "latent_channels": model.latent_channels,
         "recommended_z": model.recommended_z(),
+        "latent": latent_distribution(model),
+        "lr_formats": list(lr_formats(model)),
         "opset": OPSET,
         "files": {"encoder": FILES["encoder"], "decoder": FILES["decoder"]},
         "inputs": {"encoder": ["hr"], "decoder": ["lr", "z"]},
@@ -156,12 +188,14 @@ def describe(model: IRN | FastIRN) -> dict[str, Any]:
     }
 
 
-def export_onnx(model: IRN | FastIRN, folder: str | os.PathLike[str]) -> dict[str, Any]:
+def export_onnx(model: Rescaler, folder: str | os.PathLike[str]) -> dict[str, Any]:
     """Write ``encoder.onnx``, ``decoder.onnx`` and ``model.json`` for ``model`` into ``folder``
     (each file atomically; ``model.json`` last, so a folder with it is complete). Returns model.json's
     content. A carried compression restoration module is not exported (it runs before the decoder,
-    in torch): a note in the card says so."""
+    in torch): a note in the card says so. An architecture that does not export is refused
+    (:func:`check_exportable`) before anything is written."""
     folder = Path(folder)
+    check_exportable(model)
     plain = _plain(model).eval()
     s, c, zc = plain.scale, plain.lr_channels, plain.latent_channels
     batch = torch.export.Dim("batch", min=1, max=4096)
@@ -169,7 +203,7 @@ def export_onnx(model: IRN | FastIRN, folder: str | os.PathLike[str]) -> dict[st
     w = torch.export.Dim("w", min=1, max=16384)
     hr_h, hr_w = (h, w) if s == 1 else (s * h, s * w)
     example_hr = torch.rand(2, plain.config.in_channels, 8 * s, 6 * s)
-    sizes = {op.conv_weights.shape[0] for op in plain.operations if hasattr(op, "conv_weights")}
+    sizes = {op.conv_weights.shape[0] for op in plain.modules() if hasattr(op, "conv_weights")}
     table = _linear_algebra(sizes) if sizes else None
     with torch.no_grad():
         lr, z = _Encoder(plain)(example_hr)

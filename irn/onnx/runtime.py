@@ -1,5 +1,5 @@
-"""The light runtime: an exported IRN (``irn export MODEL --format onnx -o DIR``) run with onnxruntime,
-numpy and Pillow alone; torch is never imported.
+"""The light runtime: an exported rescaler (``irn export MODEL --format onnx -o DIR``: IRN, x3, IRN-Color,
+SAIN, T-IRN) run with onnxruntime, numpy and Pillow alone; torch is never imported.
 
     from irn.onnx import load                   # irn.onnx.runtime's names, from the package
     model = load("x2_onnx")                     # DIR with encoder.onnx, decoder.onnx, model.json
@@ -17,7 +17,10 @@ line), sizes that are not multiples of the scale padded at the bottom and right 
 reflect), the LR on 8-bit levels, alpha resized with MATLAB bicubic (:func:`irn.imaging.kernels.imresize_array`,
 the taps and weights of the torch resize) and rounded to 8 bits, outputs written atomically. Two
 differences: a sampled latent comes from numpy's generator (the same distribution as torch's draws,
-not the same numbers), and there is no tiling (``--max-pixels`` bounds the work).
+not the same numbers: N(0, 1), or SAIN's Gaussian mixture from the parameters ``model.json`` holds), and
+there is no tiling (``--max-pixels`` bounds the work). ``z="auto"`` is the model's recommended latent
+(T-IRN: zero). Writing the LR as JPEG or WebP warns unless the model is made for that format
+(``model.json``'s ``lr_formats``, written by the exporter from :func:`irn.zoo.purpose.lr_formats`).
 """
 
 from __future__ import annotations
@@ -52,6 +55,8 @@ FORMAT = "irn-onnx"  # model.json's "format" (irn.onnx.export.FORMAT)
 SUPPORTED_VERSION = 1
 ZMode = Literal["auto", "sample", "zero"]
 LOSSY = {"JPEG", "WEBP"}
+#: the latent distributions this runtime draws from (model.json's "latent"; none given: "normal")
+DISTRIBUTIONS = ("normal", "gaussian_mixture")
 
 
 class OnnxModelError(IRNError):
@@ -79,7 +84,7 @@ def quantize(x: np.ndarray) -> np.ndarray:
 
 class OnnxIRN:
     """An exported model: ``encode``/``decode`` and ``downscale``/``upscale`` as on
-    :class:`irn.nn.network.IRN`, on numpy float32 arrays."""
+    :class:`irn.nn.network.Rescaler`, on numpy float32 arrays."""
 
     def __init__(self, folder: str | os.PathLike[str], *, threads: int | None = None) -> None:
         self.folder = Path(folder)
@@ -93,6 +98,8 @@ class OnnxIRN:
         self.card: dict[str, Any] = dict(doc.get("card") or {})
         self.luma: list[float] | None = doc.get("luma")
         self._recommended: str = doc.get("recommended_z", "sample")
+        self.latent: dict[str, Any] = _latent_of(doc, self.folder / "model.json")
+        self.lr_formats: tuple[str, ...] = tuple(str(f) for f in doc.get("lr_formats") or ())
         try:
             import onnxruntime as ort
         except ImportError:
@@ -146,7 +153,15 @@ class OnnxIRN:
         if z == "sample":
             if not (np.isfinite(temperature) and temperature >= 0):
                 raise InputError(f"temperature must be a finite number >= 0, got {temperature}", param="temperature")
-            draws = np.random.default_rng(seed).standard_normal(shape, dtype=np.float32)
+            rng = np.random.default_rng(seed)
+            if self.latent["distribution"] == "gaussian_mixture":  # SAIN: a component per element, then its normal
+                cdf = np.cumsum(np.asarray(self.latent["weights"], np.float64))
+                k = np.minimum(np.searchsorted(cdf, rng.random(shape), side="right"), len(cdf) - 1)
+                eps = rng.standard_normal(shape, dtype=np.float32)
+                means = np.asarray(self.latent["means"], np.float32)
+                stds = np.asarray(self.latent["stds"], np.float32)
+                return ((means[k] + stds[k] * eps) * np.float32(temperature)).astype(np.float32)
+            draws = rng.standard_normal(shape, dtype=np.float32)
             return draws * np.float32(temperature)
         raise InputError(f"z must be 'sample', 'zero', 'auto' or an array, got {z!r}", param="z")
 
@@ -188,6 +203,26 @@ def _read_model_json(folder: Path) -> dict[str, Any]:
     if missing:
         raise OnnxModelError(f"{path}: damaged (missing {', '.join(missing)})")
     return doc
+
+
+def _latent_of(doc: dict[str, Any], where: Path) -> dict[str, Any]:
+    """model.json's ``latent`` (``where``), checked: N(0, 1) when absent (exports before it existed); a
+    mixture needs weights, means and standard deviations of one length."""
+    latent = doc.get("latent") or {"distribution": "normal"}
+    kind = latent.get("distribution") if isinstance(latent, dict) else None
+    if kind not in DISTRIBUTIONS:
+        raise OnnxModelError(
+            f"{where}: latent distribution {kind!r} is not one this runtime draws ({', '.join(DISTRIBUTIONS)}): "
+            "upgrade irn"
+        )
+    if kind == "gaussian_mixture":
+        try:
+            parts = [np.asarray(latent[k], np.float64) for k in ("weights", "means", "stds")]
+        except (KeyError, TypeError, ValueError):
+            raise OnnxModelError(f"{where}: damaged latent (a mixture needs weights, means and stds)") from None
+        if any(p.ndim != 1 or len(p) != len(parts[0]) or len(p) == 0 or not np.isfinite(p).all() for p in parts):
+            raise OnnxModelError(f"{where}: damaged latent (weights, means and stds of one length, finite)")
+    return latent
 
 
 def load(folder: str | os.PathLike[str], *, threads: int | None = None) -> OnnxIRN:
@@ -259,7 +294,7 @@ def downscale_file(
     lr = model.downscale(rgb[None])[0]
     lr_alpha = _lr_alpha(alpha, model, lr)
     notes = []
-    if image_format(dst) in LOSSY:
+    if image_format(dst) in LOSSY and image_format(dst) not in model.lr_formats:
         notes.append(f"the LR image written as {image_format(dst)}: IRN's LR image does not survive lossy compression")
     save_pil(_to_pil(lr, lr_alpha), dst)
     return {

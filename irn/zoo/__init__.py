@@ -10,6 +10,8 @@
 - :mod:`.catalogue`: every model name (shipped and downloadable; plain data, torch-free), the cache
   folder; :mod:`.pretrained`: :func:`resolve` (a name or path -> a file) and the verified download of
   pretrained files; :mod:`.transfer`: the one resumable downloader (also :mod:`irn.datasets`')
+- :mod:`.purpose`: :func:`lr_formats`, the one rule for what a model's LR is made to be stored as
+  (PNG, JPEG, WebP)
 - :mod:`.device`: :func:`resolve_device`, the one device rule
 
 Every public name is importable from here (``from irn.zoo import load``); each loads its module on
@@ -55,6 +57,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time the names load lazi
     from irn.zoo.device import resolve_device
     from irn.zoo.errors import CheckpointError
     from irn.zoo.pretrained import PretrainedChecksumError, PretrainedDownloadError, fetch, git_blob_sha1, resolve
+    from irn.zoo.purpose import lr_formats, trained_for_jpeg
     from irn.zoo.registry import ARCHITECTURES, architecture_of, get_architecture
 
 #: public name -> the module that defines it
@@ -94,6 +97,8 @@ _EXPORTS = {
     "fetch": "irn.zoo.pretrained",
     "git_blob_sha1": "irn.zoo.pretrained",
     "resolve": "irn.zoo.pretrained",
+    "lr_formats": "irn.zoo.purpose",
+    "trained_for_jpeg": "irn.zoo.purpose",
     "ARCHITECTURES": "irn.zoo.registry",
     "architecture_of": "irn.zoo.registry",
     "get_architecture": "irn.zoo.registry",
@@ -131,6 +136,7 @@ __all__ = [
     "load_file",
     "load_irn",
     "load_module",
+    "lr_formats",
     "models_dir",
     "read_hub_weights",
     "resolve",
@@ -138,6 +144,7 @@ __all__ = [
     "restorer_of",
     "save",
     "strip_prefix",
+    "trained_for_jpeg",
 ]
 
 

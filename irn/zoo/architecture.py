@@ -62,7 +62,11 @@ class Architecture:
       for a module without one); ``channels``: its LR and latent channels in words.
     - ``keys``: the keys that identify an official file, in words (for the "not a checkpoint" message).
     - ``origin``: the paper and the official code; ``licence``: the official code's licence.
-    - ``onnx``: whether ``irn export --format onnx`` exports it.
+    - ``onnx``: whether ``irn export --format onnx`` exports it; ``onnx_reason``: why not, one phrase for
+      the refusal (what cannot be exported, or what the torch-free runtime could not reproduce).
+    - ``lr_formats``: the lossy formats (Pillow's names, ``"JPEG"``, ``"WEBP"``) a file of this architecture
+      is made to store its LR in when nothing more specific is known of it (no model name, no card):
+      SAIN's ``("JPEG", "WEBP")``; ``()`` for a lossless LR. The rule that uses it: :mod:`irn.zoo.purpose`.
     - ``prepare_state(state) -> state``: official keys -> the module's keys (default: unchanged).
     - ``for_inference(module) -> module``: what :func:`irn.load` hands out (default: the module itself;
       the IRN family: the fast CPU path).
@@ -82,6 +86,8 @@ class Architecture:
     origin: str = ""
     licence: str = ""
     onnx: bool = False
+    onnx_reason: str = ""
+    lr_formats: tuple[str, ...] = ()
     prepare_state: Callable[[dict[str, Any]], dict[str, Any]] = _as_is
     for_inference: Callable[[nn.Module], nn.Module] = _same
 

@@ -39,6 +39,7 @@ from irn.nn.network import IRNConfig, Rescaler
 from irn.nn.restoration import CompressionRestorer
 from irn.zoo.architecture import Architecture, fit_state, strip_prefix
 from irn.zoo.archs import crm as crm_arch
+from irn.zoo.catalogue import get as catalogue_entry
 from irn.zoo.device import resolve_device
 from irn.zoo.errors import CheckpointError
 from irn.zoo.pretrained import resolve
@@ -315,9 +316,19 @@ def load_checkpoint(path: str | os.PathLike[str]) -> tuple[Rescaler, dict[str, A
     return loaded.module, loaded.metadata  # type: ignore[return-value]
 
 
-def _ready(loaded: Loaded, target: str | None) -> nn.Module:
-    """The module of ``loaded`` for inference: eval mode, no gradients, its metadata, on ``target``."""
+def purpose_of_name(name_or_path: str | os.PathLike[str]) -> str | None:
+    """The catalogue purpose (``"lossless"``, ``"JPEG"``, ``"WebP"``, ``"colour"``) of a model name, as
+    :func:`irn.zoo.pretrained.resolve` reads names; None for a path."""
+    entry = catalogue_entry(str(name_or_path))
+    return entry.purpose if entry is not None else None
+
+
+def _ready(loaded: Loaded, target: str | None, purpose: str | None = None) -> nn.Module:
+    """The module of ``loaded`` for inference: eval mode, no gradients, its metadata (with ``purpose``, a
+    model name's catalogue purpose, unless the card names one), on ``target``."""
     plain, meta = loaded.module, loaded.metadata
+    if purpose is not None:
+        meta.setdefault("purpose", purpose)
     plain.metadata = meta  # type: ignore[assignment]
     plain.eval().requires_grad_(False)
     crm = restorer_of(plain)
@@ -349,13 +360,16 @@ def load(
     :class:`~irn.nn.restoration.CompressionRestorer` (``module(x)`` / ``module.restore(x)``).
     :func:`load_irn` takes rescalers only; training takes the plain module (:func:`load_checkpoint`).
 
+    A model loaded by name carries its catalogue purpose as ``metadata["purpose"]`` (``"lossless"``,
+    ``"JPEG"``, ``"WebP"``, ``"colour"``: what its LR is made to be stored as, :mod:`irn.zoo.purpose`).
+
     ``device``: ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"`` or ``"auto"`` (the best present).
     Raises :class:`CheckpointError` with one line naming the file (or the name) and the problem, and
     :class:`irn.InputError` for a device that is not there.
     """
     path = resolve(name_or_path)
     target = resolve_device(device, "device") if device is not None else None  # refused before the file is read
-    return _ready(load_file(path), target)  # type: ignore[return-value]
+    return _ready(load_file(path), target, purpose_of_name(name_or_path))  # type: ignore[return-value]
 
 
 def load_irn(name_or_path: str | os.PathLike[str], device: str | torch.device | None = None) -> Rescaler:
@@ -365,7 +379,7 @@ def load_irn(name_or_path: str | os.PathLike[str], device: str | torch.device | 
     target = resolve_device(device, "device") if device is not None else None
     loaded = load_file(path)
     _refuse_restorer(path, loaded.arch, "; it restores a JPEG-decoded LR image for an IRN")
-    return _ready(loaded, target)  # type: ignore[return-value]
+    return _ready(loaded, target, purpose_of_name(name_or_path))  # type: ignore[return-value]
 
 
 # ---------------------------------------------------------------- saving

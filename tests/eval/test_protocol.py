@@ -317,15 +317,18 @@ def test_evaluate_from_python(tmp_path: Path, tiny_model: tuple[Path, IRN]) -> N
         "scale",
         "method",
         "model",
+        "arch",
         "z",
         "draws",
         "jpeg",
+        "webp",
         "restorer",
         "crop_border",
         "device",
         "datasets",
     }
-    assert report["jpeg"] is None and report["restorer"] is False
+    assert report["jpeg"] is None and report["webp"] is None and report["restorer"] is False
+    assert report["arch"] == "irn"
     assert (report["method"], report["model"], report["z"], report["scale"]) == ("irn", "tiny", "sample", 2)
     record = report["datasets"]["lib"]
     assert set(record) == {"folder", "count", "mean", "images"} and record["count"] == 1

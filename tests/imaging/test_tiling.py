@@ -180,3 +180,26 @@ def test_rescale_rejects_bad_tile_and_memory_values(capsys: pytest.CaptureFixtur
             main(["rescale", "down", "x.png", *bad])
         assert exc.value.code == 2
         assert bad[0] in capsys.readouterr().err
+
+
+def test_a_grey_lr_keeps_its_one_channel_in_tiles(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """IRN-Color's "LR" (the grey image) has 1 channel and its output 3: tiled runs, and ``irn color
+    --tile``, give the untiled images (tiles used to assume as many LR channels as HR ones)."""
+    model = random_irn(1, 1, growth=8, kind="color")
+    hr = torch.rand(1, 3, 30, 26)
+    tiling = Tiling(tile=8, overlap=10)
+    with torch.no_grad():
+        grey = model.downscale(hr)
+        assert grey.shape == (1, 1, 30, 26)
+        torch.testing.assert_close(tiled_downscale(model, hr, tiling), grey, rtol=0, atol=1 / 255 + 1e-6)
+        rgb = tiled_upscale(model, grey, tiling, z="sample", seed=2)
+        torch.testing.assert_close(rgb, model.upscale(grey, z="sample", seed=2), rtol=0, atol=1e-5)
+    src = tmp_path / "a.png"
+    Image.fromarray((hr[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)).save(src)
+    saved = irn.save(model, tmp_path / "color.pt")
+    for name, extra in (("whole", []), ("tiled", ["--tile", "16"])):
+        assert main(["color", "roundtrip", str(src), "--model", str(saved), "-o", str(tmp_path / name), *extra]) == 0
+    for image in ("a_grey.png", "a_rt.png"):
+        whole = np.asarray(Image.open(tmp_path / "whole" / image)).astype(int)
+        tiled = np.asarray(Image.open(tmp_path / "tiled" / image)).astype(int)
+        assert whole.shape == tiled.shape and np.abs(whole - tiled).max() <= 1

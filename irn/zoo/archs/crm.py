@@ -62,4 +62,6 @@ ARCHITECTURE = Architecture(
     keys="'conv_first.weight' and 'RRDB_trunk.N.RDB1.conv1.weight'",
     origin=ORIGIN + " (IRN-Compression)",
     licence=LICENCE,
+    onnx_reason="a restorer has no encoder and decoder to export (export the IRN that carries it; its ONNX "
+    "export leaves the restorer out)",
 )

@@ -68,4 +68,6 @@ ARCHITECTURE = Architecture(
     origin="Yang et al., Self-Asymmetric Invertible Network for Compression-Aware Image Rescaling (AAAI 2023); "
     "github.com/yang-jin-hai/SAIN",
     licence="Apache-2.0",
+    onnx=True,  # the mixture's parameters go into model.json: the torch-free runtime draws z from them
+    lr_formats=("JPEG", "WEBP"),  # compression-aware: a file without a name or card may be either model
 )

@@ -74,4 +74,5 @@ ARCHITECTURE = Architecture(
     origin="Bao et al., Plug-and-Play Tri-Branch Invertible Block for Image Rescaling (AAAI 2025); "
     "github.com/Jingwei-Bao/T-InvBlocks",
     licence="Apache-2.0",
+    onnx=True,
 )
