@@ -233,7 +233,10 @@ class IRNLightning(L.LightningModule):
         return lo.rec_temperature
 
     def _compile_flow(self) -> Any:
-        return torch.compile(self.model.forward, mode=self.config.trainer.compile)
+        # static shapes: the flow runs at two fixed shapes (the patch forward, the LR + z inverse), one
+        # graph each; torch's automatic dynamic shapes would recompile the second call symbolically, which
+        # its CPU inductor (torch 2.14) cannot lower ("cannot determine truth value of Relational")
+        return torch.compile(self.model.forward, mode=self.config.trainer.compile, dynamic=False)
 
     def __getstate__(self) -> dict[str, Any]:
         # a compiled function does not pickle (ddp_spawn pickles the module): rebuilt on first use

@@ -148,6 +148,12 @@ def fit_until_interrupted(
     except StopRequested as stop:
         return stop.name, stop.code
     except RuntimeError as exc:
+        if compiler_failed(exc):
+            first = next((line for line in str(exc).strip().splitlines() if line.strip()), type(exc).__name__)
+            raise IRNError(
+                f"trainer.compile: torch's compiler failed ({' '.join(first.split())[:200]}); "
+                "train without it (trainer.compile: null)"
+            ) from None
         if not lost_peer(trainer, exc):
             raise
         text = " ".join(str(exc).split())
@@ -158,6 +164,12 @@ def fit_until_interrupted(
             raise
         return "Ctrl+C (twice)", 130
     return None
+
+
+def compiler_failed(exc: BaseException) -> bool:
+    """An error raised by torch.compile's dynamo or inductor (a compiler bug or an unsupported operation,
+    not the user's data): ``irn train`` reports it in one line and says how to train without it."""
+    return any(cls.__module__.startswith(("torch._dynamo", "torch._inductor")) for cls in type(exc).__mro__)
 
 
 #: what gloo says when the process at the other end of a collective is gone

@@ -577,7 +577,7 @@ def test_a_compiled_module_pickles_and_compiles_again_after(tmp_path: Path, monk
     import pickle
 
     calls: list[str | None] = []
-    monkeypatch.setattr(torch, "compile", lambda fn, mode=None: calls.append(mode) or fn)
+    monkeypatch.setattr(torch, "compile", lambda fn, mode=None, dynamic=None: calls.append(mode) or fn)
     module = IRNLightning(config_from_dict(tiny_config(tmp_path, trainer={"compile": "max-autotune"})))
     clone = pickle.loads(pickle.dumps(module))
     assert calls == ["max-autotune"] and clone._compiled_flow is None
@@ -616,7 +616,7 @@ def test_compiled_training_runs_the_compiled_flow_and_matches_eager(
             calls[-1]["runs"] += 1
             return compiled(*args)
 
-        calls.append({"mode": mode, "runs": 0})
+        calls.append({"mode": mode, "runs": 0, "dynamic": kwargs.get("dynamic")})
         return counted
 
     ckpts = {}
@@ -626,13 +626,35 @@ def test_compiled_training_runs_the_compiled_flow_and_matches_eager(
             m.setattr(torch, "compile", aot_eager_compile)
             assert main(["train", "--config", str(write_config(tmp_path, raw, f"{name}.yaml"))]) == 0
         ckpts[name] = torch.load(tmp_path / name / "run" / "checkpoints" / "last.ckpt", weights_only=True)
-    assert calls == [{"mode": "reduce-overhead", "runs": 6}]  # 3 steps x (forward, reverse)
+    # 3 steps x (forward, reverse), static shapes (one graph per pass, no symbolic recompile)
+    assert calls == [{"mode": "reduce-overhead", "runs": 6, "dynamic": False}]
     eager, compiled = ckpts["eager"]["state_dict"], ckpts["compiled"]["state_dict"]
     assert list(compiled) == list(eager) and ckpts["compiled"]["global_step"] == 3
     moved = max(float((eager[k] - IRNLightning(config_from_dict(raw)).state_dict()[k]).abs().max()) for k in eager)
     assert moved > 1e-4  # the steps changed the weights
     for k in eager:
         torch.testing.assert_close(compiled[k], eager[k], rtol=1e-4, atol=1e-5)
+
+
+def test_a_compiler_failure_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """torch.compile's own failures (an inductor bug, e.g. torch 2.14's CPU lowering of symbolic shapes)
+    surface at the first step: one line naming trainer.compile and how to train without it."""
+    import torch._inductor.exc as inductor_exc
+
+    def failing_compile(fn, mode=None, **kwargs):  # noqa: ANN001, ANN202
+        def run(*args):  # noqa: ANN002, ANN202
+            raise inductor_exc.InductorError(TypeError("cannot determine truth value of Relational"), "x")
+
+        return run
+
+    monkeypatch.setattr(torch, "compile", failing_compile)
+    raw = tiny_config(tmp_path, trainer={"max_steps": 2, "compile": "default"})
+    assert main(["train", "--config", str(write_config(tmp_path, raw))]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("irn: error: trainer.compile: torch's compiler failed (")
+    assert "trainer.compile: null" in err[-1] and "Traceback" not in "\n".join(err)
 
 
 def test_validation_images_too_small_are_refused_before_the_run(
