@@ -9,6 +9,13 @@ plain eager fp32 (the baseline) and :class:`irn.nn.fast.FastIRN` (what ``irn.loa
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+if not __package__:  # python benchmarks/NAME.py: import the benchmarks package (and irn) from this checkout
+    ROOT = Path(__file__).resolve().parents[1]
+    sys.path[:] = [str(ROOT), *(p for p in sys.path if Path(p or ".").resolve() != ROOT / "benchmarks")]
+
 import argparse
 import statistics
 import time

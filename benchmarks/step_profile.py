@@ -14,6 +14,13 @@ share (hooks, logging, callbacks)::
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+if not __package__:  # python benchmarks/NAME.py: import the benchmarks package (and irn) from this checkout
+    ROOT = Path(__file__).resolve().parents[1]
+    sys.path[:] = [str(ROOT), *(p for p in sys.path if Path(p or ".").resolve() != ROOT / "benchmarks")]
+
 import argparse
 import contextlib
 import json

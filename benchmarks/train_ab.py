@@ -41,6 +41,11 @@ VARIANTS: dict[str, list[str]] = {
     "bf16-cl": ["--trainer.precision=bf16-mixed", "--trainer.channels_last=true"],
     "bf16-compile": ["--trainer.precision=bf16-mixed", "--trainer.compile=default"],
     "fp32-cl": ["--trainer.precision=32-true", "--trainer.channels_last=true"],
+    "bf16-cl-compile": [
+        "--trainer.precision=bf16-mixed",
+        "--trainer.channels_last=true",
+        "--trainer.compile=default",
+    ],
     # issue 29.5: the training photos downscaled by 2 with MATLAB bicubic (background_train.py clean)
     "bf16-d2": ["--trainer.precision=bf16-mixed", "--data.train_dir=datasets/cpu_train_d2"],
 }
