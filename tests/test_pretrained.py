@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
 import re
 import shutil
 import socket
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -391,4 +393,95 @@ def test_an_unwritable_cache_is_one_line(tmp_path, model_bytes, monkeypatch) -> 
     register(monkeypatch, "http://127.0.0.1:9", data)
     with pytest.raises(pretrained.PretrainedDownloadError) as exc:
         irn.load("tiny-x2")
-    one_line(exc, "cannot create the model cache", "IRN_HOME")
+    one_line(exc, "cannot write to the model cache", "IRN_HOME")
+
+
+# ---------------------------------------------------------------------------- two irn processes at once
+def test_a_download_under_way_elsewhere_is_waited_for_not_repeated(
+    home, server, model_bytes, monkeypatch, capsys
+) -> None:
+    """Another irn holds the download's lock (``<file>.lock``): this one waits, then uses the file the other
+    verified and renamed into place, without a request of its own (before the lock, both wrote the one
+    ``.part``: a corrupt file moved aside, or a FileNotFoundError for the one whose ``.part`` was renamed)."""
+    import fcntl
+
+    base, state = server
+    model, data = model_bytes
+    state.files[URL_PATH] = data
+    register(monkeypatch, base, data)
+    models = home / "models"
+    models.mkdir(parents=True)
+    lock = models / "Tiny.pth.lock"
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # what the other process holds while it downloads
+    result: dict[str, object] = {}
+    waiter = threading.Thread(target=lambda: result.update(model=irn.load("tiny-x2")))
+    waiter.start()
+    for _ in range(200):  # until the waiter says it waits
+        if "waiting for another irn" in capsys.readouterr().err:
+            break
+        waiter.join(0.05)
+    else:
+        pytest.fail("irn.load did not wait for the download's lock")
+    assert waiter.is_alive() and state.requests == []
+    (models / "Tiny.pth").write_bytes(data)  # the other process finishes: verified, renamed into place
+    lock.unlink()
+    os.close(fd)
+    waiter.join(30)
+    assert same_weights(result["model"], model)  # type: ignore[arg-type]
+    assert state.requests == [] and files_in(models) == {"Tiny.pth"}
+
+
+def test_concurrent_first_uses_download_once_and_all_load(home, server, model_bytes, monkeypatch) -> None:
+    base, state = server
+    model, data = model_bytes
+    state.files[URL_PATH] = data
+    entry = register(monkeypatch, base, data)
+    slow = transfer._transfer
+
+    def slowly(*args: object, **kwargs: object) -> bool:
+        time.sleep(0.3)  # the transfer takes a while: the others start meanwhile
+        return slow(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(transfer, "_transfer", slowly)
+    results: list[object] = []
+
+    def first_use() -> None:
+        try:
+            results.append(pretrained.fetch(entry, options=transfer.FetchOptions(progress=False)))
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            results.append(exc)
+
+    threads = [threading.Thread(target=first_use) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert results == [home / "models" / "Tiny.pth"] * 3
+    assert len(state.requests) == 1 and files_in(home / "models") == {"Tiny.pth"}
+    assert same_weights(irn.load("tiny-x2"), model)
+
+
+def test_a_cache_that_cannot_hold_the_lock_is_one_line(home, model_bytes, monkeypatch) -> None:
+    """A cache folder irn may not write to (its lock file refused) is the same one line as one it cannot create."""
+    _, data = model_bytes
+    register(monkeypatch, "http://127.0.0.1:9", data)
+
+    def refused(path: Path, waiting: str) -> None:
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(pretrained, "exclusive", refused)
+    with pytest.raises(pretrained.PretrainedDownloadError) as exc:
+        irn.load("tiny-x2")
+    one_line(exc, "cannot write to the model cache", "Permission denied", "IRN_HOME")
+
+
+def test_a_device_that_is_not_there_is_refused_before_any_download(home, server, model_bytes, monkeypatch) -> None:
+    base, state = server
+    _, data = model_bytes
+    state.files[URL_PATH] = data
+    register(monkeypatch, base, data)
+    for load in (irn.load, irn.zoo.load_irn):
+        with pytest.raises(irn.InputError, match="not a device name"):
+            load("tiny-x2", device="gpu0")
+    assert state.requests == [] and files_in(home / "models") == set()

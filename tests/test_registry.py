@@ -137,6 +137,32 @@ def test_two_entries_claiming_one_state_dict_is_reported_as_a_bug(monkeypatch: p
         registry.architecture_of(random_irn(2, 1, growth=8))
 
 
+def test_reports_name_a_model_by_its_entrys_label(monkeypatch: pytest.MonkeyPatch) -> None:
+    """How irn eval's tables and irn decay name a model comes from its registry entry (``label``), so a new
+    architecture needs no second list elsewhere (it was a table in irn/eval/report.py: a new entry was
+    called "IRN")."""
+    from irn.eval.report import method_label
+    from irn.experiments.decay import irn_rescaler
+
+    labels = {a.name: a.label for a in registry.ARCHITECTURES if a.role == "rescaler"}
+    assert labels == {"irn": "IRN", "conv": "IRN", "color": "IRN", "sain": "SAIN", "tirn": "T-IRN"}
+    for name, label in labels.items():
+        assert method_label("m.pt", "zero", 1, arch=name) == f"{label} m.pt, z=zero"
+    assert method_label("m.pt", "zero", 1) == "IRN m.pt, z=zero"  # a report written before "arch"
+    sain = registry.get_architecture("sain")
+    monkeypatch.setattr(
+        registry,
+        "ARCHITECTURES",
+        (*registry.ARCHITECTURES, Architecture(**{**sain.__dict__, "name": "newer", "label": "Newer"})),
+    )
+    monkeypatch.setitem(registry._BY_NAME, "newer", registry.ARCHITECTURES[-1])
+    assert method_label(None, "sample", 2, arch="newer") == "Newer, z=sample, 2 draws"
+    assert method_label(None, "sample", 1, arch="unknown") == "IRN, z=sample"  # a report from a newer irn
+    monkeypatch.setattr(registry, "ARCHITECTURES", registry.ARCHITECTURES[:-1])
+    tirn = TIRN(TIRNConfig(scale=2, blocks_per_stage=(1,), growth=8))
+    assert irn_rescaler(tirn, "zero").description.startswith("T-IRN x2, z = 0")
+
+
 # ---------------------------------------------------------------------------- modules: owned once
 @pytest.mark.parametrize("case", list(tiny_modules()))
 def test_each_module_and_its_fast_path_is_owned_by_exactly_one_entry(case: str) -> None:

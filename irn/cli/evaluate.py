@@ -67,8 +67,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--z",
         choices=("auto", "sample", "zero"),
         default="auto",
-        help="latent for upscaling: Gaussian sample (the paper), zeros, or auto (default): the one the "
-        "checkpoint recommends (metadata recommended_z; sample when it names none)",
+        help="latent for upscaling: a sample of the model's latent distribution (IRN: Gaussian, as in the paper; "
+        "SAIN: its mixture), zeros, or auto (default): the one the checkpoint recommends (metadata recommended_z), "
+        "else the architecture's (IRN, SAIN: sample; T-IRN: zero)",
     )
     parser.add_argument(
         "--draws", type=_positive_int, default=1, help="latent draws per image with seeds 0..N-1 (default 1)"

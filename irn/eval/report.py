@@ -16,6 +16,8 @@ from torch import Tensor
 from irn.errors import InputError
 from irn.eval.metrics import psnr
 from irn.imaging.io import to_pil, write_image, write_json
+from irn.zoo.errors import CheckpointError
+from irn.zoo.registry import get_architecture
 
 #: Per-image figures, in table order: JSON key -> (column title, decimals).
 COLUMNS: dict[str, tuple[str, int]] = {
@@ -40,18 +42,23 @@ def format_figure(key: str, v: float, spread: float | None = None) -> str:
     return text
 
 
-#: how the tables name a model of each registry architecture (the IRN family: "IRN")
-ARCH_LABELS = {"sain": "SAIN", "tirn": "T-IRN"}
+def arch_label(arch: str | None) -> str:
+    """How the tables name a model of registry architecture ``arch`` (its entry's ``label``); "IRN" for a
+    report without one (written before the field) or of an architecture this irn does not know."""
+    try:
+        return get_architecture(arch or "irn").label
+    except CheckpointError:
+        return "IRN"
 
 
 def method_label(
     model_name: str | None, z: str | None, draws: int, baseline: str = "bicubic", arch: str | None = None
 ) -> str:
-    """``baseline`` ("bicubic", "grey") when ``z`` is None, else "IRN NAME, z=Z" (SAIN, T-IRN for those
-    architectures) and ", N draws" for more than one."""
+    """``baseline`` ("bicubic", "grey") when ``z`` is None, else "IRN NAME, z=Z" (the architecture's label:
+    SAIN, T-IRN for those, :func:`arch_label`) and ", N draws" for more than one."""
     if z is None:
         return baseline
-    kind = ARCH_LABELS.get(arch or "irn", "IRN")
+    kind = arch_label(arch)
     head = f"{kind} {model_name}" if model_name else kind
     return f"{head}, z={z}" + (f", {draws} draws" if draws > 1 else "")
 

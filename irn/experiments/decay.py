@@ -38,7 +38,6 @@ from torch import Tensor
 
 from irn.errors import IRNError
 from irn.eval.metrics import psnr, ssim
-from irn.eval.report import ARCH_LABELS
 from irn.experiments.plotting import line_plot
 from irn.imaging.io import jpeg_roundtrip, to_pil, to_tensor, to_uint8
 from irn.imaging.resize import imresize
@@ -147,7 +146,7 @@ def irn_rescaler(model: RescalingModel, z: ZChoice = "sample", seed: int = 0, na
     info["model_metadata"] = {k: v for k, v in meta.items() if isinstance(v, (str, int, float, bool, type(None)))}
     dist = "its Gaussian mixture" if isinstance(model, SAIN) else "N(0,1)"
     what = {"zero": "z = 0", "sample": f"z ~ {dist}, fixed seed {seed}", "resample": f"z ~ {dist}, seed {seed}+cycle"}
-    kind = ARCH_LABELS.get(architecture_of(model).name, "IRN")
+    kind = architecture_of(model).label
     return Rescaler(name, model.scale, down, up, f"{kind} x{model.scale}, {what[z]}", info, z == "resample")
 
 

@@ -45,6 +45,8 @@ class Architecture:
 
     - ``name``: the ``"arch"`` field of our files and the name ``irn models`` shows (never renamed).
     - ``title``: a noun phrase for messages and tables ("an IRN (Haar levels, x2/x4/x8)").
+    - ``label``: how reports name a model of it (``irn eval``'s tables, ``irn decay``): "IRN" (the IRN
+      family, the default), "SAIN", "T-IRN".
     - ``config_class``: its config (``from_dict``/``to_dict``); the built module carries it as ``.config``.
     - ``detect(state) -> bool``: whether an official state dict (``module.`` prefix stripped, unwrapped
       from a ``state_dict`` key) is this architecture's, from its keys and shapes only. Exactly one
@@ -81,6 +83,7 @@ class Architecture:
     owns: Callable[[nn.Module], bool]
     role: Role = "rescaler"
     latent: Latent = "sample"
+    label: str = "IRN"
     channels: str = ""
     keys: str = ""
     origin: str = ""

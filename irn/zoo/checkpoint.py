@@ -367,16 +367,16 @@ def load(
     Raises :class:`CheckpointError` with one line naming the file (or the name) and the problem, and
     :class:`irn.InputError` for a device that is not there.
     """
+    target = resolve_device(device, "device") if device is not None else None  # refused before any download
     path = resolve(name_or_path)
-    target = resolve_device(device, "device") if device is not None else None  # refused before the file is read
     return _ready(load_file(path), target, purpose_of_name(name_or_path))  # type: ignore[return-value]
 
 
 def load_irn(name_or_path: str | os.PathLike[str], device: str | torch.device | None = None) -> Rescaler:
     """:func:`load` for the places that need a rescaling model (the commands): a restorer (the CRM) is
     refused in one line naming the file."""
-    path = resolve(name_or_path)
     target = resolve_device(device, "device") if device is not None else None
+    path = resolve(name_or_path)
     loaded = load_file(path)
     _refuse_restorer(path, loaded.arch, "; it restores a JPEG-decoded LR image for an IRN")
     return _ready(loaded, target, purpose_of_name(name_or_path))  # type: ignore[return-value]

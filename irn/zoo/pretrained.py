@@ -7,6 +7,8 @@ request after an interruption, :mod:`irn.zoo.transfer`), the complete ``.part`` 
 pinned git blob id (sha1 of ``b"blob <size>\\0"`` + the bytes, what ``git hash-object`` prints), and only
 then renamed to the file's name, atomically. A file that fails the check is moved aside to
 ``<file>.bad`` (never loaded, never kept under the real name). Ctrl+C leaves only the ``.part``.
+One process at a time downloads a file (it holds ``<file>.lock``, :func:`irn.zoo.transfer.exclusive`);
+another that needs it meanwhile waits, then checks and uses the file the first renamed into place.
 
 The cached file is checked again every time it is used, not remembered as checked: a sha1 of these
 files (5-40 MB) takes tens of milliseconds, less than reading the weights, and a file changed or
@@ -19,18 +21,29 @@ naming the URL and where to put the file by hand.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
-from irn.zoo.catalogue import Pretrained, cached_path, checkpoint_dirs, describe_names, get
+from irn.zoo.catalogue import (
+    Pretrained,
+    Remote,
+    cached_path,
+    checkpoint_dirs,
+    describe_names,
+    get,
+    shipped_path,
+)
 from irn.zoo.errors import CheckpointError
 from irn.zoo.transfer import (
     ChecksumError,
     DownloadError,
     FetchOptions,
     download_file,
+    exclusive,
     file_digest,
     free_name,
+    lock_path,
     note,
     part_path,
 )
@@ -87,13 +100,24 @@ def fetch(entry: Pretrained, *, options: FetchOptions | None = None) -> Path:
     if dest.is_file():  # downloaded earlier, or placed there by hand
         _verify(entry, dest, dest, options, f"the file found at {dest}")
         return dest
-    try:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise PretrainedDownloadError(
-            f"{entry.name}: cannot create the model cache {dest.parent} ({exc.strerror or exc}); set IRN_HOME to "
-            f"a writable folder, or download {remote.url} and pass its path"
-        ) from None
+    with contextlib.ExitStack() as held:
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            waiting = f"waiting for another irn process that is downloading {entry.name} into {dest.parent}"
+            held.enter_context(exclusive(lock_path(dest), waiting))  # one download of a file at a time
+        except OSError as exc:
+            raise PretrainedDownloadError(
+                f"{entry.name}: cannot write to the model cache {dest.parent} ({exc.strerror or exc}); set IRN_HOME "
+                f"to a writable folder, or download {remote.url} and pass its path"
+            ) from None
+        if dest.is_file():  # another irn process downloaded it while this one waited
+            _verify(entry, dest, dest, options, f"the file found at {dest}")
+            return dest
+        return _download(entry, remote, dest, options)
+
+
+def _download(entry: Pretrained, remote: Remote, dest: Path, options: FetchOptions) -> Path:
+    """:func:`fetch`'s download, under the lock: resume or reuse the ``.part``, verify it, rename it."""
     part = part_path(dest)
     if part.is_file() and git_blob_sha1(part) == remote.blob_sha1:  # complete before an interruption
         os.replace(part, dest)
@@ -116,10 +140,9 @@ def resolve(name_or_path: str | os.PathLike[str], *, options: FetchOptions | Non
     text = str(name_or_path)
     entry = get(text)
     if entry is not None and entry.shipped:
-        for folder in checkpoint_dirs():
-            candidate = folder / entry.file
-            if candidate.is_file():
-                return candidate
+        shipped = shipped_path(entry)
+        if shipped is not None:
+            return shipped
         searched = ", ".join(str(d) for d in checkpoint_dirs())
         raise CheckpointError(f"shipped model {text!r} ({entry.file}) not found in: {searched}")
     if entry is not None:

@@ -7,19 +7,29 @@ from byte 0. A dropped connection is resumed ``FetchOptions.retries`` times. Ctr
 ``.part`` with what was received (an empty one is removed), never a file under the final name: the
 caller verifies the complete ``.part`` and only then renames it. Errors are one-line
 :class:`irn.errors.IRNError` subclasses naming the URL and where to put the file by hand.
+:func:`exclusive` is the lock a caller holds around download, check and rename so that two processes
+never write one ``.part`` at once (pretrained models hold it; ``<dest>.lock``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.client
+import os
 import re
 import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX (Windows): downloads go unlocked
+    fcntl = None  # type: ignore[assignment]
 
 from irn._version import __version__
 from irn.errors import IRNError
@@ -158,6 +168,62 @@ def _transfer(url: str, part: Path, dest: Path, expected_size: int | None, optio
                 bar.update(len(chunk))
         if total is not None and done < total:
             raise _Interrupted(done, total, "the connection closed early")
+    return True
+
+
+def lock_path(dest: Path) -> Path:
+    """``<dest>.lock``: held by the one irn process that downloads ``dest`` (:func:`exclusive`)."""
+    return dest.with_name(dest.name + ".lock")
+
+
+@contextlib.contextmanager
+def exclusive(path: Path, waiting: str) -> Iterator[None]:
+    """Hold an exclusive lock on the file ``path`` (created if needed, removed on release), printing
+    ``waiting`` once if another process holds it. Two irn processes that fetch the same file at once
+    would otherwise write one ``.part`` together (a corrupt file) and rename it under each other.
+
+    The lock is ``flock`` (POSIX), released by the system when a process dies, so a ``.lock`` left by a
+    killed process never blocks; a lock taken on a file its holder removed meanwhile is taken again on
+    the new one. Where ``flock`` is missing or refused (Windows, some network file systems), nothing is
+    locked."""
+    fd, told = -1, False
+    while fcntl is not None:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            if not _try_lock(fd):
+                if not told:
+                    note(waiting)
+                    told = True
+                fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError:  # flock refused here (a file system without locks): go on unlocked
+            os.close(fd)
+            fd = -1
+            break
+        except BaseException:  # Ctrl+C while waiting
+            os.close(fd)
+            raise
+        try:
+            locked_current = os.path.samestat(os.fstat(fd), os.stat(path))
+        except FileNotFoundError:
+            locked_current = False
+        if locked_current:
+            break
+        os.close(fd)  # its holder removed the file as it let go: lock the one there now
+    try:
+        yield
+    finally:
+        if fd >= 0:
+            with contextlib.suppress(OSError):
+                path.unlink()  # while holding it: a process that opened it retries on the new one
+            os.close(fd)
+
+
+def _try_lock(fd: int) -> bool:
+    """Take the exclusive ``flock`` on ``fd`` if it is free; False when another process holds it."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
     return True
 
 

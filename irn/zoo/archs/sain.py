@@ -61,6 +61,7 @@ ARCHITECTURE = Architecture(
     infer_config=infer_config,
     build=build,
     owns=owns,
+    label="SAIN",
     latent="sample",
     channels="RGB in; LR 3 channels (RGB, 1/s size, made to be stored as JPEG/WebP), latent 3(s²-1) channels "
     "(drawn from the learnt Gaussian mixture)",

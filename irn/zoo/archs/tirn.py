@@ -68,6 +68,7 @@ ARCHITECTURE = Architecture(
     infer_config=infer_config,
     build=build,
     owns=owns,
+    label="T-IRN",
     latent="zero",
     channels="RGB in; LR 3 channels (RGB, 1/s size), latent 3(s²-1) channels (trained with z = 0)",
     keys="'haar_operations.0.haar_weights' and 'down_operations.N.K.conv1.weight'",
