@@ -25,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="pil-bicubic",
         help="pil-nearest, pil-bilinear, pil-bicubic (default), pil-lanczos, cv2-nearest, cv2-linear, cv2-area, "
         "torch-bilinear, torch-bilinear-aa, torch-bicubic, torch-bicubic-aa, matlab-bicubic, "
-        "irn:MODEL (x2, x4 or a checkpoint path)",
+        "irn:MODEL (a model name such as x2 or tirn-x2, see irn models, or a checkpoint path)",
     )
     parser.add_argument("--size", help="thumbnail size WIDTHxHEIGHT (default: TARGET's size; irn: COVER / scale)")
     parser.add_argument("--json", dest="json_path", metavar="PATH", help="also write the figures to PATH as JSON")
@@ -229,7 +229,7 @@ def _run_reverse(args: argparse.Namespace, out: Path) -> int:
     from irn.experiments.craft import attack
 
     if not args.resizer.startswith("irn:"):
-        raise IRNError("--reverse needs an IRN: --resizer irn:MODEL (x2, x4 or a checkpoint path)")
+        raise IRNError("--reverse needs an IRN: --resizer irn:MODEL (a model name or a checkpoint path)")
     if args.size:
         raise IRNError("--reverse takes no --size: the LR size is TARGET's size / the model's scale")
     if args.curve:

@@ -22,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help="rescaler, repeatable or comma-separated: bicubic, bilinear, box, nearest, lanczos2, lanczos3 "
         "(irn.imaging.resize), pil-lanczos, pil-bicubic, pil-bilinear, pil-box, pil-hamming, pil-nearest (Pillow), "
-        "irn:MODEL[@zero|@sample|@resample] (MODEL: x2, x4 or a checkpoint path). "
+        "irn:MODEL[@zero|@sample|@resample] (MODEL: a name from irn models or a checkpoint path). "
         "Default: bicubic, pil-lanczos, irn:x<scale>@zero, irn:x<scale>@sample",
     )
     parser.add_argument("-n", "--cycles", type=int, default=20, help="number of downscale -> upscale cycles (20)")

@@ -174,7 +174,7 @@ def make_rescaler(
         if "@" in body and body.rsplit("@", 1)[1] in Z_CHOICES:
             body, z = body.rsplit("@", 1)
         if not body:
-            raise IRNError(f"method {spec!r}: give a model after 'irn:' (x2, x4 or a checkpoint path)")
+            raise IRNError(f"method {spec!r}: give a model after 'irn:' (a name from irn models or a path)")
         cache = models if models is not None else {}
         if body not in cache:
             cache[body] = load_irn(body)
