@@ -8,8 +8,11 @@ so every test file's name is unique across the tree."""
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -118,3 +121,20 @@ def grey_restorer():  # noqa: ANN201
             p.zero_()
         crm.conv_last.bias.fill_(0.5)
     return crm
+
+
+@contextlib.contextmanager
+def local_http_server(handler: type[BaseHTTPRequestHandler], state: object) -> Iterator[str]:
+    """A threaded HTTP server on 127.0.0.1 with ``handler`` (which reads ``self.server.state``); yields
+    its base URL and shuts it down after."""
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    httpd.daemon_threads = True
+    httpd.state = state  # type: ignore[attr-defined]
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=5)

@@ -128,7 +128,7 @@ class SAINConfig:
         return cls(**kwargs)  # type: ignore[arg-type]
 
 
-class EInvBlock(nn.Module):
+class EInvBlock(AffineCoupling):
     """SAIN's Enhanced Invertible Block (the official ``EnhancedInvBlock``), (B, C, H, W) -> (B, C, H, W).
 
     With x split into x1 (the first ``split`` channels) and x2 (the rest), the official forward::
@@ -150,19 +150,10 @@ class EInvBlock(nn.Module):
     """
 
     def __init__(self, channels: int, split: int = 3, clamp: float = 1.0, growth: int = 32) -> None:
-        super().__init__()
-        if not 0 < split < channels:
-            raise ValueError(f"split must be in (0, {channels}), got {split}")
-        self.split = split
-        self.clamp = clamp
-        # Attribute names E, F, G, H (in this order) keep the official state-dict keys.
+        # F, G, H and the log-scale are the coupling's (:class:`~irn.nn.coupling.AffineCoupling`); E is
+        # the extra subnet of the enhanced block. The attribute names keep the official state-dict keys.
+        super().__init__(channels, split, clamp, growth)
         self.E = DenseBlock(channels - split, split, growth)
-        self.F = DenseBlock(channels - split, split, growth)
-        self.G = DenseBlock(split, channels - split, growth)
-        self.H = DenseBlock(split, channels - split, growth)
-
-    def log_scale(self, y1: Tensor) -> Tensor:
-        return self.clamp * (torch.sigmoid(self.H(y1)) * 2 - 1)
 
     def forward_with_lr(self, x: Tensor, rev: bool = False) -> tuple[Tensor, Tensor, Tensor]:
         """``(y, lr, logdet)``: the block's output, the LR it computes on the way (B, split, H, W) and

@@ -18,7 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from helpers import public_names
+from helpers import local_http_server, public_names
 
 from irn.cli.main import main
 from irn.datasets import download, registry
@@ -97,17 +97,8 @@ class RangeHandler(BaseHTTPRequestHandler):
 def server() -> Iterator[tuple[str, ServerState]]:
     """A threaded HTTP server on 127.0.0.1; yields its base URL and its state."""
     state = ServerState()
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), RangeHandler)
-    httpd.daemon_threads = True
-    httpd.state = state  # type: ignore[attr-defined]
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}", state
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=5)
+    with local_http_server(RangeHandler, state) as url:
+        yield url, state
 
 
 def make_zip(members: dict[str, bytes], links: dict[str, str] | None = None) -> bytes:
