@@ -23,6 +23,10 @@ The flow for one archive (:func:`fetch_archive`), from the parts in :mod:`irn.da
    replace a file that an earlier extraction of the same archive did not write (and that differs
    from the member). The marker lists the members written.
 
+Two irn processes fetching the same archive at once take turns: the second waits on
+``<archive>.lock`` (:func:`irn.zoo.transfer.exclusive`, released by the system if the holder dies),
+then finds the archive extracted and does nothing.
+
 Network and archive problems raise :class:`irn.errors.IRNError` subclasses with one-line
 messages; the CLI prints them as ``irn: error: ...``.
 """
@@ -48,6 +52,7 @@ from irn.datasets.transfer import (
     verify_checksum,
 )
 from irn.errors import IRNError
+from irn.zoo.transfer import exclusive, lock_path
 
 
 @dataclass(frozen=True)
@@ -74,6 +79,21 @@ def fetch_archive(
     marker = marker_path(folder, archive.name)
     if not options.force and read_marker(marker)[0] == str(checksum):
         return FetchResult(url, archive, folder, "already extracted")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise IRNError(f"cannot create the dataset folder {folder} ({exc.strerror or exc})") from None
+    waiting = f"waiting for another irn process that is fetching {archive.name} into {folder}"
+    with exclusive(lock_path(archive), waiting):  # one download and extraction of an archive at a time
+        if not options.force and read_marker(marker)[0] == str(checksum):  # done by the other meanwhile
+            return FetchResult(url, archive, folder, "already extracted")
+        return _fetch_locked(url, archive, folder, checksum, size, options, marker)
+
+
+def _fetch_locked(
+    url: str, archive: Path, folder: Path, checksum: Checksum, size: int | None, options: FetchOptions, marker: Path
+) -> FetchResult:
+    """:func:`fetch_archive` under the archive's lock: download or reuse, verify, extract, mark."""
     found = archive.is_file()
     if found:
         _note(f"found {archive}; verifying it instead of downloading")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import io
+import os
 import random
 import re
 import socket
@@ -155,6 +156,47 @@ def test_good_archive_downloads_verifies_and_extracts(server, tmp_path, capsys) 
     assert main(argv + ["--quiet"]) == 0
     assert "good.zip: already extracted" in capsys.readouterr().out
     assert len(state.requests) == 1
+
+
+def test_an_archive_fetched_by_another_irn_at_once_is_waited_for_not_fetched_twice(server, tmp_path) -> None:
+    """Two ``irn data download`` of one archive at once: the second waits on ``<archive>.lock`` while the
+    first downloads and extracts, then finds the marker and does nothing (before the lock, both wrote
+    the one ``.part``: a corrupt archive moved aside, or a rename under the other's feet)."""
+    import fcntl
+
+    base, state = server
+    members = image_members()
+    archive = make_zip(members)
+    state.files["/good.zip"] = archive
+    root = tmp_path / "datasets"
+    root.mkdir()
+    lock = root / "good.zip.lock"
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # what the first process holds while it works
+    checksum = Checksum("sha256", sha256(archive))
+    options = FetchOptions(progress=False)
+    result: dict[str, object] = {}
+
+    def second() -> None:
+        result["r"] = download.download_url(f"{base}/good.zip", root, checksum, options=options)
+
+    waiter = threading.Thread(target=second)
+    waiter.start()
+    waiter.join(1.0)
+    assert waiter.is_alive() and state.requests == []  # waiting, not downloading
+    first = download.download_url(f"{base}/good.zip", tmp_path / "elsewhere", checksum, options=options)
+    for path in first.folder.rglob("*"):  # the first process's work, as if it were done in root
+        if path.is_file():
+            target = root / path.relative_to(first.folder)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(path.read_bytes())
+    lock.unlink()
+    os.close(fd)
+    waiter.join(30)
+    assert not waiter.is_alive()
+    assert result["r"].status == "already extracted"  # type: ignore[attr-defined]
+    assert len(state.requests) == 1  # the first's only
+    assert files_under(root) == set(members) | {".irn-extracted-good.zip"}  # no .part, .bad or .lock left
 
 
 def test_md5_and_keep_archives(server, tmp_path) -> None:
