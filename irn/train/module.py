@@ -35,6 +35,7 @@ from irn.nn.linear import rgb_to_luma
 from irn.nn.network import IRN, IRNConfig, quantize
 from irn.nn.network import build_network as network_of
 from irn.nn.restoration import CompressionRestorer
+from irn.pipeline import for_inference
 from irn.train.config import TrainConfig, config_from_dict
 from irn.train.perceptual import DiscriminatorVGG128, VGGFeatures
 from irn.zoo import load_checkpoint, resolve, restorer_of
@@ -386,8 +387,9 @@ class IRNLightning(L.LightningModule):
         """Scores the weights as ``irn rescale`` runs them: without the trainer's mixed-precision autocast."""
         hr, _ = batch
         s = self.config.model.scale
+        net = for_inference(self.model)  # on a CPU the fast path: the plain model's outputs, in less time
         with torch.autocast(device_type=hr.device.type, enabled=False):
-            lr = self.model.downscale(hr)
+            lr = net.downscale(hr)
             lr_ref = quantize(lr_target(self.config, hr))
             lr_in = lr
             quality = validation_jpeg_quality(self.config)
@@ -395,8 +397,8 @@ class IRNLightning(L.LightningModule):
                 lr_in = jpeg_roundtrip(lr, quality)
                 if self.restorer is not None:
                     lr_in = quantize(self.restorer(lr_in).clamp(0, 1))
-            x0 = self.model.upscale(lr_in, z="zero")
-            xs = self.model.upscale(lr_in, z="sample", seed=batch_idx)
+            x0 = net.upscale(lr_in, z="zero")
+            xs = net.upscale(lr_in, z="sample", seed=batch_idx)
         if self.config.model.kind == "color":  # the colour image on RGB, the grey image against the luma
             self.log("val/psnr_rgb_z0", psnr_rgb(x0, hr).mean(), batch_size=1, sync_dist=False)
             self.log("val/psnr_rgb_sample", psnr_rgb(xs, hr).mean(), batch_size=1, sync_dist=False)
