@@ -35,11 +35,17 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 
+#: every variant names its precision and layout: the config's own values (channels_last: auto) would
+#: otherwise decide them per machine
 VARIANTS: dict[str, list[str]] = {
-    "fp32": ["--trainer.precision=32-true"],
-    "bf16": ["--trainer.precision=bf16-mixed"],
+    "fp32": ["--trainer.precision=32-true", "--trainer.channels_last=false"],
+    "bf16": ["--trainer.precision=bf16-mixed", "--trainer.channels_last=false"],
     "bf16-cl": ["--trainer.precision=bf16-mixed", "--trainer.channels_last=true"],
-    "bf16-compile": ["--trainer.precision=bf16-mixed", "--trainer.compile=default"],
+    "bf16-compile": [
+        "--trainer.precision=bf16-mixed",
+        "--trainer.channels_last=false",
+        "--trainer.compile=default",
+    ],
     "fp32-cl": ["--trainer.precision=32-true", "--trainer.channels_last=true"],
     "bf16-cl-compile": [
         "--trainer.precision=bf16-mixed",
@@ -47,7 +53,11 @@ VARIANTS: dict[str, list[str]] = {
         "--trainer.compile=default",
     ],
     # issue 29.5: the training photos downscaled by 2 with MATLAB bicubic (background_train.py clean)
-    "bf16-d2": ["--trainer.precision=bf16-mixed", "--data.train_dir=datasets/cpu_train_d2"],
+    "bf16-d2": [
+        "--trainer.precision=bf16-mixed",
+        "--trainer.channels_last=false",
+        "--data.train_dir=datasets/cpu_train_d2",
+    ],
 }
 
 

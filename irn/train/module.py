@@ -37,6 +37,7 @@ from irn.nn.network import build_network as network_of
 from irn.nn.restoration import CompressionRestorer
 from irn.pipeline import for_inference
 from irn.train.config import TrainConfig, config_from_dict
+from irn.train.hardware import resolve_channels_last
 from irn.train.perceptual import DiscriminatorVGG128, VGGFeatures
 from irn.zoo import load_checkpoint, resolve, restorer_of
 
@@ -172,6 +173,17 @@ def hardware_description(world_size: int = 1) -> str:
     return f"{world_size} x CPU ({torch.get_num_threads()} threads)"
 
 
+def to_channels_last(model: torch.nn.Module) -> None:
+    """``model``'s parameters in NHWC (channels-last), its buffers left in the default layout: DDP
+    broadcasts buffers at every step and refuses the channels-last strides of the Haar weights
+    ((12, 1, 2, 2) with strides (4, 1, 2, 1): "some elements ... refer to a single memory location")."""
+    model.to(memory_format=torch.channels_last)
+    for module in model.modules():
+        for name, buffer in module._buffers.items():
+            if buffer is not None and buffer.dim() == 4:
+                module._buffers[name] = buffer.clone(memory_format=torch.contiguous_format)
+
+
 class IRNLightning(L.LightningModule):
     """IRN + its training objective. ``config`` is a :class:`TrainConfig` or its dict."""
 
@@ -210,8 +222,9 @@ class IRNLightning(L.LightningModule):
                         f"({carried.config}) is not the one training builds ({self.restorer.config})"
                     )
                 self.restorer.load_state_dict(carried.state_dict())
-        if config.trainer.channels_last:
-            self.model.to(memory_format=torch.channels_last)
+        self._channels_last = resolve_channels_last(config)[0]
+        if self._channels_last:
+            to_channels_last(self.model)
         # torch.compile'd network forward for the objective (a function, not a module: the state
         # dict keeps the network's own keys); torch compiles it at the first step
         self._compiled_flow: Any = None
@@ -335,7 +348,7 @@ class IRNLightning(L.LightningModule):
         with torch.autocast(device_type=region.device.type, enabled=False):
             lr_ref = lr_target(self.config, region, margin)
         hr = region[..., margin:-margin, margin:-margin] if margin > 0 else region
-        if self.config.trainer.channels_last:
+        if self._channels_last:
             hr = hr.contiguous(memory_format=torch.channels_last)
         terms = self.losses(hr, self.global_step, self._step_generator(hr.device), lr_ref=lr_ref)
         finite = torch.isfinite(terms["loss"].detach()).float().reshape(1)

@@ -24,6 +24,7 @@ from irn.errors import IRNError
 from irn.train.callbacks import AtomicCheckpointIO, CheckpointEvery, GracefulStop, StopRequested
 from irn.train.config import ConfigError, TrainConfig, dump_config
 from irn.train.data import IRNDataModule
+from irn.train.hardware import resolve_channels_last, resolve_precision, resolved_accelerator
 from irn.train.module import IRNLightning
 
 
@@ -37,56 +38,13 @@ def check_compiler(cfg: TrainConfig) -> None:
     t = cfg.trainer
     if t.compile is None:
         return
-    on_cpu = t.accelerator == "cpu" or (t.accelerator == "auto" and not torch.cuda.is_available())
+    on_cpu = resolved_accelerator(cfg) == "cpu"
     compiler = os.environ.get("CXX", "g++")
     if on_cpu and shutil.which(compiler) is None:
         raise ConfigError(
             f"trainer.compile {t.compile!r} on the CPU needs a C++ compiler ({compiler!r} not found; "
             "set CXX, or trainer.compile: null)"
         )
-
-
-def cpu_has_native_bf16() -> bool:
-    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX-BF16), read at run time: machines
-    with AVX2 only emulate bf16 and gain nothing from it."""
-    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-    for name in checks:
-        probe = getattr(torch.cpu, name, None)
-        if probe is not None:
-            try:
-                if probe():
-                    return True
-            except RuntimeError:  # pragma: no cover - a torch build without the probe's backend
-                continue
-    if any(hasattr(torch.cpu, name) for name in checks):
-        return False
-    try:  # an older torch without the probes: the kernel's CPU flags (Linux)
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return " avx512_bf16" in flags or " amx_bf16" in flags
-
-
-def resolve_precision(cfg: TrainConfig) -> tuple[str, str]:
-    """``trainer.precision`` as Lightning takes it, and why: ``auto`` is ``bf16-mixed`` on a GPU or CPU
-    that computes bf16 natively (on the CPU about twice the steps per hour, learning as well per step:
-    docs/performance.md), else ``32-true``. Other values are taken as they are. Validation, export and
-    inference always run in fp32."""
-    t = cfg.trainer
-    if t.precision != "auto":
-        return t.precision, "as configured"
-    accelerator = t.accelerator
-    if accelerator == "auto":
-        accelerator = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
-    if accelerator in ("cuda", "gpu"):
-        if torch.cuda.is_available() and torch.cuda.is_bf16_supported(including_emulation=False):
-            return "bf16-mixed", f"auto: {torch.cuda.get_device_name(0)} computes bf16 natively"
-        return "32-true", "auto: this GPU has no native bf16"
-    if accelerator == "cpu":
-        if cpu_has_native_bf16():
-            return "bf16-mixed", "auto: this CPU computes bf16 natively (AVX512-BF16/AMX)"
-        return "32-true", "auto: this CPU has no native bf16 (it would be emulated, no faster)"
-    return "32-true", f"auto: fp32 on {accelerator}"
 
 
 def build_trainer(cfg: TrainConfig, callbacks: list[Any]) -> L.Trainer:
@@ -239,7 +197,12 @@ def train(cfg: TrainConfig, resume: Path | None = None, callbacks: Sequence[Any]
         raise ConfigError(f"trainer.run_dir {t.run_dir!r}: {exc.strerror or exc}") from None
     if trainer.is_global_zero:
         precision, why = resolve_precision(cfg)
-        print(f"irn train: precision {precision} ({why})", file=sys.stderr, flush=True)
+        layout, layout_why = resolve_channels_last(cfg)
+        print(
+            f"irn train: precision {precision} ({why}); channels-last {'on' if layout else 'off'} ({layout_why})",
+            file=sys.stderr,
+            flush=True,
+        )
     stopper.install(trainer)
     try:
         stopped_by = fit_until_interrupted(trainer, module, data, resume)
