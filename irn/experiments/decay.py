@@ -43,7 +43,6 @@ from irn.imaging.io import jpeg_roundtrip, to_pil, to_tensor, to_uint8
 from irn.imaging.resize import imresize
 from irn.nn.network import Rescaler as RescalingModel
 from irn.nn.network import quantize
-from irn.nn.sain import SAIN
 from irn.pipeline import for_inference
 from irn.zoo import architecture_of, load_irn
 
@@ -71,6 +70,8 @@ PIL_METHODS: dict[str, Image.Resampling] = {
 }
 
 Z_CHOICES: tuple[str, ...] = ("zero", "sample", "resample")
+#: a rescaler's latent distribution (:meth:`irn.nn.network.Rescaler.latent_distribution`), in words
+LATENT_NAMES: dict[str, str] = {"normal": "N(0,1)", "gaussian_mixture": "its Gaussian mixture"}
 
 
 @dataclass
@@ -144,7 +145,7 @@ def irn_rescaler(model: RescalingModel, z: ZChoice = "sample", seed: int = 0, na
     meta = dict(getattr(model, "metadata", {}) or {})
     info = {"z": z, "seed": None if z == "zero" else seed, "model_config": model.config.to_dict()}
     info["model_metadata"] = {k: v for k, v in meta.items() if isinstance(v, (str, int, float, bool, type(None)))}
-    dist = "its Gaussian mixture" if isinstance(model, SAIN) else "N(0,1)"
+    dist = LATENT_NAMES.get(model.latent_distribution()["distribution"], "its latent distribution")
     what = {"zero": "z = 0", "sample": f"z ~ {dist}, fixed seed {seed}", "resample": f"z ~ {dist}, seed {seed}+cycle"}
     kind = architecture_of(model).label
     return Rescaler(name, model.scale, down, up, f"{kind} x{model.scale}, {what[z]}", info, z == "resample")

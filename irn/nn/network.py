@@ -151,7 +151,7 @@ class Rescaler(nn.Module):
     - :meth:`_encode_padded`: the (lr, z) of a padded image; by default the forward output split after
       ``lr_channels`` channels (SAIN takes its LR from inside the flow instead);
     - :meth:`_draw_latent`: a random latent; by default N(0, temperature^2) (SAIN draws from its
-      Gaussian mixture);
+      Gaussian mixture), and :meth:`latent_distribution`, which says so in numbers;
     - ``default_z``: what :meth:`recommended_z` answers when the loaded file says nothing ("sample";
       T-IRN, trained with z = 0 only: "zero").
 
@@ -191,6 +191,12 @@ class Rescaler(nn.Module):
     ) -> Tensor:
         """A random latent of ``shape`` on ``like``'s device and dtype: N(0, temperature^2) draws."""
         return torch.randn(shape, generator=generator, device=like.device, dtype=like.dtype) * temperature
+
+    def latent_distribution(self) -> dict[str, Any]:
+        """What :meth:`_draw_latent` draws from, before the temperature, as plain numbers (the ONNX
+        export's ``model.json`` and ``irn decay`` read it): ``{"distribution": "normal"}``, N(0, 1) per
+        element; a network that draws otherwise overrides both (SAIN: its Gaussian mixture)."""
+        return {"distribution": "normal"}
 
     # ---------------------------------------------------------------- image API
     def _check_dtype(self, name: str, x: Tensor) -> None:

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import Tensor, nn
@@ -322,6 +322,13 @@ class SAIN(Rescaler):
     ) -> Tensor:
         """Draws from the Gaussian mixture, times ``temperature`` (the official ``gaussian_scale``)."""
         return self.gmm.sample(shape, generator).to(like) * temperature
+
+    def latent_distribution(self) -> dict[str, Any]:
+        """The Gaussian mixture :meth:`_draw_latent` draws from: per element a component k with
+        probability ``weights[k]``, then ``means[k] + stds[k] * N(0, 1)``; float64 decimals."""
+        gmm = self.gmm
+        parts = {"weights": gmm.weights(), "means": gmm.means(), "stds": gmm.stds()}
+        return {"distribution": "gaussian_mixture", **{k: t.detach().double().tolist() for k, t in parts.items()}}
 
     def extra_repr(self) -> str:
         c = self.config

@@ -39,7 +39,6 @@ from irn.imaging.io import atomic_write, json_safe, json_text
 from irn.nn.fast import FastIRN
 from irn.nn.linear import RGB_TO_YUV
 from irn.nn.network import Rescaler, build_network, quantize
-from irn.nn.sain import SAIN
 from irn.zoo import architecture_of, lr_formats, restorer_of
 from irn.zoo.registry import ARCHITECTURES
 
@@ -155,11 +154,7 @@ def latent_distribution(model: Rescaler) -> dict[str, Any]:
     ``{"distribution": "normal"}`` (N(0, 1) per element, times the temperature); SAIN: its Gaussian
     mixture (per element a component k with probability ``weights[k]``, then
     ``means[k] + stds[k] * N(0, 1)``, times the temperature), in float64 decimals."""
-    if isinstance(model, SAIN):
-        gmm = model.gmm
-        parts = {"weights": gmm.weights(), "means": gmm.means(), "stds": gmm.stds()}
-        return {"distribution": "gaussian_mixture", **{k: t.detach().double().tolist() for k, t in parts.items()}}
-    return {"distribution": "normal"}
+    return model.latent_distribution()
 
 
 def describe(model: Rescaler) -> dict[str, Any]:
