@@ -173,6 +173,31 @@ def test_each_module_and_its_fast_path_is_owned_by_exactly_one_entry(case: str) 
         assert [a.name for a in registry.ARCHITECTURES if a.owns(fast)] == [expected]
 
 
+@pytest.mark.parametrize("case", [c for c, (_, arch) in tiny_modules().items() if arch != "crm"])
+def test_each_rescaler_says_in_numbers_what_its_sampled_z_is_drawn_from(case: str) -> None:
+    """latent_distribution() (read by the ONNX export's model.json and irn decay) describes the draws of
+    sample_latent: a network that draws from something else than N(0, 1) must say so, or its ONNX
+    export would silently draw N(0, 1)."""
+    module, _ = tiny_modules()[case]
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():  # away from the start (SAIN's fresh mixture is about N(0, 1) itself)
+        for p in module.parameters():
+            p.add_(torch.randn(p.shape, generator=gen))
+    dist = module.latent_distribution()
+    json.dumps(dist)  # plain numbers
+    lr = torch.zeros(1, module.lr_channels, 48, 48)
+    with torch.no_grad():
+        z = module.sample_latent(lr, "sample", seed=0).double()
+    if dist["distribution"] == "normal":
+        mean, std = 0.0, 1.0
+    else:
+        assert dist["distribution"] == "gaussian_mixture", dist
+        w, m, s = (torch.tensor(dist[k], dtype=torch.float64) for k in ("weights", "means", "stds"))
+        mean = float((w * m).sum())
+        std = float((w * (s**2 + m**2)).sum() - mean**2) ** 0.5
+    assert abs(float(z.mean()) - mean) < 0.05 * max(1.0, std) and abs(float(z.std()) - std) < 0.05 * std
+
+
 def test_a_module_of_no_architecture_is_not_saved(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="none of the architectures irn saves"):
         irn.save(torch.nn.Linear(2, 2), tmp_path / "linear.pt")  # type: ignore[arg-type]

@@ -33,6 +33,7 @@ messages; the CLI prints them as ``irn: error: ...``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import posixpath
 import urllib.parse
@@ -79,12 +80,13 @@ def fetch_archive(
     marker = marker_path(folder, archive.name)
     if not options.force and read_marker(marker)[0] == str(checksum):
         return FetchResult(url, archive, folder, "already extracted")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise IRNError(f"cannot create the dataset folder {folder} ({exc.strerror or exc})") from None
     waiting = f"waiting for another irn process that is fetching {archive.name} into {folder}"
-    with exclusive(lock_path(archive), waiting):  # one download and extraction of an archive at a time
+    with contextlib.ExitStack() as held:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            held.enter_context(exclusive(lock_path(archive), waiting))  # one fetch of an archive at a time
+        except OSError as exc:
+            raise IRNError(f"cannot write to the dataset folder {folder} ({exc.strerror or exc})") from None
         if not options.force and read_marker(marker)[0] == str(checksum):  # done by the other meanwhile
             return FetchResult(url, archive, folder, "already extracted")
         return _fetch_locked(url, archive, folder, checksum, size, options, marker)

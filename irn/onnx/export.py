@@ -149,14 +149,6 @@ def check_exportable(model: Rescaler, what: str = "the model") -> None:
         raise IRNError(f"{what}: {arch.title} does not export to ONNX{reason} (the architectures that do: {exported})")
 
 
-def latent_distribution(model: Rescaler) -> dict[str, Any]:
-    """``model.json``'s ``latent``: what a sampled z is drawn from, for the runtime. IRN, T-IRN:
-    ``{"distribution": "normal"}`` (N(0, 1) per element, times the temperature); SAIN: its Gaussian
-    mixture (per element a component k with probability ``weights[k]``, then
-    ``means[k] + stds[k] * N(0, 1)``, times the temperature), in float64 decimals."""
-    return model.latent_distribution()
-
-
 def describe(model: Rescaler) -> dict[str, Any]:
     """The content of ``model.json`` for ``model``."""
     config = model.config
@@ -171,7 +163,7 @@ def describe(model: Rescaler) -> dict[str, Any]:
         "lr_channels": model.lr_channels,
         "latent_channels": model.latent_channels,
         "recommended_z": model.recommended_z(),
-        "latent": latent_distribution(model),
+        "latent": model.latent_distribution(),  # N(0, 1), or SAIN's mixture (numbers)
         "lr_formats": list(lr_formats(model)),
         "opset": OPSET,
         "files": {"encoder": FILES["encoder"], "decoder": FILES["decoder"]},

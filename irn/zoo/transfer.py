@@ -186,8 +186,9 @@ def exclusive(path: Path, waiting: str) -> Iterator[None]:
     killed process never blocks; a lock taken on a file its holder removed meanwhile is taken again on
     the new one. Where ``flock`` is missing or refused (Windows, some network file systems), nothing is
     locked."""
-    fd, told = -1, False
+    fd, told, made_unlocked = -1, False, False
     while fcntl is not None:
+        existed = os.path.lexists(path)
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             if not _try_lock(fd):
@@ -197,7 +198,7 @@ def exclusive(path: Path, waiting: str) -> Iterator[None]:
                 fcntl.flock(fd, fcntl.LOCK_EX)
         except OSError:  # flock refused here (a file system without locks): go on unlocked
             os.close(fd)
-            fd = -1
+            fd, made_unlocked = -1, not existed  # the file this call made is removed all the same
             break
         except BaseException:  # Ctrl+C while waiting
             os.close(fd)
@@ -216,6 +217,9 @@ def exclusive(path: Path, waiting: str) -> Iterator[None]:
             with contextlib.suppress(OSError):
                 path.unlink()  # while holding it: a process that opened it retries on the new one
             os.close(fd)
+        elif made_unlocked:
+            with contextlib.suppress(OSError):
+                path.unlink()
 
 
 def _try_lock(fd: int) -> bool:

@@ -180,23 +180,53 @@ def test_an_archive_fetched_by_another_irn_at_once_is_waited_for_not_fetched_twi
     def second() -> None:
         result["r"] = download.download_url(f"{base}/good.zip", root, checksum, options=options)
 
-    waiter = threading.Thread(target=second)
-    waiter.start()
-    waiter.join(1.0)
-    assert waiter.is_alive() and state.requests == []  # waiting, not downloading
-    first = download.download_url(f"{base}/good.zip", tmp_path / "elsewhere", checksum, options=options)
-    for path in first.folder.rglob("*"):  # the first process's work, as if it were done in root
-        if path.is_file():
-            target = root / path.relative_to(first.folder)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(path.read_bytes())
-    lock.unlink()
-    os.close(fd)
+    waiter = threading.Thread(target=second, daemon=True)  # never keeps pytest from exiting
+    try:
+        waiter.start()
+        waiter.join(1.0)
+        assert waiter.is_alive() and state.requests == []  # waiting, not downloading
+        first = download.download_url(f"{base}/good.zip", tmp_path / "elsewhere", checksum, options=options)
+        for path in first.folder.rglob("*"):  # the first process's work, as if it were done in root
+            if path.is_file():
+                target = root / path.relative_to(first.folder)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(path.read_bytes())
+    finally:
+        lock.unlink()
+        os.close(fd)  # the first process lets go
     waiter.join(30)
     assert not waiter.is_alive()
     assert result["r"].status == "already extracted"  # type: ignore[attr-defined]
     assert len(state.requests) == 1  # the first's only
     assert files_under(root) == set(members) | {".irn-extracted-good.zip"}  # no .part, .bad or .lock left
+
+
+def test_where_the_file_system_refuses_locks_the_fetch_goes_on_and_leaves_no_lock_file(
+    server, tmp_path, monkeypatch
+) -> None:
+    """flock refused (some network file systems): the archive is fetched unlocked, and the ``.lock`` this
+    run made is removed all the same (a ``.lock`` that was there before is not this run's to remove)."""
+    import errno
+    import fcntl
+
+    def refused(fd: int, operation: int) -> None:
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", refused)
+    base, state = server
+    members = image_members()
+    archive = make_zip(members)
+    state.files["/good.zip"] = archive
+    root = tmp_path / "datasets"
+    checksum = Checksum("sha256", sha256(archive))
+    result = download.download_url(f"{base}/good.zip", root, checksum, options=FetchOptions(progress=False))
+    assert result.status == "extracted"
+    assert files_under(root) == set(members) | {".irn-extracted-good.zip"}
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "good.zip.lock").write_text("someone else's")
+    download.download_url(f"{base}/good.zip", other, checksum, options=FetchOptions(progress=False))
+    assert (other / "good.zip.lock").read_text() == "someone else's"
 
 
 def test_md5_and_keep_archives(server, tmp_path) -> None:

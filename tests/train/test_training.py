@@ -191,7 +191,7 @@ def test_validation_scores_the_weights_in_fp32_under_mixed_precision(tmp_path: P
     assert float((bf16_x0 - module.model.upscale(module.model.downscale(hr), z="zero")).abs().max()) > 1e-3
 
 
-def test_validation_runs_the_fast_path_on_the_current_weights(tmp_path: Path, monkeypatch) -> None:
+def test_validation_runs_the_fast_path_on_the_current_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """On a CPU validation scores through irn.pipeline.for_inference (the fast path, 3.4x faster on a
     held-out photo): the same PSNRs as the plain network, and after an optimiser step changes the
     weights in place, the new weights' PSNRs (the fast twin repacks them), never a stale copy's."""
@@ -206,12 +206,12 @@ def test_validation_runs_the_fast_path_on_the_current_weights(tmp_path: Path, mo
             p.copy_(torch.randn(p.shape, generator=gen) * 0.05)
     used: list[object] = []
     real = irn.pipeline.for_inference
-    monkeypatch.setattr("irn.train.module.for_inference", lambda m: used.append(real(m)) or used[-1])
+    monkeypatch.setattr("irn.train.module.for_inference", lambda m, **kw: used.append(real(m, **kw)) or used[-1])
     logged: dict[str, list[float]] = {}
     module.log = lambda name, value, **kw: logged.setdefault(name, []).append(float(value))  # type: ignore[method-assign]
     module._log_grid = lambda *args: None  # type: ignore[method-assign]
     hr = torch.rand(1, 3, 32, 32, generator=gen)
-    plain = []
+    plain: list[float] = []
     for _ in range(2):
         with torch.no_grad():
             module.validation_step((hr, ["a"]), 0)
