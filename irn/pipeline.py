@@ -39,6 +39,13 @@ def model_device(model: Rescaler) -> torch.device:
     return torch.device("cpu")
 
 
+def model_dtype(model: Rescaler) -> torch.dtype:
+    """The floating dtype of the model's weights (float32 for a weightless model)."""
+    for tensor in model.parameters():
+        return tensor.dtype
+    return torch.float32
+
+
 #: one fast twin per model (it shares the model's weights and rebuilds its prepared constants
 #: whenever a parameter changes, so a model trained further after a call stays right)
 _FAST: weakref.WeakKeyDictionary[IRN, FastIRN] = weakref.WeakKeyDictionary()
@@ -94,10 +101,10 @@ def run_model(
     ``op="down"``: x (B, 3, H, W) in [0, 1] -> LR (B, c, ceil(H/s), ceil(W/s)) on 8-bit levels.
     ``op="up"``: x (B, c, h, w) -> HR (B, 3, s h, s w) in [0, 1], cropped to ``size`` if given; the latent
     per ``z`` (a sampled one is the model's own distribution: N(0, T^2) for IRN, SAIN's mixture).
-    The work happens on the model's device under inference mode; the result is float32 on the
-    input's device. With ``tile`` (HR pixels), or when the estimated working memory exceeds
-    ``max_memory`` bytes (default: half the machine's RAM), the model runs on overlapping tiles
-    (:mod:`irn.imaging.tiling`); a line saying so goes to ``notes``.
+    The work happens on the model's device and in its dtype (a bf16 model gets bf16 pixels) under
+    inference mode; the result is float32 on the input's device. With ``tile`` (HR pixels), or when
+    the estimated working memory exceeds ``max_memory`` bytes (default: half the machine's RAM), the
+    model runs on overlapping tiles (:mod:`irn.imaging.tiling`); a line saying so goes to ``notes``.
     """
     s = model.scale
     hr_h, hr_w = x.shape[-2:] if op == "down" else (size or (s * x.shape[-2], s * x.shape[-1]))
@@ -105,7 +112,7 @@ def run_model(
     if tiling is not None and notes is not None:
         notes.append(f"{op}: tiles of {s * tiling.tile} px with {s * tiling.overlap} px overlap")
     with torch.inference_mode():
-        xin = x.to(model_device(model))
+        xin = x.to(model_device(model), model_dtype(model))
         if op == "down":
             y = model.downscale(xin) if tiling is None else tiled_downscale(model, xin, tiling)
         elif tiling is None:

@@ -54,6 +54,22 @@ def test_pil_matches_the_tensor_api(model: IRN) -> None:
     assert np.array_equal(rt, (expected_rt[0].permute(1, 2, 0) * 255).round().byte().numpy())
 
 
+def test_a_bf16_model_takes_images_and_gives_what_the_fp32_model_gives() -> None:
+    """A model converted with .to(torch.bfloat16) gets its pixels in bf16 from the image API (it used to
+    answer "the image is torch.float32 ... convert it", which a PIL image cannot do), tiled or not; the
+    result is the fp32 model's within bf16 rounding."""
+    m32 = random_irn(2, std=0.05, last_std=0.05, seed=3)
+    m16 = random_irn(2, std=0.05, last_std=0.05, seed=3).to(torch.bfloat16)
+    im = Image.fromarray(rgb(40, 36))
+    for kw in ({}, {"max_memory": 1}):  # max_memory 1 byte: tiles
+        lr16 = np.asarray(irn.downscale_image(m16, im, **kw)).astype(int)
+        lr32 = np.asarray(irn.downscale_image(m32, im, **kw)).astype(int)
+        assert lr16.shape == lr32.shape == (20, 18, 3) and np.abs(lr16 - lr32).mean() < 1.5
+        rt16 = np.asarray(irn.roundtrip_image(m16, im, z="zero", **kw)).astype(int)
+        rt32 = np.asarray(irn.roundtrip_image(m32, im, z="zero", **kw)).astype(int)
+        assert rt16.shape == (40, 36, 3) and np.abs(rt16 - rt32).mean() < 2.5
+
+
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
 def test_numpy_dtype_is_kept(model: IRN, dtype: type) -> None:
     base = rgb(6, 6)
