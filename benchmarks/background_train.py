@@ -107,7 +107,12 @@ def main(argv: list[str] | None = None) -> None:
         "x2_jpeg (the x2 trained for a JPEG LR) or x2_crm "
         "(x2_jpeg with its CRM)",
     )
-    s.add_argument("--hours", type=float, default=2.0)
+    s.add_argument(
+        "--hours",
+        type=float,
+        default=2.0,
+        help="trainer.max_time: the run's total; with --resume the earlier launches count (Lightning's timer)",
+    )
     s.add_argument("--init", default=None, help="model.init_from (default: the config's)")
     s.add_argument("--resume", action="store_true", help="continue runs/cpu_SCALE/checkpoints/last.ckpt")
     args, overrides = p.parse_known_args(argv)

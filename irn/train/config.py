@@ -133,7 +133,7 @@ class TrainerConfig:
 
     run_dir: str = "runs/x2"
     max_steps: int = 500000
-    #: wall-clock limit "DD:HH:MM:SS"; null = none
+    #: wall-clock limit "DD:HH:MM:SS" of the whole run (a resumed run counts its earlier launches); null = none
     max_time: str | None = None
     accelerator: str = "auto"
     devices: int | str = "auto"
