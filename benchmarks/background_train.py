@@ -74,9 +74,26 @@ def clean(factor: int = 2) -> tuple[int, int]:
     return counts[0], counts[1]
 
 
+def running_pid(run_dir: Path) -> int | None:
+    """The pid in ``run_dir/train.pid`` if that process is still alive (a stopping run finishes its
+    step, and a validation under way, before it exits: resuming meanwhile would run two at once)."""
+    try:
+        pid = int((run_dir / "train.pid").read_text().split()[0])
+        os.kill(pid, 0)
+    except (OSError, ValueError, IndexError):
+        return None
+    return pid
+
+
 def start(scale: str, hours: float, init: str | None, resume: bool, overrides: list[str]) -> None:
     run_dir = REPO / "runs" / f"cpu_{scale}"
     run_dir.mkdir(parents=True, exist_ok=True)
+    pid = running_pid(run_dir)
+    if pid is not None:
+        raise SystemExit(
+            f"{run_dir} is still being trained by pid {pid}: wait for it to exit (a SIGTERM lets it finish "
+            "its step and any validation under way), then start again"
+        )
     h = int(hours)
     m = int(round((hours - h) * 60))
     cmd = [sys.executable, "-m", "irn.cli", "train", f"--trainer.max_time=00:{h:02d}:{m:02d}:00"]
