@@ -12,6 +12,7 @@ other :class:`irn.nn.network.Rescaler`, SAIN and T-IRN, its own plain flow);
 
 from __future__ import annotations
 
+import itertools
 import weakref
 from typing import Literal
 
@@ -32,18 +33,13 @@ RESTORED_NOTE = "JPEG LR restored by the model's compression restoration module 
 
 def model_device(model: Rescaler) -> torch.device:
     """The device of the model's weights (the CPU for a weightless model)."""
-    for tensor in model.parameters():
-        return tensor.device
-    for tensor in model.buffers():
-        return tensor.device
-    return torch.device("cpu")
+    first = next(itertools.chain(model.parameters(), model.buffers()), None)
+    return torch.device("cpu") if first is None else first.device
 
 
 def model_dtype(model: Rescaler) -> torch.dtype:
     """The floating dtype of the model's weights (float32 for a weightless model)."""
-    for tensor in model.parameters():
-        return tensor.dtype
-    return torch.float32
+    return next((p.dtype for p in model.parameters()), torch.float32)
 
 
 #: one fast twin per model (it shares the model's weights and rebuilds its prepared constants
