@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from irn.cli.common import add_device_argument, seed_type
@@ -23,7 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="rescaler, repeatable or comma-separated: bicubic, bilinear, box, nearest, lanczos2, lanczos3 "
         "(irn.imaging.resize), pil-lanczos, pil-bicubic, pil-bilinear, pil-box, pil-hamming, pil-nearest (Pillow), "
         "irn:MODEL[@zero|@sample|@resample] (MODEL: a name from irn models or a checkpoint path). "
-        "Default: bicubic, pil-lanczos, irn:x<scale>@zero, irn:x<scale>@sample",
+        "Default: bicubic, pil-lanczos, and irn:x<scale>@zero, irn:x<scale>@sample where irn ships that scale "
+        "(x2, x4)",
     )
     parser.add_argument("-n", "--cycles", type=int, default=20, help="number of downscale -> upscale cycles (20)")
     parser.add_argument("-s", "--scale", type=int, default=None, help="factor (default: the IRN model's, else 2)")
@@ -81,6 +83,17 @@ def _scale(args: argparse.Namespace, specs: list[str], models: dict) -> int:
     return 2
 
 
+def default_methods(scale: int) -> list[str]:
+    """The methods compared without ``-m``: bicubic, Pillow's Lanczos and, where one is shipped, the IRN of
+    that scale with z = 0 and with a sampled z."""
+    from irn.zoo.catalogue import SHIPPED
+
+    specs = ["bicubic", "pil-lanczos"]
+    if f"x{scale}" in SHIPPED:
+        specs += [f"irn:x{scale}@zero", f"irn:x{scale}@sample"]
+    return specs
+
+
 def run(args: argparse.Namespace) -> int:
     import torch
 
@@ -110,7 +123,13 @@ def run(args: argparse.Namespace) -> int:
     specs = _method_specs(args)
     scale = _scale(args, specs, models)
     if not specs:
-        specs = ["bicubic", "pil-lanczos", f"irn:x{scale}@zero", f"irn:x{scale}@sample"]
+        specs = default_methods(scale)
+        if len(specs) == 2:
+            print(
+                f"irn decay: no shipped IRN for x{scale}; comparing bicubic and pil-lanczos "
+                "(add -m irn:CHECKPOINT to include a model)",
+                file=sys.stderr,
+            )
     rescalers = [decay.make_rescaler(s, scale, default_z=args.z, seed=args.seed, models=models) for s in specs]
     names = ["decay.json", "decay.png", "decay.gif"]
     if args.save_final:

@@ -240,3 +240,17 @@ def test_cli_missing_image_and_wrong_scale(tmp_path: Path, capsys: pytest.Captur
     assert main(["decay", str(image), "-o", str(tmp_path / "o"), "-s", "4", "-m", f"irn:{ckpt}"]) == 2
     err = capsys.readouterr().err.strip()
     assert "rescales by x2" in err and "\n" not in err
+
+
+def test_cli_default_methods_name_a_shipped_irn_only_where_there_is_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from irn.cli.decay import default_methods
+
+    assert default_methods(2) == ["bicubic", "pil-lanczos", "irn:x2@zero", "irn:x2@sample"]
+    assert default_methods(4) == ["bicubic", "pil-lanczos", "irn:x4@zero", "irn:x4@sample"]
+    image = tmp_path / "in.png"
+    write_image(smooth_image(24, 24), image)
+    assert main(["decay", str(image), "-o", str(tmp_path / "o"), "-s", "3", "-n", "1"]) == 0  # no shipped x3
+    assert "no shipped IRN for x3" in capsys.readouterr().err
+    assert list(json.loads((tmp_path / "o" / "decay.json").read_text())["methods"]) == ["bicubic", "pil-lanczos"]
