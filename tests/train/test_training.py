@@ -917,6 +917,13 @@ def test_x3_and_color_configs_parse_with_the_official_recipes() -> None:
     color = load_config(REPO / "configs" / "color.yaml")
     assert (color.model.kind, color.model.scale, color.model.blocks_per_level) == ("color", 1, [8])
     assert (color.lambda_fit, color.data.batch_size, color.trainer.monitor) == (3.0, 8, "val/psnr_rgb_z0")
+    # the official IRN-Color decodes z = 0 in its reconstruction term (gaussian_scale 0), so its export
+    # recommends z = 0, as the colour architecture does for an official file
+    from irn.train.export import trained_on_zero_latent
+    from irn.zoo.registry import get_architecture
+
+    assert color.loss.lambda_latent == 1.0 and trained_on_zero_latent(color)
+    assert get_architecture("color").latent == "zero"
     from irn.train.module import network_config
 
     assert network_config(color).lr_channels == 1
