@@ -46,6 +46,18 @@ def irn(*args: str) -> None:
         raise SystemExit(f"irn {' '.join(args)} failed: {done.stderr.strip()[-1500:]}")
 
 
+def relative_data_folder(path: Path) -> None:
+    """Rewrite the exported file's ``metadata.data`` (the training folder, absolute as the run resolved
+    it) relative to the checkout, so the shipped file does not carry this machine's path."""
+    from irn.zoo.checkpoint import load_checkpoint, save
+
+    model, meta = load_checkpoint(path)
+    data = Path(str(meta.get("data", "")))
+    if data.is_absolute() and data.is_relative_to(REPO):
+        meta["data"] = data.relative_to(REPO).as_posix()
+        save(model, path, meta)
+
+
 def evaluate(model: str, scale: int, z: str, sets: list[str], out: Path, draws: int = 1) -> dict:
     args = ["eval", "--y-only", "--device", "cpu", "--json", str(out)]
     args += ["--model", model, "--z", z] if model != "bicubic" else ["--method", "bicubic", "--scale", str(scale)]
@@ -124,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         candidate = work / "model.pt"
         irn("export", args.checkpoint, "-o", str(candidate))
+        relative_data_folder(candidate)
         bicubic = evaluate("bicubic", scale, "zero", ["Set5", "Set14"], work / "bicubic.json")
         quick = evaluate(str(candidate), scale, "zero", ["Set5"], work / "quick.json")
         gain = quick["Set5"]["psnr_y"] - bicubic["Set5"]["psnr_y"]

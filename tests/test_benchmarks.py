@@ -294,3 +294,22 @@ def test_train_ab_reads_seconds_per_step_between_validations(capsys: pytest.Capt
     with pytest.raises(SystemExit):
         train_ab.main(["--variants", "fp32,fp8"])
     assert "unknown variants ['fp8']" in capsys.readouterr().err
+
+
+def test_ship_model_writes_the_training_folder_relative_to_the_checkout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from benchmarks import ship_model
+    from irn.zoo.checkpoint import load_checkpoint, save
+
+    model = random_irn()
+    path = save(model, tmp_path / "m.pt", {"data": str(tmp_path / "repo" / "datasets" / "cpu_train"), "steps": 3})
+    monkeypatch.setattr(ship_model, "REPO", tmp_path / "repo")
+    ship_model.relative_data_folder(path)
+    loaded, meta = load_checkpoint(path)
+    assert meta["data"] == "datasets/cpu_train" and meta["steps"] == 3
+    pairs = zip(model.state_dict().values(), loaded.state_dict().values(), strict=True)
+    assert all(torch.equal(a, b) for a, b in pairs)
+    save(model, path, {"data": "/elsewhere/photos"})  # outside the checkout: left as it is
+    ship_model.relative_data_folder(path)
+    assert load_checkpoint(path)[1]["data"] == "/elsewhere/photos"
