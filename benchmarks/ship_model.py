@@ -15,6 +15,13 @@
    from earlier sessions, then this run's validation rows, against accumulated training hours
    (``--prior-hours``: the hours already in the model the run started from), to ``.csv`` / ``.png``.
 
+``--name color`` (IRN-Color) follows the same steps with the colour model's measures: PSNR-RGB
+instead of PSNR-Y, the grey baseline (``irn eval --method grey``, the luma copied to RGB) instead of
+Bicubic & Bicubic (``--min-gain`` 1 dB), and each file decoded with the latent it recommends
+(``--z auto``: the official IRN-Color objective decodes z = 0; the session-11 file, sampled z) in
+the comparison; the figures go to ``checkpoints/irn_color_eval.json``, the curve (held-out
+PSNR-RGB z = 0 / sampled and grey PSNR) to ``irn_color_curve.csv``.
+
 Prints a JSON summary for the model card (checkpoints/README.md).
 """
 
@@ -59,8 +66,15 @@ def relative_data_folder(path: Path) -> None:
 
 
 def evaluate(model: str, scale: int, z: str, sets: list[str], out: Path, draws: int = 1) -> dict:
-    args = ["eval", "--y-only", "--device", "cpu", "--json", str(out)]
-    args += ["--model", model, "--z", z] if model != "bicubic" else ["--method", "bicubic", "--scale", str(scale)]
+    """``irn eval`` of ``model`` (a file, or the baselines ``bicubic`` and ``grey``) on ``sets``: their
+    mean figures. Scale 1 is a colour model: RGB figures (no ``--y-only``)."""
+    args = ["eval", "--device", "cpu", "--json", str(out)] + (["--y-only"] if scale > 1 else [])
+    if model == "bicubic":
+        args += ["--method", "bicubic", "--scale", str(scale)]
+    elif model == "grey":
+        args += ["--method", "grey"]
+    else:
+        args += ["--model", model, "--z", z]
     if draws > 1:
         args += ["--draws", str(draws)]
     for s in sets:
@@ -71,6 +85,25 @@ def evaluate(model: str, scale: int, z: str, sets: list[str], out: Path, draws: 
 
 
 CURVE_HEADER = "session,validation,train_hours,step,psnr_y_z0,psnr_y_sample,lr_psnr_y"
+#: the colour model's curve: held-out PSNR-RGB (z = 0, sampled z) and the grey image against the luma
+COLOR_COLUMNS = ("psnr_rgb_z0", "psnr_rgb_sample", "grey_psnr")
+COLOR_HEADER = "session,validation,train_hours,step," + ",".join(COLOR_COLUMNS)
+
+
+def read_color_curve(run_dir: Path) -> list[dict[str, float]]:
+    """The validation rows of a colour run's CSV logs (``val/psnr_rgb_z0`` etc.)."""
+    rows = []
+    for f in sorted((run_dir / "csv").glob("version_*/metrics.csv"), key=lambda p: int(p.parent.name.split("_")[1])):
+        with f.open() as fh:
+            for r in csv.DictReader(fh):
+                if r.get("val/psnr_rgb_z0"):
+                    row: dict[str, float] = {
+                        "train_seconds": float(r.get("val/train_seconds") or "nan"),
+                        "step": int(r["step"]) + 1,
+                    }
+                    row.update({k: float(r[f"val/{k}"]) for k in COLOR_COLUMNS})
+                    rows.append(row)
+    return rows
 
 
 def read_prior_curve(path: Path) -> list[dict[str, str]]:
@@ -89,83 +122,117 @@ def read_prior_curve(path: Path) -> list[dict[str, str]]:
 
 def write_curve(args: argparse.Namespace, scale: int) -> None:
     curve = REPO / "checkpoints" / f"irn_{args.name}_curve.csv"
+    colour = scale == 1
+    header = COLOR_HEADER if colour else CURVE_HEADER
+    columns = COLOR_COLUMNS if colour else ("psnr_y_z0", "psnr_y_sample", "lr_psnr_y")
     rows = [r for r in read_prior_curve(curve) if r["session"] != args.session]
-    for r in read_curve(Path(args.run_dir)):
+    for r in (read_color_curve if colour else read_curve)(Path(args.run_dir)):
         rows.append(
             {
                 "session": args.session,
                 "validation": args.validation,
                 "train_hours": f"{args.prior_hours + r['train_seconds'] / 3600:.4f}",
-                **{k: f"{r[k]:.4f}" for k in ("psnr_y_z0", "psnr_y_sample", "lr_psnr_y")},
+                **{k: f"{r[k]:.4f}" for k in columns},
                 "step": str(r["step"]),
             }
         )
-    keys = CURVE_HEADER.split(",")
-    curve.write_text(CURVE_HEADER + "\n" + "".join(",".join(r[k] for k in keys) + "\n" for r in rows))
-    plot_curve(rows, curve.with_suffix(".png"), f"irn_{args.name}: validation PSNR-Y against training hours", scale)
+    keys = header.split(",")
+    curve.write_text(header + "\n" + "".join(",".join(r[k] for k in keys) + "\n" for r in rows))
+    what = "PSNR-RGB" if colour else "PSNR-Y"
+    plot_curve(rows, curve.with_suffix(".png"), f"irn_{args.name}: validation {what} against training hours", scale)
 
 
 def plot_curve(rows: list[dict[str, str]], path: Path, title: str, scale: int) -> None:
     from irn.experiments.plotting import line_plot
 
+    colour = scale == 1
+    prefix = "psnr_rgb" if colour else "psnr_y"
     series: dict[str, tuple[list[float], list[float]]] = {}
     for r in rows:
-        for key, label in (("psnr_y_z0", "z = 0"), ("psnr_y_sample", "sampled z")):
+        for key, label in ((f"{prefix}_z0", "z = 0"), (f"{prefix}_sample", "sampled z")):
             name = f"{r['validation']}, {label}"
             xs, ys = series.setdefault(name, ([], []))
             xs.append(float(r["train_hours"]))
             ys.append(float(r[key]))
-    line_plot(series, str(path), title=title, xlabel="accumulated training hours", ylabel=f"x{scale} PSNR-Y (dB)")
+    ylabel = "colour PSNR-RGB (dB)" if colour else f"x{scale} PSNR-Y (dB)"
+    line_plot(series, str(path), title=title, xlabel="accumulated training hours", ylabel=ylabel)
+
+
+def recommended_z(path: Path) -> str:
+    """The latent a model file recommends (its ``metadata.recommended_z``, else its architecture's)."""
+    from irn.zoo.checkpoint import load_checkpoint
+    from irn.zoo.registry import architecture_of
+
+    model, meta = load_checkpoint(path)
+    return str(meta.get("recommended_z") or architecture_of(model).latent)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("checkpoint", help="Lightning checkpoint from irn train")
-    parser.add_argument("--name", required=True, choices=("x2", "x4"))
+    parser.add_argument("--name", required=True, choices=("x2", "x4", "color"))
     parser.add_argument("--run-dir", help="run folder whose validation curve goes into the card")
-    parser.add_argument("--min-gain", type=float, default=3.0, help="dB over Bicubic & Bicubic on Set5, z = 0 (3)")
+    parser.add_argument(
+        "--min-gain",
+        type=float,
+        help="dB over Bicubic & Bicubic on Set5, z = 0 (3); colour: PSNR-RGB over the grey baseline, with its "
+        "recommended latent (1)",
+    )
     parser.add_argument("--draws", type=int, default=3, help="sampled-z draws per image (3)")
     parser.add_argument("--force", action="store_true", help="replace the shipped file even if it scores higher")
     parser.add_argument("--session", default="", help="label of this session's rows in the curve")
     parser.add_argument("--validation", default="held-out (datasets/cpu_val)", help="the run's validation set")
     parser.add_argument("--prior-hours", type=float, default=0.0, help="training hours of the run's starting model")
     args = parser.parse_args(argv)
-    scale = int(args.name[1:])
+    colour = args.name == "color"
+    scale = 1 if colour else int(args.name[1:])
+    metric = "psnr_rgb" if colour else "psnr_y"
+    baseline = "grey" if colour else "bicubic"
+    min_gain = args.min_gain if args.min_gain is not None else (1.0 if colour else 3.0)
+    sets = ["Set5", "Set14"]
     target = REPO / "checkpoints" / f"irn_{args.name}.pt"
     work = Path(tempfile.mkdtemp(prefix="irn_ship_"))
+
+    def as_used(path: Path, out: Path) -> dict:
+        """A file decoded as users get it: a rescaler with sampled z (the paper's protocol), a colour
+        model with the latent it recommends; ``args.draws`` draws where the latent is sampled."""
+        z = recommended_z(path) if colour else "sample"
+        return evaluate(str(path), scale, z, sets, out, args.draws if z == "sample" else 1)
+
     try:
         candidate = work / "model.pt"
         irn("export", args.checkpoint, "-o", str(candidate))
         relative_data_folder(candidate)
-        bicubic = evaluate("bicubic", scale, "zero", ["Set5", "Set14"], work / "bicubic.json")
-        quick = evaluate(str(candidate), scale, "zero", ["Set5"], work / "quick.json")
-        gain = quick["Set5"]["psnr_y"] - bicubic["Set5"]["psnr_y"]
-        summary: dict = {"candidate_set5_psnr_y_z0": quick["Set5"]["psnr_y"], "gain_over_bicubic": gain}
-        if gain < args.min_gain:
+        base = evaluate(baseline, scale, "zero", sets, work / "baseline.json")
+        quick_z = recommended_z(candidate) if colour else "zero"
+        quick = evaluate(str(candidate), scale, quick_z, ["Set5"], work / "quick.json")
+        gain = quick["Set5"][metric] - base["Set5"][metric]
+        summary: dict = {f"candidate_set5_{metric}_{quick_z}": quick["Set5"][metric], f"gain_over_{baseline}": gain}
+        if gain < min_gain:
             summary["shipped"] = False
             print(json.dumps(summary, indent=1))
             return 1
         mine = None
         if target.exists() and not args.force:
-            mine = evaluate(str(candidate), scale, "sample", ["Set5", "Set14"], work / "mine.json", args.draws)
-            theirs = evaluate(str(target), scale, "sample", ["Set5", "Set14"], work / "theirs.json", args.draws)
-            summary["sampled_z"] = {
-                "candidate": {k: v["psnr_y"] for k, v in mine.items()},
-                "shipped": {k: v["psnr_y"] for k, v in theirs.items()},
+            mine = as_used(candidate, work / "mine.json")
+            theirs = as_used(target, work / "theirs.json")
+            summary["as_used" if colour else "sampled_z"] = {
+                "candidate": {k: v[metric] for k, v in mine.items()},
+                "shipped": {k: v[metric] for k, v in theirs.items()},
             }
-            if not all(mine[k]["psnr_y"] > theirs[k]["psnr_y"] for k in ("Set5", "Set14")):
-                summary.update(shipped=False, reason=f"{target.name} scores as high with sampled z (Set5 or Set14)")
+            if not all(mine[k][metric] > theirs[k][metric] for k in sets):
+                how = "as it is used" if colour else "with sampled z"
+                summary.update(shipped=False, reason=f"{target.name} scores as high {how} (Set5 or Set14)")
                 print(json.dumps(summary, indent=1))
                 return 1
         shutil.copyfile(candidate, target.with_suffix(".pt.tmp"))
         target.with_suffix(".pt.tmp").replace(target)
-        figures = {
-            "bicubic": bicubic,
-            "z0": evaluate(str(target), scale, "zero", ["Set5", "Set14"], work / "z0.json"),
-            # the candidate's sampled figures were measured above: the same file, the same protocol
-            "sample": mine
-            or evaluate(str(target), scale, "sample", ["Set5", "Set14"], work / "sample.json", args.draws),
-        }
+        z0 = evaluate(str(target), scale, "zero", sets, work / "z0.json")
+        if mine is not None and (not colour or recommended_z(target) == "sample"):
+            sample = mine  # the candidate's sampled figures were measured above: the same file and protocol
+        else:
+            sample = evaluate(str(target), scale, "sample", sets, work / "sample.json", args.draws)
+        figures = {baseline: base, "z0": z0, "sample": sample}
         (REPO / "checkpoints" / f"irn_{args.name}_eval.json").write_text(json.dumps(figures, indent=1) + "\n")
         if args.run_dir:
             write_curve(args, scale)

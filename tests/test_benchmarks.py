@@ -313,3 +313,69 @@ def test_ship_model_writes_the_training_folder_relative_to_the_checkout(
     save(model, path, {"data": "/elsewhere/photos"})  # outside the checkout: left as it is
     ship_model.relative_data_folder(path)
     assert load_checkpoint(path)[1]["data"] == "/elsewhere/photos"
+
+
+@pytest.mark.parametrize(("candidate_set14", "shipped"), [(21.0, True), (19.0, False)])
+def test_ship_model_colour_compares_each_file_as_it_is_used(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    candidate_set14: float,
+    shipped: bool,
+) -> None:
+    """--name color: PSNR-RGB against the grey baseline, each file decoded with the latent it recommends
+    (the candidate z = 0, the shipped file sampled z with --draws draws), shipped only if better on both
+    sets; the figures and the held-out PSNR-RGB curve are written beside the file."""
+    from benchmarks import ship_model
+    from irn.zoo.checkpoint import load_checkpoint, save
+
+    repo = tmp_path / "repo"
+    (repo / "checkpoints").mkdir(parents=True)
+    old = save(random_irn(1, kind="color"), repo / "checkpoints" / "irn_color.pt", {"recommended_z": "sample"})
+    run_dir = tmp_path / "run"
+    (run_dir / "csv" / "version_0").mkdir(parents=True)
+    (run_dir / "csv" / "version_0" / "metrics.csv").write_text(
+        "step,val/psnr_rgb_z0,val/psnr_rgb_sample,val/grey_psnr,val/train_seconds,loss\n"
+        "299,20.5,6.5,28.6,360,\n300,,,,,5.0\n599,22.0,7.0,30.0,720,\n"
+    )
+    new_model = random_irn(1, kind="color", seed=1)
+
+    def fake_irn(*args: str) -> None:
+        assert args[0] == "export"
+        save(new_model, args[-1], {"recommended_z": "zero", "data": "datasets/cpu_train"})
+
+    calls: list[tuple[str, str, int]] = []
+    psnr_rgb = {  # (file, set) -> Set5 / Set14 figure
+        ("grey", "Set5"): 18.0,
+        ("grey", "Set14"): 18.5,
+        ("model.pt", "Set5"): 20.0,
+        ("model.pt", "Set14"): candidate_set14,
+        ("irn_color.pt", "Set5"): 19.5,
+        ("irn_color.pt", "Set14"): 20.0,
+    }
+
+    def fake_evaluate(model: str, scale: int, z: str, sets: list[str], out: Path, draws: int = 1) -> dict:
+        assert scale == 1
+        name = Path(model).name
+        calls.append((name, z, draws))
+        return {s: {"psnr_rgb": psnr_rgb[name, s]} for s in sets}
+
+    monkeypatch.setattr(ship_model, "REPO", repo)
+    monkeypatch.setattr(ship_model, "irn", fake_irn)
+    monkeypatch.setattr(ship_model, "evaluate", fake_evaluate)
+    argv = ["best.ckpt", "--name", "color", "--run-dir", str(run_dir), "--session", "16", "--prior-hours", "2.0"]
+    assert ship_model.main(argv) == (0 if shipped else 1)
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["shipped"] is shipped and summary["gain_over_grey"] == pytest.approx(2.0)
+    assert ("model.pt", "zero", 1) in calls and ("irn_color.pt", "sample", 3) in calls  # each as it is used
+    if not shipped:
+        assert "as it is used" in summary["reason"]
+        assert load_checkpoint(old)[1]["recommended_z"] == "sample"  # the shipped file is untouched
+        return
+    assert load_checkpoint(repo / "checkpoints" / "irn_color.pt")[1]["recommended_z"] == "zero"
+    figures = json.loads((repo / "checkpoints" / "irn_color_eval.json").read_text())
+    assert set(figures) == {"grey", "z0", "sample"}
+    curve = (repo / "checkpoints" / "irn_color_curve.csv").read_text().splitlines()
+    assert curve[0] == "session,validation,train_hours,step,psnr_rgb_z0,psnr_rgb_sample,grey_psnr"
+    assert curve[1].split(",")[2:] == ["2.1000", "300", "20.5000", "6.5000", "28.6000"] and len(curve) == 3
+    assert (repo / "checkpoints" / "irn_color_curve.png").is_file()
