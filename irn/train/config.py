@@ -122,6 +122,10 @@ class OptimConfig:
     gamma: float = 0.5
     #: linear learning-rate warm-up from 0 over these steps (paper: 0)
     warmup_steps: int = 0
+    #: decay of an exponential moving average of the network's weights, updated after every optimiser
+    #: step (e.g. 0.999: an average over about the last 1000 steps); validation, the best checkpoint and
+    #: irn export then use the average. null = off (the paper's)
+    ema_decay: float | None = None
     #: IRN+: the discriminator's Adam (official: lr 1e-4, betas 0.9 / 0.99, no weight decay)
     lr_discriminator: float = 1e-4
     betas_discriminator: list[float] = field(default_factory=lambda: [0.9, 0.99])
@@ -437,6 +441,10 @@ def validate(cfg: TrainConfig) -> None:
         raise ConfigError(f"optim.lr must be > 0, got {o.lr}")
     if not all(0.0 <= b < 1.0 for b in o.betas):
         raise ConfigError(f"optim.betas must be in [0, 1), got {o.betas}")
+    if o.ema_decay is not None and not 0 < o.ema_decay < 1:
+        raise ConfigError(f"optim.ema_decay must be in (0, 1) (e.g. 0.999), or null for no average, got {o.ema_decay}")
+    if o.ema_decay is not None and m.restorer:
+        raise ConfigError("optim.ema_decay averages the network's weights only: not with model.restorer (the CRM)")
     if o.gamma <= 0:
         raise ConfigError(f"optim.gamma must be > 0 (the lr is multiplied by it at each milestone), got {o.gamma}")
     if o.weight_decay < 0 or o.warmup_steps < 0 or lo.rec_temperature_ramp_steps < 0:

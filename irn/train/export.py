@@ -58,7 +58,9 @@ def model_from_checkpoint(src: str | Path) -> tuple[IRN, dict[str, Any]]:
     ckpt = read_training_checkpoint(src)
     config = config_from_dict(ckpt["hyper_parameters"]["config"])
     model = build_network(config)
-    state = {k[len("model.") :]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
+    # the weights' moving average where the run kept one (optim.ema_decay): what its validation scored
+    prefix = "ema." if any(k.startswith("ema.") for k in ckpt["state_dict"]) else "model."
+    state = {k[len(prefix) :]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
     model.load_state_dict(state)
     if config.model.restorer:  # the CRM trained with it travels in the same file
         crm = CompressionRestorer()

@@ -17,6 +17,7 @@ DDP belong to the ``lightning.Trainer``.
 
 from __future__ import annotations
 
+import copy
 import random
 import time
 from pathlib import Path
@@ -225,6 +226,12 @@ class IRNLightning(L.LightningModule):
         self._channels_last = resolve_channels_last(config)[0]
         if self._channels_last:
             to_channels_last(self.model)
+        # optim.ema_decay: the moving average of the network's weights, a frozen copy (a submodule, so the
+        # training checkpoints carry it as "ema.*"), which validation, the best checkpoint and export use
+        self.ema: IRN | None = None
+        self.ema_updates = 0
+        if config.optim.ema_decay is not None:
+            self.ema = copy.deepcopy(self.model).requires_grad_(False)
         # torch.compile'd network forward for the objective (a function, not a module: the state
         # dict keeps the network's own keys); torch compiles it at the first step
         self._compiled_flow: Any = None
@@ -367,6 +374,22 @@ class IRNLightning(L.LightningModule):
         self.log("train/seconds", self.train_seconds(), batch_size=bs)
         return terms["loss"]
 
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if self.ema is not None and outputs is not None:  # None: a skipped (non-finite) step
+            self.update_ema()
+
+    @torch.no_grad()
+    def update_ema(self) -> None:
+        """One step of the weights' moving average: ema += (1 - d) (w - ema), with d = min(ema_decay,
+        (1 + n) / (10 + n)) after n updates, so that the first hundreds of steps do not keep the start."""
+        assert self.ema is not None and self.config.optim.ema_decay is not None
+        n = self.ema_updates
+        decay = min(self.config.optim.ema_decay, (1 + n) / (10 + n))
+        torch._foreach_lerp_(list(self.ema.parameters()), list(self.model.parameters()), 1.0 - decay)
+        for mine, theirs in zip(self.ema.buffers(), self.model.buffers(), strict=True):
+            mine.copy_(theirs)
+        self.ema_updates = n + 1
+
     def _count_nonfinite(self) -> None:
         self.nonfinite_in_row += 1
         self.nonfinite_total += 1
@@ -400,8 +423,9 @@ class IRNLightning(L.LightningModule):
         """Scores the weights as ``irn rescale`` runs them: without the trainer's mixed-precision autocast."""
         hr, _ = batch
         s = self.config.model.scale
-        # on a CPU the fast path: the plain model's outputs in less time; malloc left as training wants it
-        net = for_inference(self.model, release_memory=False)
+        # on a CPU the fast path: the plain model's outputs in less time; malloc left as training wants it;
+        # the weights' moving average where optim.ema_decay keeps one (what export writes)
+        net = for_inference(self.ema if self.ema is not None else self.model, release_memory=False)
         with torch.autocast(device_type=hr.device.type, enabled=False):
             lr = net.downscale(hr)
             lr_ref = quantize(lr_target(self.config, hr))
@@ -500,6 +524,7 @@ class IRNLightning(L.LightningModule):
             "hardware": hardware_description(self.trainer.world_size if self._trainer is not None else 1),
             "data": str(Path(self.config.data.train_dir).resolve()),  # as this run read it (cwd-relative)
             "rng": rng,
+            "ema_updates": self.ema_updates,
         }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -507,6 +532,18 @@ class IRNLightning(L.LightningModule):
         self.nonfinite_in_row = int(state.get("nonfinite_in_row", 0))
         self.nonfinite_total = int(state.get("nonfinite_total", 0))
         self.train_seconds_before = float(state.get("train_seconds", 0.0))
+        self.ema_updates = int(state.get("ema_updates", 0))
+        weights = checkpoint.get("state_dict")
+        if isinstance(weights, dict):  # a run resumed with optim.ema_decay switched on or off
+            has_ema = any(k.startswith("ema.") for k in weights)
+            if self.ema is not None and not has_ema:  # the average starts at the checkpoint's weights
+                weights.update(
+                    {"ema." + k[len("model.") :]: v for k, v in list(weights.items()) if k.startswith("model.")}
+                )
+                self.ema_updates = 0
+            elif self.ema is None and has_ema:
+                for k in [k for k in weights if k.startswith("ema.")]:
+                    del weights[k]
         rng = state.get("rng")
         if rng:
             torch.set_rng_state(rng["torch"])

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -1060,9 +1061,10 @@ DDP_SCRIPT = textwrap.dedent(
 
 def test_ddp_two_cpu_processes_keep_identical_parameters(tmp_path: Path) -> None:
     """Also in channels-last (the default on a CPU with native bf16): DDP broadcasts the buffers at every
-    step, and the channels-last strides of the Haar weights made that fail until they stayed NCHW."""
+    step, and the channels-last strides of the Haar weights made that fail until they stayed NCHW. With the
+    weights' moving average (optim.ema_decay), which every rank keeps for itself: the same on both."""
     trainer = {"max_steps": 4, "devices": 2, "strategy": "ddp", "checkpoint_every_n_steps": 2, "channels_last": True}
-    raw = tiny_config(tmp_path, trainer=trainer)
+    raw = tiny_config(tmp_path, trainer=trainer, optim={"lr": 1e-3, "warmup_steps": 2, "ema_decay": 0.9})
     cfg_path = write_config(tmp_path, raw)
     script = tmp_path / "ddp_train.py"
     script.write_text(DDP_SCRIPT)
@@ -1082,7 +1084,7 @@ def test_ddp_two_cpu_processes_keep_identical_parameters(tmp_path: Path) -> None
     p1 = torch.load(tmp_path / "params_rank1.pt", weights_only=True)
     torch.manual_seed(0)  # what L.seed_everything(trainer.seed=0) does before the network is built
     fresh = IRNLightning(load_config(cfg_path)).state_dict()
-    assert p0.keys() == p1.keys()
+    assert p0.keys() == p1.keys() and any(k.startswith("ema.") for k in p0)
     moved = 0
     for k in p0:
         torch.testing.assert_close(p0[k], p1[k], rtol=0, atol=0, msg=k)
@@ -1195,3 +1197,87 @@ def test_init_from_a_model_with_its_restorer_trains_that_restorer_on(tmp_path: P
     raw["model"].update(restorer=True, init_from=str(tmp_path / "s.pt"))
     with pytest.raises(ValueError, match="is not the one training builds"):
         IRNLightning(config_from_dict(raw))
+
+
+# ---------------------------------------------------------------------- moving average of the weights
+def test_ema_update_is_the_warmed_up_moving_average(tmp_path: Path) -> None:
+    module = IRNLightning(tiny_config(tmp_path, optim={"ema_decay": 0.9}))
+    assert module.ema is not None and not any(p.requires_grad for p in module.ema.parameters())
+    start = [p.detach().clone() for p in module.model.parameters()]
+    with torch.no_grad():
+        for p in module.model.parameters():
+            p.add_(1.0)
+    module.update_ema()  # n = 0: decay min(0.9, 1/10) = 0.1
+    for e, s in zip(module.ema.parameters(), start, strict=True):
+        torch.testing.assert_close(e, s + 0.9)
+    for _ in range(200):
+        module.update_ema()
+    for e, w in zip(module.ema.parameters(), module.model.parameters(), strict=True):
+        torch.testing.assert_close(e, w, rtol=0, atol=1e-6)  # constant weights: the average reaches them
+    assert module.ema_updates == 201
+    # the optimiser never sees the average
+    optimised = {id(p) for g in module.configure_optimizers()["optimizer"].param_groups for p in g["params"]}
+    assert not optimised & {id(p) for p in module.ema.parameters()}
+
+
+def test_ema_run_validates_checkpoints_and_exports_the_average(tmp_path: Path) -> None:
+    from irn.train.run import train
+
+    raw = tiny_config(tmp_path, optim={"lr": 1e-3, "warmup_steps": 2, "ema_decay": 0.99}, trainer={"max_steps": 8})
+    raw["data"]["val_dir"] = str(write_images(tmp_path / "val", n=2, size=(24, 20)))
+    raw["trainer"]["val_every_n_steps"] = 4
+    cfg = config_from_dict(raw)
+    assert train(cfg) == 0
+    last = Path(cfg.trainer.run_dir) / "checkpoints" / "last.ckpt"
+    ckpt = torch.load(last, weights_only=True)
+    assert ckpt["irn"]["ema_updates"] == 8
+    raw_w = {k[len("model.") :]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
+    ema_w = {k[len("ema.") :]: v for k, v in ckpt["state_dict"].items() if k.startswith("ema.")}
+    assert raw_w.keys() == ema_w.keys()
+    assert any(not torch.equal(raw_w[k], ema_w[k]) for k in raw_w)  # the average lags the trained weights
+    export_checkpoint(last, tmp_path / "model.pt")
+    import irn
+
+    exported = irn.load(tmp_path / "model.pt").state_dict()
+    for k, v in exported.items():
+        torch.testing.assert_close(v, ema_w[k], rtol=0, atol=0)
+    # validation scored the average: the same figure as the exported file on the validation images
+    module = IRNLightning(cfg)
+    module.on_load_checkpoint(ckpt)
+    module.load_state_dict(ckpt["state_dict"])
+    assert module.ema is not None
+    for k, v in module.ema.state_dict().items():
+        torch.testing.assert_close(v, ema_w[k], rtol=0, atol=0)
+
+
+def test_ema_switched_on_or_off_when_resuming(tmp_path: Path) -> None:
+    raw = tiny_config(tmp_path, trainer={"max_steps": 3})
+    cfg_path = write_config(tmp_path, raw)
+    assert run_cli("train", "--config", str(cfg_path)).returncode == 0
+    last = Path(raw["trainer"]["run_dir"]) / "checkpoints" / "last.ckpt"
+    plain = torch.load(last, weights_only=True)["state_dict"]
+    assert not any(k.startswith("ema.") for k in plain)
+    on = run_cli("train", "--config", str(cfg_path), "--resume", "--trainer.max_steps=5", "--optim.ema_decay=0.999")
+    assert on.returncode == 0, on.stderr[-2000:]
+    ckpt = torch.load(last, weights_only=True)
+    assert ckpt["global_step"] == 5 and ckpt["irn"]["ema_updates"] == 2
+    assert any(k.startswith("ema.") for k in ckpt["state_dict"])
+    off = run_cli("train", "--config", str(cfg_path), "--resume", "--trainer.max_steps=6")
+    assert off.returncode == 0, off.stderr[-2000:]
+    assert not any(k.startswith("ema.") for k in torch.load(last, weights_only=True)["state_dict"])
+
+
+@pytest.mark.parametrize(
+    ("optim", "model", "message"),
+    [
+        ({"ema_decay": 1.0}, {}, "optim.ema_decay must be in (0, 1)"),
+        ({"ema_decay": 0.0}, {}, "optim.ema_decay must be in (0, 1)"),
+        ({"ema_decay": 0.999}, {"restorer": True}, "not with model.restorer"),
+    ],
+)
+def test_ema_config_errors(tmp_path: Path, optim: dict, model: dict, message: str) -> None:
+    raw = tiny_config(tmp_path, optim=optim, model=model)
+    if model.get("restorer"):
+        raw["loss"]["jpeg_quality"] = 90  # a valid CRM setting otherwise
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        config_from_dict(raw)
