@@ -36,6 +36,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "model.json); default: safetensors for a .safetensors output, else pt",
     )
 
+    parser.add_argument(
+        "--weights",
+        choices=("average", "trained"),
+        default="average",
+        help="of a training checkpoint: the moving average of the weights where the run kept one "
+        "(optim.ema_decay; what its validation scored; default), or the optimiser's trained weights",
+    )
+
 
 def run(args: argparse.Namespace) -> int:
     from irn.imaging.io import check_output_path, refuse_overwriting
@@ -54,9 +62,13 @@ def run(args: argparse.Namespace) -> int:
     if is_training_checkpoint(src):
         from irn.train.export import model_from_checkpoint
 
-        model, meta = model_from_checkpoint(src)
+        model, meta = model_from_checkpoint(src, weights=args.weights)
         what = f"step {meta['steps']}, {meta['train_seconds']:.0f} s of training"
+        if meta["weights"] == "average":
+            what += ", the weights' moving average"
     else:
+        if args.weights != "average":
+            raise IRNError(f"--weights applies to a training checkpoint (.ckpt), not to {src.name}")
         model, meta = load_module(src)
         purpose = purpose_of_name(name)
         if purpose is not None:  # a model name: its catalogue purpose goes into the file (irn.zoo.purpose)

@@ -39,16 +39,25 @@ def trained_on_zero_latent(config: TrainConfig) -> bool:
     return int(round(lo.rec_sample_fraction * config.data.batch_size)) == 0 or lo.rec_temperature == 0
 
 
-def export_checkpoint(src: str | Path, dst: str | Path, *, format: str | None = None) -> dict[str, Any]:  # noqa: A002
+def export_checkpoint(
+    src: str | Path,
+    dst: str | Path,
+    *,
+    format: str | None = None,  # noqa: A002
+    weights: str = "average",
+) -> dict[str, Any]:
     """Write the network of training checkpoint ``src`` to ``dst`` with :func:`irn.save` (``format``:
     pt or safetensors, default from the suffix); returns the metadata (:func:`model_from_checkpoint`)."""
-    model, meta = model_from_checkpoint(src)
+    model, meta = model_from_checkpoint(src, weights=weights)
     save(model, dst, meta, format=format)  # type: ignore[arg-type]
     return meta
 
 
-def model_from_checkpoint(src: str | Path) -> tuple[IRN, dict[str, Any]]:
+def model_from_checkpoint(src: str | Path, *, weights: str = "average") -> tuple[IRN, dict[str, Any]]:
     """The network of training checkpoint ``src`` (with a CRM trained beside it attached) and its metadata.
+    ``weights``: ``"average"``, the moving average of the weights where the run kept one
+    (``optim.ema_decay``: what its validation scored), else the trained weights; ``"trained"``, the
+    optimiser's weights always.
 
     Metadata: steps, train_seconds, hardware, config (the whole training config), data
     (training folder, absolute), best validation figure, recommended_z (the latent ``irn rescale --z
@@ -58,8 +67,10 @@ def model_from_checkpoint(src: str | Path) -> tuple[IRN, dict[str, Any]]:
     ckpt = read_training_checkpoint(src)
     config = config_from_dict(ckpt["hyper_parameters"]["config"])
     model = build_network(config)
-    # the weights' moving average where the run kept one (optim.ema_decay): what its validation scored
-    prefix = "ema." if any(k.startswith("ema.") for k in ckpt["state_dict"]) else "model."
+    if weights not in ("average", "trained"):
+        raise ValueError(f"weights must be 'average' or 'trained', got {weights!r}")
+    has_average = any(k.startswith("ema.") for k in ckpt["state_dict"])
+    prefix = "ema." if weights == "average" and has_average else "model."
     state = {k[len(prefix) :]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
     model.load_state_dict(state)
     if config.model.restorer:  # the CRM trained with it travels in the same file
@@ -88,6 +99,8 @@ def model_from_checkpoint(src: str | Path) -> tuple[IRN, dict[str, Any]]:
         # a model whose reconstruction term never saw sampled z decodes well only with z = 0
         "recommended_z": "zero" if trained_on_zero_latent(config) else "sample",
         "source_checkpoint": str(Path(src).name),
+        # which weights: the moving average (optim.ema_decay) or the optimiser's
+        "weights": "average" if prefix == "ema." else "trained",
         "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     model.metadata = meta  # type: ignore[assignment]

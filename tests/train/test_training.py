@@ -1238,9 +1238,17 @@ def test_ema_run_validates_checkpoints_and_exports_the_average(tmp_path: Path) -
     export_checkpoint(last, tmp_path / "model.pt")
     import irn
 
-    exported = irn.load(tmp_path / "model.pt").state_dict()
-    for k, v in exported.items():
+    exported = irn.load(tmp_path / "model.pt")
+    assert exported.metadata["weights"] == "average"
+    for k, v in exported.state_dict().items():
         torch.testing.assert_close(v, ema_w[k], rtol=0, atol=0)
+    # irn export --weights trained: the optimiser's weights
+    assert main(["export", str(last), "-o", str(tmp_path / "trained.pt"), "--weights", "trained"]) == 0
+    trained = irn.load(tmp_path / "trained.pt")
+    assert trained.metadata["weights"] == "trained"
+    for k, v in trained.state_dict().items():
+        torch.testing.assert_close(v, raw_w[k], rtol=0, atol=0)
+    assert main(["export", str(tmp_path / "model.pt"), "-o", str(tmp_path / "again.pt"), "--weights", "trained"]) == 2
     # validation scored the average: the same figure as the exported file on the validation images
     module = IRNLightning(cfg)
     module.on_load_checkpoint(ckpt)
