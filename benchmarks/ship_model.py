@@ -62,6 +62,8 @@ def relative_data_folder(path: Path) -> None:
     data = Path(str(meta.get("data", "")))
     if data.is_absolute() and data.is_relative_to(REPO):
         meta["data"] = data.relative_to(REPO).as_posix()
+        for added in ("source", "irn_version"):  # what the loader adds to the file's own metadata
+            meta.pop(added, None)
         save(model, path, meta)
 
 
@@ -207,7 +209,8 @@ def main(argv: list[str] | None = None) -> int:
         quick_z = recommended_z(candidate) if colour else "zero"
         quick = evaluate(str(candidate), scale, quick_z, ["Set5"], work / "quick.json")
         gain = quick["Set5"][metric] - base["Set5"][metric]
-        summary: dict = {f"candidate_set5_{metric}_{quick_z}": quick["Set5"][metric], f"gain_over_{baseline}": gain}
+        label = "z0" if quick_z == "zero" else quick_z
+        summary: dict = {f"candidate_set5_{metric}_{label}": quick["Set5"][metric], f"gain_over_{baseline}": gain}
         if gain < min_gain:
             summary["shipped"] = False
             print(json.dumps(summary, indent=1))

@@ -308,6 +308,8 @@ def test_ship_model_writes_the_training_folder_relative_to_the_checkout(
     ship_model.relative_data_folder(path)
     loaded, meta = load_checkpoint(path)
     assert meta["data"] == "datasets/cpu_train" and meta["steps"] == 3
+    stored = torch.load(path, weights_only=True)["metadata"]
+    assert stored == {"data": "datasets/cpu_train", "steps": 3}  # nothing the loader adds
     pairs = zip(model.state_dict().values(), loaded.state_dict().values(), strict=True)
     assert all(torch.equal(a, b) for a, b in pairs)
     save(model, path, {"data": "/elsewhere/photos"})  # outside the checkout: left as it is

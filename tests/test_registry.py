@@ -329,3 +329,20 @@ def test_no_public_name_of_the_zoo_hides_one_of_its_modules() -> None:
     assert not modules & set(zoo.__all__), sorted(modules & set(zoo.__all__))
     for name in zoo.__all__:
         assert getattr(zoo, name) is not None
+
+
+@pytest.mark.parametrize("case", [c for c, (_, arch) in tiny_modules().items() if arch != "crm"])
+def test_each_rescaler_decodes_a_file_without_metadata_with_the_latent_its_entry_names(
+    case: str, tmp_path: Path
+) -> None:
+    """An official file (a plain state dict, no metadata) decodes with --z auto as its registry entry says
+    (irn models shows it): IRN-Color with z = 0 as the official code, T-IRN z = 0, the others sampled."""
+    module, arch = tiny_modules()[case]
+    entry = registry.get_architecture(arch)
+    assert module.recommended_z() == entry.latent, case
+    path = tmp_path / "official.pth"
+    torch.save(module.state_dict(), path)
+    loaded = irn.load(path, device="cpu")
+    assert loaded.recommended_z() == entry.latent, case
+    if arch == "color":
+        assert entry.latent == "zero"

@@ -69,7 +69,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="auto",
         help="latent for upscaling: a sample of the model's latent distribution (IRN: Gaussian, as in the paper; "
         "SAIN: its mixture), zeros, or auto (default): the one the checkpoint recommends (metadata recommended_z), "
-        "else the architecture's (IRN, SAIN: sample; T-IRN: zero)",
+        "else the architecture's (IRN, SAIN: sample; T-IRN, IRN-Color: zero)",
     )
     parser.add_argument(
         "--draws", type=_positive_int, default=1, help="latent draws per image with seeds 0..N-1 (default 1)"

@@ -143,7 +143,7 @@ def add_arguments(parser: argparse.ArgumentParser, task: Task = RESCALE) -> None
         default="auto",
         help="latent for upscaling: a sample of the model's latent distribution (IRN: Gaussian, as in the paper; "
         "SAIN: its mixture) or zeros; auto (default) uses the model's recommended_z metadata (shipped models "
-        "name it in checkpoints/README.md), else the architecture's (IRN, SAIN: sample; T-IRN: zero)",
+        "name it in checkpoints/README.md), else the architecture's (IRN, SAIN: sample; T-IRN, IRN-Color: zero)",
     )
     latent.add_argument(
         "--seed", type=seed_type, default=0, help="seed of the latent sample, the same for every image (default 0)"

@@ -9,7 +9,7 @@ Protocol (the IRN paper's, as its official evaluation code runs it):
    a model: LR = ``model.downscale(hr)`` (8-bit), reconstruction = ``model.upscale(lr)``
    with the latent drawn per ``z`` (``sample``, seeds 0..N-1 for ``draws=N``; ``zero``; or
    ``auto``, the default: the checkpoint's ``recommended_z``, else the architecture's: SAIN samples
-   its Gaussian mixture, T-IRN uses z = 0), rounded to 8 bits as the official code saves it; with
+   its Gaussian mixture, T-IRN and IRN-Color use z = 0), rounded to 8 bits as the official code saves it; with
    ``jpeg`` (``webp``) the LR, the model's and bicubic's, is stored as a JPEG (WebP) of that quality
    before upscaling, as SAIN's official test does;
 3. PSNR and SSIM of the reconstruction against the HR, on the Y channel (MATLAB BT.601) and on

@@ -369,6 +369,9 @@ class IRNColor(IRN):
     :meth:`colorize` are :meth:`downscale` and :meth:`upscale` under the names of this task.
     """
 
+    # the official IRN-Color trains and tests with z = 0 (gaussian_scale 0 in its IRN_color_model.py)
+    default_z: ClassVar[Literal["sample", "zero"]] = "zero"
+
     def __init__(self, config: IRNConfig | None = None, **kwargs: object) -> None:
         if config is None:
             kwargs.setdefault("kind", "color")

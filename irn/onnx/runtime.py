@@ -19,7 +19,7 @@ the taps and weights of the torch resize) and rounded to 8 bits, outputs written
 differences: a sampled latent comes from numpy's generator (the same distribution as torch's draws,
 not the same numbers: N(0, 1), or SAIN's Gaussian mixture from the parameters ``model.json`` holds), and
 there is no tiling (``--max-pixels`` bounds the work). ``z="auto"`` is the model's recommended latent
-(T-IRN: zero). Writing the LR as JPEG or WebP warns unless the model is made for that format
+(T-IRN and IRN-Color: zero). Writing the LR as JPEG or WebP warns unless the model is made for that format
 (``model.json``'s ``lr_formats``, written by the exporter from :func:`irn.zoo.purpose.lr_formats`).
 """
 

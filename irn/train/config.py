@@ -443,6 +443,11 @@ def validate(cfg: TrainConfig) -> None:
         raise ConfigError(f"optim.betas must be in [0, 1), got {o.betas}")
     if o.ema_decay is not None and not 0 < o.ema_decay < 1:
         raise ConfigError(f"optim.ema_decay must be in (0, 1) (e.g. 0.999), or null for no average, got {o.ema_decay}")
+    if o.ema_decay is not None and t.precision.endswith("-true") and t.precision not in ("32-true", "64-true"):
+        raise ConfigError(
+            f"optim.ema_decay needs full-precision weights: with trainer.precision {t.precision} the average's "
+            "small steps round away (use bf16-mixed or 16-mixed)"
+        )
     if o.ema_decay is not None and m.restorer:
         raise ConfigError("optim.ema_decay averages the network's weights only: not with model.restorer (the CRM)")
     if o.gamma <= 0:

@@ -230,6 +230,7 @@ class IRNLightning(L.LightningModule):
         # training checkpoints carry it as "ema.*"), which validation, the best checkpoint and export use
         self.ema: IRN | None = None
         self.ema_updates = 0
+        self._step_skipped = False
         if config.optim.ema_decay is not None:
             self.ema = copy.deepcopy(self.model).requires_grad_(False)
         # torch.compile'd network forward for the objective (a function, not a module: the state
@@ -374,8 +375,13 @@ class IRNLightning(L.LightningModule):
         self.log("train/seconds", self.train_seconds(), batch_size=bs)
         return terms["loss"]
 
-    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
-        if self.ema is not None and outputs is not None:  # None: a skipped (non-finite) step
+    def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
+        """The optimiser's step, then the moving average's (inside the step, so a checkpoint written by a
+        callback at the end of this batch, or by a stop signal, holds both). A step skipped for a
+        non-finite loss or gradient leaves the average as it is."""
+        self._step_skipped = False
+        super().optimizer_step(*args, **kwargs)  # runs training_step (the closure), then the update
+        if self.ema is not None and not self._step_skipped:
             self.update_ema()
 
     @torch.no_grad()
@@ -391,6 +397,7 @@ class IRNLightning(L.LightningModule):
         self.ema_updates = n + 1
 
     def _count_nonfinite(self) -> None:
+        self._step_skipped = True  # the weights do not move: nor does their average
         self.nonfinite_in_row += 1
         self.nonfinite_total += 1
         self.log("train/nonfinite_total", float(self.nonfinite_total), batch_size=1)

@@ -25,7 +25,7 @@ from helpers import REPO, random_irn
 from PIL import Image
 
 from irn.cli.main import main
-from irn.nn.network import quantize
+from irn.nn.network import IRN, quantize
 from irn.train.callbacks import AtomicCheckpointIO
 from irn.train.config import ConfigError, config_from_dict, load_config
 from irn.train.export import export_checkpoint
@@ -435,7 +435,10 @@ def start_training(cfg_path: Path) -> subprocess.Popen[str]:
 
 
 def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path: Path) -> None:
-    raw = tiny_config(tmp_path, trainer={"max_steps": 100000, "run_dir": str(tmp_path / "killed")})
+    """The weights, the optimiser and the weights' moving average (optim.ema_decay: a checkpoint written at
+    the end of a step holds that step's update) are bit for bit those of a run never stopped."""
+    optim = {"lr": 1e-3, "warmup_steps": 2, "ema_decay": 0.9}
+    raw = tiny_config(tmp_path, trainer={"max_steps": 100000, "run_dir": str(tmp_path / "killed")}, optim=optim)
     cfg_path = write_config(tmp_path, raw)
     proc = start_training(cfg_path)
     last = tmp_path / "killed" / "checkpoints" / "last.ckpt"
@@ -459,14 +462,14 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path: Path) -> Non
     resumed = run_cli("train", "--config", str(cfg_path), "--resume", f"--trainer.max_steps={target}")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
 
-    raw_ref = tiny_config(tmp_path, trainer={"max_steps": target, "run_dir": str(tmp_path / "straight")})
+    raw_ref = tiny_config(tmp_path, trainer={"max_steps": target, "run_dir": str(tmp_path / "straight")}, optim=optim)
     ref = run_cli("train", "--config", str(write_config(tmp_path, raw_ref, "ref.yaml")))
     assert ref.returncode == 0, ref.stderr[-2000:]
 
     params_a, opt_a, step_a = _model_and_optimizer(last)
     params_b, opt_b, step_b = _model_and_optimizer(tmp_path / "straight" / "checkpoints" / "last.ckpt")
     assert step_a == step_b == target
-    assert params_a.keys() == params_b.keys()
+    assert params_a.keys() == params_b.keys() and any(k.startswith("ema.") for k in params_a)
     for k in params_a:
         torch.testing.assert_close(params_a[k], params_b[k], rtol=0, atol=0, msg=k)
     assert len(opt_a) == len(opt_b) > 0
@@ -538,7 +541,8 @@ def test_nonfinite_steps_are_skipped_then_the_run_stops_with_a_usable_checkpoint
                     p.grad.fill_(float("nan"))
 
         monkeypatch.setattr(IRNLightning, "on_after_backward", nan_gradients)
-    raw = tiny_config(tmp_path, trainer={"max_steps": 50, "max_nonfinite_steps": 3})
+    optim = {"lr": 1e-3, "warmup_steps": 2, "ema_decay": 0.99}  # a skipped step leaves the average too
+    raw = tiny_config(tmp_path, trainer={"max_steps": 50, "max_nonfinite_steps": 3}, optim=optim)
     cfg_path = write_config(tmp_path, raw)
     assert main(["train", "--config", str(cfg_path)]) == 2
     out, err = capsys.readouterr()
@@ -556,6 +560,7 @@ def test_nonfinite_steps_are_skipped_then_the_run_stops_with_a_usable_checkpoint
         assert torch.isfinite(v).all(), k
         torch.testing.assert_close(v, fresh[k], rtol=0, atol=0)  # no step was taken
     assert math.isclose(float(ckpt["irn"]["nonfinite_total"]), 3)
+    assert any(k.startswith("ema.") for k in ckpt["state_dict"]) and ckpt["irn"]["ema_updates"] == 0
 
 
 def test_fp16_overflows_are_left_to_the_grad_scaler(tmp_path: Path) -> None:
@@ -1281,11 +1286,38 @@ def test_ema_switched_on_or_off_when_resuming(tmp_path: Path) -> None:
         ({"ema_decay": 1.0}, {}, "optim.ema_decay must be in (0, 1)"),
         ({"ema_decay": 0.0}, {}, "optim.ema_decay must be in (0, 1)"),
         ({"ema_decay": 0.999}, {"restorer": True}, "not with model.restorer"),
+        ({"ema_decay": 0.999, "precision": "bf16-true"}, {}, "with trainer.precision bf16-true"),
     ],
 )
 def test_ema_config_errors(tmp_path: Path, optim: dict, model: dict, message: str) -> None:
+    precision = optim.pop("precision", None)
     raw = tiny_config(tmp_path, optim=optim, model=model)
+    if precision is not None:
+        raw["trainer"]["precision"] = precision
     if model.get("restorer"):
         raw["loss"]["jpeg_quality"] = 90  # a valid CRM setting otherwise
     with pytest.raises(ConfigError, match=re.escape(message)):
         config_from_dict(raw)
+
+
+def test_validation_scores_the_moving_average_not_the_trained_weights(tmp_path: Path) -> None:
+    from irn.train.module import psnr_y
+
+    module = IRNLightning(config_from_dict(tiny_config(tmp_path, optim={"ema_decay": 0.99})))
+    assert module.ema is not None
+    logged: dict[str, float] = {}
+    module.log = lambda name, value, **kwargs: logged.__setitem__(name, float(value))  # type: ignore[method-assign]
+    module._log_grid = lambda *args: None  # type: ignore[method-assign]
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():  # the trained weights move away from their average
+        for p in module.model.parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=gen))
+    hr = torch.nn.functional.interpolate(torch.rand(1, 3, 8, 8, generator=gen), size=(32, 32), mode="bilinear")
+    module.validation_step((hr, ["img"]), 0)
+
+    def score(net: IRN) -> float:
+        with torch.no_grad():
+            return float(psnr_y(net.upscale(net.downscale(hr), z="zero"), hr, 2).mean())
+
+    assert logged["val/psnr_y_z0"] == pytest.approx(score(module.ema), abs=1e-3)
+    assert abs(score(module.model) - score(module.ema)) > 0.1
