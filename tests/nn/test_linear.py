@@ -126,7 +126,9 @@ def test_color_network_api() -> None:
         colour = model.colorize(g8, z="zero")
         assert colour.shape == rgb.shape
         torch.testing.assert_close(colour, model.upscale(g8, z="zero"))
-        torch.testing.assert_close(model.colorize(g8, seed=1), model.upscale(g8, z="sample", seed=1))
+        torch.testing.assert_close(model.colorize(g8, z="sample", seed=1), model.upscale(g8, z="sample", seed=1))
+        # z="auto" on a model without metadata: the official IRN-Color's z = 0
+        torch.testing.assert_close(model.colorize(g8, seed=1), colour)
     with pytest.raises(InputError, match=r"\(B, 1, h, w\)"):
         model.colorize(rgb)
 
