@@ -41,7 +41,7 @@ import shutil
 import subprocess
 import tempfile
 
-from benchmarks.train_quick import read_curve
+from benchmarks.train_quick import RESCALE_COLUMNS, read_curve
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "datasets"
@@ -92,22 +92,6 @@ COLOR_COLUMNS = ("psnr_rgb_z0", "psnr_rgb_sample", "grey_psnr")
 COLOR_HEADER = "session,validation,train_hours,step," + ",".join(COLOR_COLUMNS)
 
 
-def read_color_curve(run_dir: Path) -> list[dict[str, float]]:
-    """The validation rows of a colour run's CSV logs (``val/psnr_rgb_z0`` etc.)."""
-    rows = []
-    for f in sorted((run_dir / "csv").glob("version_*/metrics.csv"), key=lambda p: int(p.parent.name.split("_")[1])):
-        with f.open() as fh:
-            for r in csv.DictReader(fh):
-                if r.get("val/psnr_rgb_z0"):
-                    row: dict[str, float] = {
-                        "train_seconds": float(r.get("val/train_seconds") or "nan"),
-                        "step": int(r["step"]) + 1,
-                    }
-                    row.update({k: float(r[f"val/{k}"]) for k in COLOR_COLUMNS})
-                    rows.append(row)
-    return rows
-
-
 def read_prior_curve(path: Path) -> list[dict[str, str]]:
     """The rows of earlier sessions (the older 5-column file: Set5 validation, sessions 1-6)."""
     if not path.is_file():
@@ -126,9 +110,9 @@ def write_curve(args: argparse.Namespace, scale: int) -> None:
     curve = REPO / "checkpoints" / f"irn_{args.name}_curve.csv"
     colour = scale == 1
     header = COLOR_HEADER if colour else CURVE_HEADER
-    columns = COLOR_COLUMNS if colour else ("psnr_y_z0", "psnr_y_sample", "lr_psnr_y")
+    columns = COLOR_COLUMNS if colour else RESCALE_COLUMNS
     rows = [r for r in read_prior_curve(curve) if r["session"] != args.session]
-    for r in (read_color_curve if colour else read_curve)(Path(args.run_dir)):
+    for r in read_curve(Path(args.run_dir), columns):
         rows.append(
             {
                 "session": args.session,
@@ -161,12 +145,10 @@ def plot_curve(rows: list[dict[str, str]], path: Path, title: str, scale: int) -
 
 
 def recommended_z(path: Path) -> str:
-    """The latent a model file recommends (its ``metadata.recommended_z``, else its architecture's)."""
-    from irn.zoo.checkpoint import load_checkpoint
-    from irn.zoo.registry import architecture_of
+    """The latent a model file recommends, as ``irn eval --z auto`` reads it (:meth:`Rescaler.recommended_z`)."""
+    import irn
 
-    model, meta = load_checkpoint(path)
-    return str(meta.get("recommended_z") or architecture_of(model).latent)
+    return irn.load(path, device="cpu").recommended_z()
 
 
 def main(argv: list[str] | None = None) -> int:

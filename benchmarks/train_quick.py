@@ -47,21 +47,21 @@ def bicubic_baseline(scale: int = 2) -> float:
     return sum(values) / len(values)
 
 
-def read_curve(run_dir: Path) -> list[dict[str, float]]:
+#: the validation figures of a rescaling run (``val/<name>`` in its CSV logs)
+RESCALE_COLUMNS = ("psnr_y_z0", "psnr_y_sample", "lr_psnr_y")
+
+
+def read_curve(run_dir: Path, columns: tuple[str, ...] = RESCALE_COLUMNS) -> list[dict[str, float]]:
+    """The validation rows of a run's CSV logs, every version in order: training seconds, step and
+    ``columns`` (``val/<column>``; a row counts when the first is logged)."""
     rows = []
     for f in sorted((run_dir / "csv").glob("version_*/metrics.csv"), key=lambda p: int(p.parent.name.split("_")[1])):
         with f.open() as fh:
             for r in csv.DictReader(fh):
-                if r.get("val/psnr_y_z0"):
-                    rows.append(
-                        {
-                            "train_seconds": float(r.get("val/train_seconds") or "nan"),
-                            "step": int(r["step"]) + 1,
-                            "psnr_y_z0": float(r["val/psnr_y_z0"]),
-                            "psnr_y_sample": float(r["val/psnr_y_sample"]),
-                            "lr_psnr_y": float(r["val/lr_psnr_y"]),
-                        }
-                    )
+                if r.get(f"val/{columns[0]}"):
+                    row = {"train_seconds": float(r.get("val/train_seconds") or "nan"), "step": int(r["step"]) + 1}
+                    row.update({k: float(r[f"val/{k}"]) for k in columns})
+                    rows.append(row)
     return rows
 
 
