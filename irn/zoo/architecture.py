@@ -61,7 +61,9 @@ class Architecture:
     - ``role``: ``"rescaler"`` (what the commands run: encode/decode, downscale/upscale) or
       ``"restorer"`` (a module that helps one, e.g. the CRM; the commands refuse it alone).
     - ``latent``: the latent recommended when a file names none (``"sample"``, ``"zero"``, or ``"none"``
-      for a module without one); ``channels``: its LR and latent channels in words.
+      for a module without one). A rescaler's entry reads it from its class (``latent=SAIN.default_z``),
+      the one statement of it, which :meth:`~irn.nn.network.Rescaler.recommended_z` answers from;
+      ``channels``: its LR and latent channels in words.
     - ``keys``: the keys that identify an official file, in words (for the "not a checkpoint" message).
     - ``origin``: the paper and the official code; ``licence``: the official code's licence.
     - ``onnx``: whether ``irn export --format onnx`` exports it; ``onnx_reason``: why not, one phrase for

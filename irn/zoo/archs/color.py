@@ -11,7 +11,7 @@ from typing import Any
 
 from torch import Tensor
 
-from irn.nn.network import IRNConfig
+from irn.nn.network import IRNColor, IRNConfig
 from irn.zoo.architecture import Architecture
 from irn.zoo.archs._official import (
     LICENCE,
@@ -42,9 +42,8 @@ ARCHITECTURE = Architecture(
     infer_config=infer_config,
     build=build_kind("color"),
     owns=owns_kind("color"),
-    # the official IRN-Color trains and tests with z = 0 (its gaussian_scale defaults to 0 in
-    # IRN_color_model.py, to 1 in the rescaling IRN_model.py): an official file decodes with z = 0
-    latent="zero",
+    # "zero": the official IRN-Color trains and tests with z = 0 (see IRNColor.default_z)
+    latent=IRNColor.default_z,
     channels="RGB in; grey 1 channel (same size), latent 2 channels",
     keys=f"'{LINEAR_KEY}' (3 x 3) with couplings that split 1",
     origin=ORIGIN,

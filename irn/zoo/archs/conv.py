@@ -12,7 +12,7 @@ from typing import Any
 
 from torch import Tensor
 
-from irn.nn.network import IRNConfig
+from irn.nn.network import IRN, IRNConfig
 from irn.zoo.architecture import Architecture
 from irn.zoo.archs._official import (
     LICENCE,
@@ -50,7 +50,7 @@ ARCHITECTURE = Architecture(
     infer_config=infer_config,
     build=build_kind("conv"),
     owns=owns_kind("conv"),
-    latent="sample",
+    latent=IRN.default_z,
     channels="RGB in; LR 3 channels (RGB, 1/s size), latent 3(s²-1) channels",
     keys=f"'{LINEAR_KEY}' (s² x s²)",
     origin=ORIGIN,

@@ -10,7 +10,7 @@ from typing import Any
 
 from torch import Tensor
 
-from irn.nn.network import IRNConfig
+from irn.nn.network import IRN, IRNConfig
 from irn.zoo.architecture import Architecture
 from irn.zoo.archs._official import (
     HAAR_KEY,
@@ -54,7 +54,7 @@ ARCHITECTURE = Architecture(
     infer_config=infer_config,
     build=build_kind("haar"),
     owns=owns_kind("haar"),
-    latent="sample",
+    latent=IRN.default_z,
     channels="RGB in; LR 3 channels (RGB, 1/s size), latent 3(s²-1) channels",
     keys="'operations.N.haar_weights'",
     origin=ORIGIN,

@@ -62,7 +62,7 @@ ARCHITECTURE = Architecture(
     build=build,
     owns=owns,
     label="SAIN",
-    latent="sample",
+    latent=SAIN.default_z,
     channels="RGB in; LR 3 channels (RGB, 1/s size, made to be stored as JPEG/WebP), latent 3(s²-1) channels "
     "(drawn from the learnt Gaussian mixture)",
     keys="'haar_operations.0.haar_weights' and 'gmm.gmm_para'",

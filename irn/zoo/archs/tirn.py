@@ -69,7 +69,7 @@ ARCHITECTURE = Architecture(
     build=build,
     owns=owns,
     label="T-IRN",
-    latent="zero",
+    latent=TIRN.default_z,
     channels="RGB in; LR 3 channels (RGB, 1/s size), latent 3(s²-1) channels (trained with z = 0)",
     keys="'haar_operations.0.haar_weights' and 'down_operations.N.K.conv1.weight'",
     origin="Bao et al., Plug-and-Play Tri-Branch Invertible Block for Image Rescaling (AAAI 2025); "
