@@ -219,6 +219,25 @@ def test_a_truncated_file_fails_the_check_and_is_moved_aside(home, server, model
     assert isinstance(exc.value, CheckpointError)
 
 
+def test_the_same_wrong_download_again_is_not_kept_twice(home, server, model_bytes, monkeypatch) -> None:
+    base, state = server
+    _, data = model_bytes
+    state.files[URL_PATH] = data[: len(data) // 3]
+    register(monkeypatch, base, data)
+    with pytest.raises(pretrained.PretrainedChecksumError):
+        irn.load("tiny-x2")
+    with pytest.raises(pretrained.PretrainedChecksumError) as exc:
+        irn.load("tiny-x2")  # the same wrong bytes again: one copy kept, not two
+    one_line(exc, "refused before and are kept at " + str(home / "models" / "Tiny.pth.bad"), "nothing was loaded")
+    assert files_in(home / "models") == {"Tiny.pth.bad"}
+    assert (home / "models" / "Tiny.pth.bad").read_bytes() == data[: len(data) // 3]
+    state.files[URL_PATH] = data[: len(data) // 2]  # other wrong bytes: kept beside the first
+    with pytest.raises(pretrained.PretrainedChecksumError) as exc:
+        irn.load("tiny-x2")
+    one_line(exc, "moved it aside to " + str(home / "models" / "Tiny.pth.bad.1"))
+    assert files_in(home / "models") == {"Tiny.pth.bad", "Tiny.pth.bad.1"}
+
+
 def test_a_truncated_file_of_known_size_is_refused_before_the_check(home, server, model_bytes, monkeypatch) -> None:
     base, state = server
     _, data = model_bytes

@@ -16,7 +16,7 @@ The flow for one archive (:func:`fetch_archive`), from the parts in :mod:`irn.da
    Ctrl+C leaves the ``.part`` with what was received (an empty one is removed).
 3. The checksum is verified before anything is extracted, and only then does the ``.part`` take the
    archive's name. A mismatch moves the download aside to ``<archive>.bad`` (``.bad.1``, ... if
-   taken) and stops with a message saying so.
+   taken; the same wrong bytes again are not kept twice) and stops with a message saying so.
 4. Every member is checked before the first byte is written: absolute paths, ``..``
    components, symlinks with absolute or ``..`` targets, and members reaching through an
    existing symlink out of the folder make the whole archive refused; so does a member that would

@@ -8,7 +8,6 @@ checksum aside to ``<file>.bad``.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from irn.datasets.registry import Checksum
@@ -19,11 +18,13 @@ from irn.zoo.transfer import (
     ChecksumError,
     DownloadError,
     FetchOptions,
+    aside_words,
     file_digest,
     format_bytes,
     free_name,
     note,
     part_path,
+    set_aside,
 )
 from irn.zoo.transfer import download_file as _download_file
 
@@ -66,11 +67,12 @@ def verify_checksum(path: Path, checksum: Checksum, *, progress: bool = False, n
     actual = file_digest(path, checksum.algorithm, progress=progress)
     if actual != checksum.hexdigest:
         shown = name or path.name
-        bad = free_name(path.with_name(shown + ".bad"))
-        os.replace(path, bad)
+        bad, already = set_aside(
+            path, path.with_name(shown + ".bad"), actual, lambda p: file_digest(p, checksum.algorithm)
+        )
         raise ChecksumError(
             f"{shown} failed verification ({checksum.algorithm} {actual}, expected {checksum.hexdigest}); "
-            f"moved it aside to {bad}, nothing was extracted; rerun to download it again"
+            f"{aside_words(bad, already)}, nothing was extracted; rerun to download it again"
         )
 
 

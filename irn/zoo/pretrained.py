@@ -6,7 +6,8 @@ A downloadable name (``sain-x2-jpeg``, ...) is fetched on first use into ``<cach
 request after an interruption, :mod:`irn.zoo.transfer`), the complete ``.part`` is checked against the
 pinned git blob id (sha1 of ``b"blob <size>\\0"`` + the bytes, what ``git hash-object`` prints), and only
 then renamed to the file's name, atomically. A file that fails the check is moved aside to
-``<file>.bad`` (never loaded, never kept under the real name). Ctrl+C leaves only the ``.part``.
+``<file>.bad`` (``.bad.1``, ... for other wrong bytes, the same wrong bytes never kept twice; never
+loaded, never kept under the real name). Ctrl+C leaves only the ``.part``.
 One process at a time downloads a file (it holds ``<file>.lock``, :func:`irn.zoo.transfer.exclusive`);
 another that needs it meanwhile waits, then checks and uses the file the first renamed into place.
 
@@ -39,13 +40,14 @@ from irn.zoo.transfer import (
     ChecksumError,
     DownloadError,
     FetchOptions,
+    aside_words,
     download_file,
     exclusive,
     file_digest,
-    free_name,
     lock_path,
     note,
     part_path,
+    set_aside,
 )
 
 
@@ -80,11 +82,11 @@ def _verify(entry: Pretrained, path: Path, dest: Path, options: FetchOptions, wh
     actual = git_blob_sha1(path, progress=options.progress)
     if actual == remote.blob_sha1:
         return
-    bad = free_name(dest.with_name(dest.name + ".bad"))
-    os.replace(path, bad)
+    bad, already = set_aside(path, dest.with_name(dest.name + ".bad"), actual, git_blob_sha1)
     raise PretrainedChecksumError(
         f"{entry.name}: {what} is not the pinned file (git blob sha1 {actual}, expected {remote.blob_sha1}); "
-        f"moved it aside to {bad}, nothing was loaded; rerun to download it again, or {manual_hint(entry, dest)}"
+        f"{aside_words(bad, already)}, nothing was loaded; rerun to download it again, "
+        f"or {manual_hint(entry, dest)}"
     )
 
 

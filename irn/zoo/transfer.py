@@ -22,7 +22,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -302,6 +302,30 @@ def file_digest(path: Path, algorithm: str, *, progress: bool = False, prefix: b
             digest.update(chunk)
             bar.update(len(chunk))
     return digest.hexdigest()
+
+
+def set_aside(path: Path, base: Path, digest: str, digest_of: Callable[[Path], str]) -> tuple[Path, bool]:
+    """Move a refused file ``path`` (whose digest is ``digest``) aside to ``base`` (``<file>.bad``), or the
+    first free ``base.1``, ``base.2``, ... Returns where its bytes now are, and whether they were there
+    already: a copy refused before with the same size and digest (``digest_of``) is kept and ``path``
+    deleted, so the same wrong download fetched again and again does not pile up copies."""
+    size = path.stat().st_size
+    candidate, n = base, 0
+    while candidate.exists() or candidate.is_symlink():
+        if candidate.is_file() and candidate.stat().st_size == size and digest_of(candidate) == digest:
+            path.unlink()
+            return candidate, True
+        n += 1
+        candidate = base.with_name(f"{base.name}.{n}")
+    os.replace(path, candidate)
+    return candidate, False
+
+
+def aside_words(where: Path, already: bool) -> str:
+    """How a refusal message says where :func:`set_aside` left the refused bytes."""
+    if already:
+        return f"the same bytes were refused before and are kept at {where} (this copy deleted)"
+    return f"moved it aside to {where}"
 
 
 def free_name(path: Path) -> Path:

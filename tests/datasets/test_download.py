@@ -583,11 +583,30 @@ def test_a_users_file_under_the_archive_name_is_left_untouched(server, tmp_path,
 def test_a_second_bad_download_does_not_replace_the_first(server, tmp_path, capsys) -> None:
     base, state = server
     archive = make_zip(image_members())
-    state.files["/bad.zip"] = archive[:-10] + b"0123456789"
+    first, second = archive[:-10] + b"0123456789", archive[:-10] + b"9876543210"
+    state.files["/bad.zip"] = first
     argv = ["data", "download", f"{base}/bad.zip", "--sha256", sha256(archive), "--root", str(tmp_path), "--quiet"]
-    assert main(argv) == 2 and main(argv) == 2
+    assert main(argv) == 2
+    state.files["/bad.zip"] = second  # other wrong bytes, same size: kept beside the first
+    assert main(argv) == 2
     assert files_under(tmp_path) == {"bad.zip.bad", "bad.zip.bad.1"}
     assert "moved it aside to " + str(tmp_path / "bad.zip.bad.1") in capsys.readouterr().err
+    assert (tmp_path / "bad.zip.bad").read_bytes() == first and (tmp_path / "bad.zip.bad.1").read_bytes() == second
+
+
+def test_the_same_bad_download_again_does_not_pile_up_copies(server, tmp_path, capsys) -> None:
+    base, state = server
+    archive = make_zip(image_members())
+    state.files["/bad.zip"] = archive[:-10] + b"0123456789"
+    argv = ["data", "download", f"{base}/bad.zip", "--sha256", sha256(archive), "--root", str(tmp_path), "--quiet"]
+    assert main(argv) == 2
+    capsys.readouterr()
+    assert main(argv) == 2 and main(argv) == 2  # the server keeps sending the same wrong bytes
+    assert files_under(tmp_path) == {"bad.zip.bad"}
+    assert (tmp_path / "bad.zip.bad").read_bytes() == state.files["/bad.zip"]
+    errors = error_lines(capsys.readouterr().err)
+    assert len(errors) == 2
+    assert all("refused before and are kept at " + str(tmp_path / "bad.zip.bad") in e for e in errors)
 
 
 class StopAfter:
