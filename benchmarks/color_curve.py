@@ -66,11 +66,13 @@ def rows() -> list[dict[str, str]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argparse.ArgumentParser(description=__doc__.split("\n\n")[0]).parse_args(argv)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=RESULTS, help="folder for color_curve.csv / .png")
+    args = parser.parse_args(argv)
     from irn.experiments.plotting import line_plot
 
     curve = rows()
-    path = RESULTS / "color_curve.csv"
+    path = args.out / "color_curve.csv"
     path.write_text(",".join(HEADER) + "\n" + "".join(",".join(r[k] for k in HEADER) + "\n" for r in curve))
     hours = [float(r["train_hours"]) for r in curve]
     shipped = shipped_reference()

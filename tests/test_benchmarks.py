@@ -12,6 +12,7 @@ state-dict keys, ``forward(x, rev)`` returning the output alone) whose network i
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import math
 import os
@@ -24,7 +25,7 @@ import pytest
 import torch
 from helpers import REPO, random_irn
 
-from benchmarks import common, paper_anchor, run, training
+from benchmarks import color_curve, common, paper_anchor, run, training
 from irn.nn import IRN
 
 BENCHMARKS = REPO / "benchmarks"
@@ -381,3 +382,14 @@ def test_ship_model_colour_compares_each_file_as_it_is_used(
     assert curve[0] == "session,validation,train_hours,step,psnr_rgb_z0,psnr_rgb_sample,grey_psnr"
     assert curve[1].split(",")[2:] == ["2.1000", "300", "20.5000", "6.5000", "28.6000"] and len(curve) == 3
     assert (repo / "checkpoints" / "irn_color_curve.png").is_file()
+
+
+def test_color_curve_puts_the_kept_colour_runs_on_one_axis(tmp_path: Path) -> None:
+    assert color_curve.main(["--out", str(tmp_path)]) == 0
+    rows = list(csv.DictReader((tmp_path / "color_curve.csv").open()))
+    assert [r["session"] for r in rows] == ["14"] * 2 + ["15"] * 11 + ["16"] * 2  # every validation kept
+    hours = [float(r["train_hours"]) for r in rows]
+    assert hours == sorted(hours) and hours[2] > 0.43 and hours[-2] > 0.43 + 1.81  # each run after the last
+    assert rows[-1]["objective"] == "z = 0" and float(rows[-1]["psnr_rgb_z0"]) == pytest.approx(20.6001, abs=1e-4)
+    assert (tmp_path / "color_curve.png").stat().st_size > 0
+    assert color_curve.shipped_reference() == pytest.approx(20.748, abs=1e-3)
