@@ -53,18 +53,22 @@ def irn(*args: str) -> None:
         raise SystemExit(f"irn {' '.join(args)} failed: {done.stderr.strip()[-1500:]}")
 
 
-def relative_data_folder(path: Path) -> None:
-    """Rewrite the exported file's ``metadata.data`` (the training folder, absolute as the run resolved
-    it) relative to the checkout, so the shipped file does not carry this machine's path."""
+def ship_metadata(path: Path, prior_hours: float | None = None) -> None:
+    """Finish the exported file's metadata for shipping: ``data`` (the training folder, absolute as the
+    run resolved it) relative to the checkout, so the shipped file does not carry this machine's path;
+    with ``prior_hours`` (the hours already in the model the run started from), ``train_hours_total``:
+    the accumulated training across sessions, beside ``train_seconds`` (this run's only)."""
     from irn.zoo.checkpoint import load_checkpoint, save
 
     model, meta = load_checkpoint(path)
+    for added in ("source", "irn_version"):  # what the loader adds to the file's own metadata
+        meta.pop(added, None)
     data = Path(str(meta.get("data", "")))
     if data.is_absolute() and data.is_relative_to(REPO):
         meta["data"] = data.relative_to(REPO).as_posix()
-        for added in ("source", "irn_version"):  # what the loader adds to the file's own metadata
-            meta.pop(added, None)
-        save(model, path, meta)
+    if prior_hours is not None:
+        meta["train_hours_total"] = round(prior_hours + float(meta.get("train_seconds", 0.0)) / 3600, 4)
+    save(model, path, meta)
 
 
 def evaluate(model: str, scale: int, z: str, sets: list[str], out: Path, draws: int = 1) -> dict:
@@ -186,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         candidate = work / "model.pt"
         irn("export", args.checkpoint, "-o", str(candidate))
-        relative_data_folder(candidate)
+        ship_metadata(candidate, args.prior_hours)
         base = evaluate(baseline, scale, "zero", sets, work / "baseline.json")
         quick_z = recommended_z(candidate) if colour else "zero"
         quick = evaluate(str(candidate), scale, quick_z, ["Set5"], work / "quick.json")

@@ -297,7 +297,7 @@ def test_train_ab_reads_seconds_per_step_between_validations(capsys: pytest.Capt
     assert "unknown variants ['fp8']" in capsys.readouterr().err
 
 
-def test_ship_model_writes_the_training_folder_relative_to_the_checkout(
+def test_ship_model_writes_the_training_folder_relative_to_the_checkout_and_the_total_hours(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from benchmarks import ship_model
@@ -306,16 +306,17 @@ def test_ship_model_writes_the_training_folder_relative_to_the_checkout(
     model = random_irn()
     path = save(model, tmp_path / "m.pt", {"data": str(tmp_path / "repo" / "datasets" / "cpu_train"), "steps": 3})
     monkeypatch.setattr(ship_model, "REPO", tmp_path / "repo")
-    ship_model.relative_data_folder(path)
+    ship_model.ship_metadata(path)
     loaded, meta = load_checkpoint(path)
     assert meta["data"] == "datasets/cpu_train" and meta["steps"] == 3
     stored = torch.load(path, weights_only=True)["metadata"]
     assert stored == {"data": "datasets/cpu_train", "steps": 3}  # nothing the loader adds
     pairs = zip(model.state_dict().values(), loaded.state_dict().values(), strict=True)
     assert all(torch.equal(a, b) for a, b in pairs)
-    save(model, path, {"data": "/elsewhere/photos"})  # outside the checkout: left as it is
-    ship_model.relative_data_folder(path)
-    assert load_checkpoint(path)[1]["data"] == "/elsewhere/photos"
+    save(model, path, {"data": "/elsewhere/photos", "train_seconds": 5400.0})  # outside the checkout: kept
+    ship_model.ship_metadata(path, prior_hours=4.95)  # the accumulated hours: the earlier ones + this run's
+    stored = torch.load(path, weights_only=True)["metadata"]
+    assert stored == {"data": "/elsewhere/photos", "train_seconds": 5400.0, "train_hours_total": 6.45}
 
 
 @pytest.mark.parametrize(("candidate_set14", "shipped"), [(21.0, True), (19.0, False)])
