@@ -8,11 +8,15 @@ from pathlib import Path
 from irn.cli.common import parse_wxh
 from irn.errors import IRNError
 
+#: the output when -o is not given: written only where no such file exists (a file named with -o is replaced)
+DEFAULT = "chart.png"
 HELP = "Write the generated resolution chart (Siemens star, zone plate, bars, text, gradients, patches)."
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-o", "--output", default="chart.png", help="output image file (default chart.png)")
+    parser.add_argument(
+        "-o", "--output", help=f"output image file (default {DEFAULT}, never replaced; a file named here is)"
+    )
     parser.add_argument("--size", default="512", metavar="N|WxH", help="chart size, 128 to 8192 pixels a side (512)")
 
 
@@ -31,7 +35,9 @@ def run(args: argparse.Namespace) -> int:
         raise IRNError(f"--size {width}x{height}: the chart needs at least {MIN_SIZE}x{MIN_SIZE} pixels")
     if width > MAX_SIZE or height > MAX_SIZE:
         raise IRNError(f"--size {width}x{height}: at most {MAX_SIZE}x{MAX_SIZE} pixels")
-    path = Path(args.output)
+    path = Path(args.output or DEFAULT)
+    if args.output is None and (path.exists() or path.is_symlink()):
+        raise IRNError(f"{path} exists already; name the output with -o (irn chart -o FILE replaces FILE)")
     try:
         image_format(path)
     except ValueError:

@@ -135,6 +135,10 @@ def run(args: argparse.Namespace) -> int:
     if args.save_final:
         names += [f"final_{_safe(r.name)}.png" for r in rescalers]
     written = {f"-o {out} (its {name})": out / name for name in names}
+    # every file written, checked before the cycles: one that is a folder or cannot be created would
+    # otherwise fail only after all the work (and after the final_*.png are written)
+    for name in names:
+        check_output_path(out / name, f"-o {out} (its {name})")
     refuse_overwriting(written, {"the input image": image_path})
     for model in models.values():
         model.to(device)

@@ -74,19 +74,19 @@ def _read(path_text: str, what: str) -> Tensor:
 
 def run(args: argparse.Namespace) -> int:
     from irn.experiments import hybrid
-    from irn.imaging.io import check_output_path, refuse_overwriting, write_image, write_json
+    from irn.imaging.io import check_output_path, refuse_overwriting, save_pil, write_image, write_json
 
     out = check_output_path(args.output, "-o")
     if out.suffix.lower() != ".png":
         raise IRNError(f"{out}: the output must be a .png file")
-    refuse_overwriting(
-        {
-            "-o": out,
-            "-o (its strip)": out.with_name(f"{out.stem}_strip.png"),
-            "-o (its JSON)": out.with_suffix(".json"),
-        },
-        {"the NEAR image": args.near, "the FAR image": args.far},
-    )
+    strip_path = out.with_name(f"{out.stem}_strip.png")
+    json_path = out.with_suffix(".json")
+    outputs = {"-o": out, "-o (its strip)": strip_path, "-o (its JSON)": json_path}
+    # every file written, checked before the solve: a derived one that is a folder or cannot be
+    # created would otherwise fail after the main image is written, leaving partial output
+    check_output_path(strip_path, "-o (its strip)")
+    check_output_path(json_path, "-o (its JSON)")
+    refuse_overwriting(outputs, {"the NEAR image": args.near, "the FAR image": args.far})
     size = _parse_size(args.size)
     factors = _parse_distances(args.distances)
     config = hybrid.HybridConfig(
@@ -108,12 +108,7 @@ def run(args: argparse.Namespace) -> int:
     far = hybrid.fit_to(far, size)
 
     result = hybrid.make_hybrid(near, far, config)
-    strip_path = out.with_name(f"{out.stem}_strip.png")
-    json_path = out.with_suffix(".json")
-    write_image(result.image, out)
     strip = hybrid.viewing_strip(result.image, factors, sigma=config.sigma, gamma=config.gamma)
-    strip_path.parent.mkdir(parents=True, exist_ok=True)
-    strip.save(strip_path, format="PNG")
     doc = {
         "near": str(args.near),
         "far": str(args.far),
@@ -123,6 +118,9 @@ def run(args: argparse.Namespace) -> int:
         "strip": str(strip_path),
         "distances": list(factors),
     }
+    # everything computed first, then written (each file atomically)
+    write_image(result.image, out)
+    save_pil(strip, strip_path)
     write_json(json_path, doc)
     info = result.info
     print(

@@ -630,7 +630,7 @@ def run(args: argparse.Namespace) -> int:
 
     records: list[Record] = [Record(input=p, status="failed", error=f"{p}: {why}") for p, why in missing]
     for rec in records:
-        print(f"irn: skipped: {rec.error}", file=sys.stderr)
+        print(f"irn: failed: {rec.error}", file=sys.stderr)
 
     desc = f"color {action}" if color else f"rescale {action} x{scale}"
     bar = progress_bar(jobs, desc=desc, unit="img")
@@ -656,7 +656,7 @@ def run(args: argparse.Namespace) -> int:
             size = f" at {rec.size[1]}x{rec.size[0]}" if rec.size else ""
             rec.status, rec.error = "failed", f"{job.source}: out of memory on {device}{size}; try a smaller image"
         if rec.status == "failed":
-            tqdm.write(f"irn: skipped: {rec.error}", file=sys.stderr)
+            tqdm.write(f"irn: failed: {rec.error}", file=sys.stderr)
             continue
         for note in rec.notes:
             tqdm.write(f"{job.source}: note: {note}", file=sys.stderr)

@@ -234,7 +234,7 @@ def test_bad_input_is_reported_and_skipped(
     )
     assert code == 1
     lines = [line for line in err.splitlines() if str(bad) in line]
-    assert len(lines) == 1 and lines[0].startswith("irn: skipped: ") and words in lines[0], err
+    assert len(lines) == 1 and lines[0].startswith("irn: failed: ") and words in lines[0], err
     assert "Traceback" not in err
     assert sorted(p.name for p in out.iterdir()) == ["good_x2_lr.png", "good_x2_rt.png"]  # nothing for the bad one
     assert "1 written, 0 skipped (outputs exist), 1 failed" in err
@@ -484,6 +484,18 @@ def test_chart_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert len(err.strip().splitlines()) == 1
     code, _, err = run_cli(["chart", "-o", str(tmp_path / "c6.png"), "--size", "12x"], capsys)
     assert (code, err.strip()) == (2, "irn: error: --size must look like N or WxH (e.g. 512 or 640x480), got '12x'")
+
+
+def test_chart_default_output_never_replaces_a_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "chart.png").write_bytes(b"a user's file")
+    code, _, err = run_cli(["chart", "--size", "128"], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "chart.png exists already; name the output" in err
+    assert (tmp_path / "chart.png").read_bytes() == b"a user's file"
+    code, _, _ = run_cli(["chart", "--size", "128", "-o", "chart.png"], capsys)  # named: replaced
+    assert code == 0 and Image.open(tmp_path / "chart.png").size == (128, 128)
 
 
 @pytest.mark.parametrize(

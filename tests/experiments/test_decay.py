@@ -254,3 +254,45 @@ def test_cli_default_methods_name_a_shipped_irn_only_where_there_is_one(
     assert main(["decay", str(image), "-o", str(tmp_path / "o"), "-s", "3", "-n", "1"]) == 0  # no shipped x3
     assert "no shipped IRN for x3" in capsys.readouterr().err
     assert list(json.loads((tmp_path / "o" / "decay.json").read_text())["methods"]) == ["bicubic", "pil-lanczos"]
+
+
+@pytest.mark.parametrize(
+    ("taken", "extra", "message"),
+    [
+        ("o/decay.json", [], "-o {d}/o (its decay.json) {d}/o/decay.json: is a folder, expected a file"),
+        ("o/decay.gif", [], "-o {d}/o (its decay.gif) {d}/o/decay.gif: is a folder, expected a file"),
+        (
+            "o/final_bicubic.png",
+            ["--save-final"],
+            "-o {d}/o (its final_bicubic.png) {d}/o/final_bicubic.png: is a folder, expected a file",
+        ),
+        (None, ["-o", "{d}/in.png/o"], "-o {d}/in.png/o: {d}/in.png is a file, not a folder"),
+    ],
+)
+def test_cli_refuses_an_unwritable_output_before_the_cycles(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    taken: str | None,
+    extra: list[str],
+    message: str,
+) -> None:
+    """Every file decay writes (JSON, plot, GIF, the final images) is checked up front: one line,
+    exit 2, no cycle run and nothing written."""
+    from irn.experiments import decay
+
+    image = tmp_path / "in.png"
+    write_image(smooth_image(16, 16), image)
+    if taken is not None:
+        (tmp_path / taken).mkdir(parents=True)
+
+    def no_cycles(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("the cycles ran before the outputs were checked")
+
+    monkeypatch.setattr(decay, "decay_trace", no_cycles)
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    argv = ["decay", str(image), "-o", str(tmp_path / "o"), "-n", "2", "-m", "bicubic"]
+    assert main([*argv, *(a.format(d=tmp_path) for a in extra)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"irn: error: {message.format(d=tmp_path)}", err
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before  # no partial output

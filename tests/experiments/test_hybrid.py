@@ -167,3 +167,37 @@ def test_cli_missing_input_and_bad_output(tmp_path: Path, capsys: pytest.Capture
         assert main(["hybrid", str(near_path), str(near_path), "-o", str(out)]) == 2
         err = capsys.readouterr().err.strip()
         assert err.startswith(f"irn: error: -o {out}: ") and message in err and "\n" not in err, err
+
+
+@pytest.mark.parametrize(
+    ("taken", "output", "message"),
+    [
+        ("hy2/h_strip.png", "hy2/h.png", "-o (its strip) {d}/hy2/h_strip.png: is a folder, expected a file"),
+        ("hy2/h.json", "hy2/h.png", "-o (its JSON) {d}/hy2/h.json: is a folder, expected a file"),
+        (None, "near.png/sub/h.png", "-o {d}/near.png/sub/h.png: {d}/near.png is a file, not a folder"),
+    ],
+)
+def test_cli_refuses_an_unwritable_output_before_the_solve(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    taken: str | None,
+    output: str,
+    message: str,
+) -> None:
+    """Every file hybrid writes (the PNG, its strip, its JSON) is checked up front: one line, exit 2,
+    no solve and nothing written."""
+    near_path = tmp_path / "near.png"
+    write_image(pattern(14, 16), near_path)
+    if taken is not None:
+        (tmp_path / taken).mkdir(parents=True)
+
+    def no_solve(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("the hybrid was solved before the output was checked")
+
+    monkeypatch.setattr(hybrid, "make_hybrid", no_solve)
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    assert main(["hybrid", str(near_path), str(near_path), "-o", str(tmp_path / output)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"irn: error: {message.format(d=tmp_path)}", err
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before  # no partial output
