@@ -161,7 +161,7 @@ def add_arguments(parser: argparse.ArgumentParser, task: Task = RESCALE) -> None
         choices=tuple(LR_FORMATS),
         default="png",
         help="file format of the LR image (default png; jpg and webp are lossy and hurt upscaling, except with a "
-        "model made for them: x2-jpeg, sain-x2-jpeg, sain-x4-jpeg for jpg, sain-x2-webp for webp)",
+        "model made for them: x2-jpeg (below quality 90), sain-x2-jpeg, sain-x4-jpeg for jpg, sain-x2-webp for webp)",
     )
     lr_format.add_argument("--quality", type=int, default=95, help="quality of a jpg/webp LR, 1-100 (default 95)")
 
@@ -546,19 +546,29 @@ def _json_number(value: float | None) -> float | None:
     return None if value is None or value != value or abs(value) == float("inf") else round(value, 4)
 
 
-def lr_format_advice(model: Rescaler, name: str, lr_suffix: str, action: Action) -> str | None:
+def lr_format_advice(model: Rescaler, name: str, lr_suffix: str, action: Action, quality: int = 95) -> str | None:
     """The line ``irn rescale`` prints about the LR format, or None: a warning for a lossy LR the model
     is not made for, a note for a PNG LR of a model made for a lossy one (the rule:
-    :func:`irn.zoo.purpose.lr_formats`)."""
+    :func:`irn.zoo.purpose.lr_formats`); at a ``quality`` where another catalogue model was measured to
+    do better (:func:`irn.zoo.purpose.better_model`: x2-jpeg below quality 90, x2 from 90 up), it says so."""
     from irn.imaging.io import image_format
-    from irn.zoo.purpose import SUFFIXES, describe_formats, lr_formats
+    from irn.zoo.purpose import SUFFIXES, better_model, describe_formats, lr_formats
 
     made_for = lr_formats(model)
     if lr_suffix != ".png":
         fmt = image_format(f"lr{lr_suffix}")
+        better = better_model(name, fmt, quality)
         if fmt in made_for:
-            return None
+            if better is None:
+                return None
+            other, threshold = better
+            return (
+                f"irn: note: at --quality {quality}, --model {other} reconstructs better than {name} "
+                f"({name} leads below quality {threshold} only)"
+            )
         other = OTHER_FORMAT.format(model=name, made_for=describe_formats(made_for)) if made_for else ""
+        if better is not None:
+            other += f"; below quality {better[1]}, --model {better[0]} is made for this LR"
         return LOSSY_WARNING.format(fmt=lr_suffix[1:].upper()) + other
     if action == "up" or not made_for:
         return None
@@ -600,7 +610,7 @@ def run(args: argparse.Namespace) -> int:
     latent = model.recommended_z() if requested == "auto" else requested
     restorer = restorer_of(model)
     lr_suffix = LR_FORMATS[getattr(args, "format", "png")]
-    advice = lr_format_advice(model, args.model, lr_suffix, action)  # of the model as loaded (its CRM, card)
+    advice = lr_format_advice(model, args.model, lr_suffix, action, quality)  # of the model as loaded (its CRM, card)
     model = for_inference(model)  # on a CPU the fast path: the same outputs, faster (irn.pipeline)
     scale = model.scale
 

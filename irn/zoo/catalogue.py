@@ -57,7 +57,9 @@ class Pretrained:
     (``lossless``: a PNG LR; ``JPEG``/``WebP``: an LR stored in that lossy format; ``colour``: a grey
     image that restores its colours); ``latent``: the latent it decodes best with (``sample``,
     ``zero``); ``file``: the file name (in the checkpoints folder when shipped, else in the cache);
-    ``remote``: where a downloadable file comes from (None: shipped with irn)."""
+    ``remote``: where a downloadable file comes from (None: shipped with irn); ``handover``: for a model
+    made for a lossy LR, ``(quality, name)`` when the lossless model ``name`` of its scale was measured
+    to reconstruct better from ``quality`` up (docs/evaluation.md), which ``irn rescale`` then advises."""
 
     name: str
     arch: str
@@ -69,6 +71,7 @@ class Pretrained:
     file: str
     remote: Remote | None = None
     note: str = ""
+    handover: tuple[int, str] | None = None
 
     @property
     def shipped(self) -> bool:
@@ -101,7 +104,7 @@ CATALOGUE: tuple[Pretrained, ...] = (
         PROJECT_LICENCE,
         SHIPPED_SOURCE,
         "irn_x2.pt",
-        note="trained on a CPU on SunHays80",
+        note="trained on a CPU on SunHays80 + CBSD432",
     ),
     Pretrained(
         "x4",
@@ -134,7 +137,9 @@ CATALOGUE: tuple[Pretrained, ...] = (
         PROJECT_LICENCE,
         SHIPPED_SOURCE,
         "irn_x2_jpeg.pt",
-        note="the x2 for an LR stored as a JPEG (quality 75-95)",
+        note="the x2 for an LR stored as a JPEG below quality 90 (from 90 up: x2)",
+        # Set5 PSNR-Y, irn eval --jpeg Q: x2-jpeg leads below quality 90, the session-15 x2 from 90 up
+        handover=(90, "x2"),
     ),
     _sain(
         "sain-x2-jpeg",

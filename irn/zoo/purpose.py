@@ -54,6 +54,23 @@ def lr_formats(model: object) -> tuple[str, ...]:
         return ()
 
 
+def better_model(name: str, fmt: str, quality: int) -> tuple[str, int] | None:
+    """``(other, threshold)`` when the catalogue model ``other`` was measured to reconstruct better than
+    the model named ``name`` from an LR stored as ``fmt`` (Pillow's name) at ``quality``: the lossless
+    model from an entry's ``handover`` quality up, the lossy one below it; else None."""
+    from irn.zoo.catalogue import CATALOGUE
+
+    for entry in CATALOGUE:
+        if entry.handover is None or fmt not in PURPOSE_FORMATS[entry.purpose]:
+            continue
+        threshold, lossless = entry.handover
+        if name == entry.name and quality >= threshold:
+            return lossless, threshold
+        if name == lossless and quality < threshold:
+            return entry.name, threshold
+    return None
+
+
 def describe_formats(formats: Sequence[str]) -> str:
     """``("JPEG",)`` -> ``"a JPEG LR"``; ``("JPEG", "WEBP")`` -> ``"a JPEG or WebP LR"``."""
     return f"a {' or '.join(FORMAT_NAMES.get(f, f) for f in formats)} LR"

@@ -618,3 +618,31 @@ def test_a_jpeg_trained_model_is_not_warned_off_jpeg(tmp_path: Path, capsys: pyt
     assert code == 0 and "is trained for JPEG (quality 75-95); add --format jpg" in err
     code, _, err = run_cli([*argv, "--format", "webp", "-o", str(tmp_path / "c")], capsys)
     assert code == 0 and "does not survive lossy compression" in err
+
+
+def test_jpeg_advice_follows_the_measured_handover_between_x2_and_x2_jpeg() -> None:
+    """x2-jpeg leads the plain x2 below JPEG quality 90 only (docs/evaluation.md): the advice says which
+    model to take at the quality asked for, in both directions; WebP is not JPEG."""
+    import irn
+    from irn.cli.rescale import lr_format_advice
+    from irn.zoo.catalogue import CATALOGUE
+
+    for entry in CATALOGUE:  # a handover names a lossless model of the same scale
+        if entry.handover is not None:
+            other = next(e for e in CATALOGUE if e.name == entry.handover[1])
+            assert other.purpose == "lossless" and other.scale == entry.scale and entry.purpose != "lossless"
+    x2, x2_jpeg = irn.load("x2"), irn.load("x2-jpeg")
+    assert lr_format_advice(x2_jpeg, "x2-jpeg", ".jpg", "roundtrip", 89) is None
+    note = lr_format_advice(x2_jpeg, "x2-jpeg", ".jpg", "down", 95)
+    assert note == (
+        "irn: note: at --quality 95, --model x2 reconstructs better than x2-jpeg (x2-jpeg leads below quality 90 only)"
+    )
+    warning = lr_format_advice(x2, "x2", ".jpg", "roundtrip", 75)
+    assert warning is not None and "does not survive lossy compression" in warning
+    assert warning.endswith("; below quality 90, --model x2-jpeg is made for this LR")
+    warning = lr_format_advice(x2, "x2", ".jpg", "roundtrip", 95)
+    assert warning is not None and "does not survive lossy compression" in warning and "x2-jpeg" not in warning
+    warning = lr_format_advice(x2, "x2", ".webp", "roundtrip", 75)
+    assert warning is not None and "x2-jpeg" not in warning
+    path_only = lr_format_advice(x2, str(irn.zoo.resolve("x2")), ".jpg", "roundtrip", 75)  # by path: no name
+    assert path_only is not None and "x2-jpeg" not in path_only
