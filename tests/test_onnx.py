@@ -207,6 +207,19 @@ def test_irn_export_writes_onnx_and_safetensors_from_any_model(tmp_path: Path, c
     capsys.readouterr()
     assert main(["export", str(tmp_path / "nope.pt"), "--format", "onnx", "-o", str(tmp_path / "o2")]) == 2
     assert "no such checkpoint or model file" in capsys.readouterr().err
+    assert main(["export", str(tmp_path / "out"), "-o", str(tmp_path / "again.pt")]) == 2  # an export, not a model
+    assert "an ONNX export (a folder); irn export reads a checkpoint or model file" in capsys.readouterr().err
+    # an -o whose suffix names another format: one line, nothing written
+    for argv, words in (
+        (["-o", str(tmp_path / "x.onnx")], "a .onnx name for a pt file; use --format onnx, or name it x.pt"),
+        (["--format", "safetensors", "-o", str(tmp_path / "x.pt")], "a .pt name for a safetensors file"),
+        (["--format", "pt", "-o", str(tmp_path / "x.safetensors")], "use --format safetensors, or name it x.pt"),
+        (["--format", "onnx", "-o", str(tmp_path / "x.onnx")], f"name the folder, e.g. -o {tmp_path / 'x'}_onnx"),
+    ):
+        assert main(["export", str(saved), *argv]) == 2
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and words in err, err
+    assert not any(tmp_path.glob("x.*")) and not (tmp_path / "again.pt").exists()
 
     from irn.nn.restoration import CompressionRestorer, RestorerConfig
     from irn.zoo import attach_restorer

@@ -45,6 +45,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+#: the file suffixes that name a format; an -o with one of them must be of that format
+SUFFIX_FORMATS = {".pt": "pt", ".pth": "pt", ".safetensors": "safetensors", ".onnx": "onnx"}
+
+
+def check_suffix(output: Path, fmt: str) -> None:
+    """Refuse, in one line, an ``-o`` whose suffix names another format than the one written (a torch
+    file named ``x2.onnx``, a safetensors file named ``.pt``); an ONNX export is a folder."""
+    named = SUFFIX_FORMATS.get(output.suffix.lower())
+    if fmt == "onnx":
+        if named is not None:
+            raise IRNError(
+                f"-o {output}: --format onnx writes a folder (encoder.onnx, decoder.onnx, model.json); "
+                f"name the folder, e.g. -o {output.with_suffix('')}_onnx"
+            )
+    elif named is not None and named != fmt:
+        wanted = ".safetensors" if fmt == "safetensors" else ".pt"
+        raise IRNError(
+            f"-o {output}: a {output.suffix} name for a {fmt} file; use --format {named}, or name it "
+            f"{output.with_suffix(wanted).name}"
+        )
+
+
 def run(args: argparse.Namespace) -> int:
     from irn.imaging.io import check_output_path, refuse_overwriting
     from irn.zoo.catalogue import describe_names, get
@@ -52,9 +74,12 @@ def run(args: argparse.Namespace) -> int:
     from irn.zoo.pretrained import resolve
 
     fmt = args.format or ("safetensors" if str(args.output).endswith(".safetensors") else "pt")
+    check_suffix(Path(args.output), fmt)
     dst = check_output_path(args.output, "-o", folder=fmt == "onnx")
     name = args.checkpoint
     src = resolve(name) if get(name) is not None else Path(name)  # a model name: shipped, or downloaded
+    if src.is_dir() and (src / "model.json").is_file():
+        raise IRNError(f"{src}: an ONNX export (a folder); irn export reads a checkpoint or model file, not an export")
     if not src.is_file():
         raise IRNError(f"{src}: no such checkpoint or model file ({describe_names()})")
     if fmt != "onnx":
