@@ -7,6 +7,8 @@ import argparse
 import math
 import sys
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -113,6 +115,21 @@ def _weights(text: str) -> list[float]:
     return weights
 
 
+@contextmanager
+def _progress(total: int, desc: str) -> Iterator[Callable[[str], None]]:
+    """A progress bar over a craft's ``total`` units (on stderr, a terminal only); yields the hook
+    that counts one unit done in a stage and names the stage in the description."""
+    from irn.progress import progress_bar
+
+    with progress_bar(total=total, desc=desc, unit="step") as bar:
+
+        def tick(stage: str) -> None:
+            bar.set_description_str(f"{desc}: {stage}", refresh=False)
+            bar.update(1)
+
+        yield tick
+
+
 def _load_model(resizer: str, device: str) -> tuple[Any, Any]:
     """(plain model for verification and gradients, inference-optimised view for forward passes)."""
     import torch
@@ -185,11 +202,15 @@ def run(args: argparse.Namespace) -> int:
             "steps": steps,
             "size": size,
         }
-        result = attack.craft_irn(cover, target, fast, weight=weight, resizer=args.resizer, **kwargs)
+        units = {k: v for k, v in kwargs.items() if k != "size"}
+        with _progress(attack.craft_irn_units(weight=weight, **units), f"crafting for {args.resizer}") as tick:
+            result = attack.craft_irn(cover, target, fast, weight=weight, resizer=args.resizer, progress=tick, **kwargs)
         doc["library"] = "IRN (model.downscale)"
-        doc.update({k: v for k, v in kwargs.items() if k != "size"}, weight=weight, stages=result.details["stages"])
+        doc.update(units, weight=weight, stages=result.details["stages"])
         if curve:
-            doc["curve"] = attack.irn_tradeoff(cover, target, fast, curve, **kwargs)
+            total = sum(attack.craft_irn_units(weight=w, **units) for w in curve)
+            with _progress(total, f"--curve for {args.resizer}") as tick:
+                doc["curve"] = attack.irn_tradeoff(cover, target, fast, curve, progress=tick, **kwargs)
     else:
         if curve:
             raise IRNError("--curve applies to irn:MODEL resizers only")
@@ -241,7 +262,8 @@ def _run_reverse(args: argparse.Namespace, out: Path) -> int:
     model, _ = _load_model(args.resizer, args.device)
     weight = 10.0 if args.weight is None else args.weight
     steps = 100 if args.steps is None else args.steps
-    result = attack.craft_reverse(cover, target, model, weight=weight, steps=steps)
+    with _progress(steps, f"reverse craft for {args.resizer}") as tick:
+        result = attack.craft_reverse(cover, target, model, weight=weight, steps=steps, progress=tick)
     reopened = _write_png(result.image, out)
     if args.upscaled:
         _write_png(result.upscaled, Path(args.upscaled))

@@ -289,6 +289,84 @@ def test_cli_irn_and_reverse(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert (tmp_path / "up.png").is_file()
 
 
+def test_irn_progress_hook_counts_the_units_and_changes_nothing() -> None:
+    model = _tiny_irn(4)
+    cover, target = _scene(32, 22, "cover"), _scene(16, 23, "target")
+    for weight, steps in ((5.0, 2), (math.inf, 2)):
+        settings = {"rounds": 2, "gauss_newton": 2, "cg_steps": 3, "steps": steps}
+        stages: list[str] = []
+        hooked = attack.craft_irn(cover, target, model, weight=weight, progress=stages.append, **settings)
+        plain = attack.craft_irn(cover, target, model, weight=weight, **settings)
+        assert np.array_equal(hooked.image, plain.image)
+        assert len(stages) == attack.craft_irn_units(weight=weight, **settings)
+        adam = ["Adam"] * (steps if math.isfinite(weight) else 0)
+        assert stages == ["box round"] * 2 + ["Gauss-Newton"] * 6 + adam
+    stages = []
+    attack.craft_reverse(_scene(16, 24, "cover"), _scene(32, 25, "target"), model, steps=4, progress=stages.append)
+    assert stages == ["Adam"] * 4
+
+
+class _FakeBar:
+    """Stands in for irn.progress.progress_bar: records the total, the updates and the descriptions."""
+
+    made: list[_FakeBar] = []
+
+    def __init__(self, *, total: int, desc: str, **_: object) -> None:
+        self.total, self.desc, self.count, self.descs = total, desc, 0, []
+        _FakeBar.made.append(self)
+
+    def __enter__(self) -> _FakeBar:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        pass
+
+    def update(self, n: int) -> None:
+        self.count += n
+
+    def set_description_str(self, desc: str, refresh: bool = True) -> None:
+        self.descs.append(desc)
+
+
+def test_cli_craft_progress_bars(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import irn
+    import irn.progress
+
+    ckpt = irn.save(_tiny_irn(5), tmp_path / "tiny.pt", {"note": "test"})
+    cover = _save(_scene(32, 26, "cover"), tmp_path / "cover.png")
+    target = _save(_scene(16, 27, "target"), tmp_path / "target.png")
+    code = main([
+        "craft", str(cover), str(target), "-o", str(tmp_path / "x.png"), "--resizer", f"irn:{ckpt}",
+        "--gauss-newton", "1", "--cg-steps", "2", "--steps", "2", "--weight", "5", "--curve", "2,inf",
+    ])  # fmt: skip
+    assert code == 0
+    assert "\r" not in capsys.readouterr().err  # stderr is not a terminal: the real bar stays silent
+    monkeypatch.setattr(irn.progress, "progress_bar", _FakeBar)
+    _FakeBar.made = []
+    code = main([
+        "craft", str(cover), str(target), "-o", str(tmp_path / "y.png"), "--resizer", f"irn:{ckpt}",
+        "--gauss-newton", "1", "--cg-steps", "2", "--steps", "2", "--weight", "5", "--curve", "2,inf",
+    ])  # fmt: skip
+    assert code == 0
+    craft_bar, curve_bar = _FakeBar.made
+    assert (craft_bar.total, craft_bar.count) == (1 + 2 + 2, 5)  # box round, CG steps, Adam steps
+    assert craft_bar.desc.startswith("crafting for irn:") and craft_bar.descs[-1].endswith(": Adam")
+    assert (curve_bar.total, curve_bar.count) == (5 + 3, 8)  # weight inf skips Adam
+    assert "weight 2 (1/2), box round" in curve_bar.descs[0] and "weight inf (2/2)" in curve_bar.descs[-1]
+    big = _save(_scene(32, 28, "target"), tmp_path / "big.png")
+    small = _save(_scene(16, 29, "cover"), tmp_path / "small.png")
+    _FakeBar.made = []
+    code = main([
+        "craft", "--reverse", str(small), str(big), "-o", str(tmp_path / "lr.png"), "--resizer", f"irn:{ckpt}",
+        "--steps", "3",
+    ])  # fmt: skip
+    assert code == 0
+    (bar,) = _FakeBar.made
+    assert (bar.total, bar.count) == (3, 3) and bar.descs == [f"reverse craft for irn:{ckpt}: Adam"] * 3
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [

@@ -12,7 +12,8 @@ D(x) by a named resizer equals B. The parts, bottom up:
   [0, 255] (:func:`solve_boxed`, semismooth Newton with preconditioned conjugate gradients)
 - :mod:`.attack`: crafting against a linear resizer (:func:`craft`, :func:`verify`), against an
   IRN's downscale (:func:`craft_irn`, :func:`irn_tradeoff`) and the reverse direction, an LR
-  image whose IRN upscale shows TARGET (:func:`craft_reverse`)
+  image whose IRN upscale shows TARGET (:func:`craft_reverse`); their ``progress`` hooks
+  (:data:`Progress`, :func:`craft_irn_units`)
 - :mod:`.detect`: a detector, downscales of a crafted image by different resizers disagree
   strongly (:func:`check_image`)
 
@@ -23,10 +24,12 @@ PSNR is on the 0-255 scale over all channels.
 
 from irn.experiments.craft.attack import (
     CraftResult,
+    Progress,
     ReverseResult,
     Verification,
     craft,
     craft_irn,
+    craft_irn_units,
     craft_reverse,
     fit_target,
     irn_tradeoff,
@@ -66,6 +69,7 @@ __all__ = [
     "CheckReport",
     "CraftResult",
     "ImageLike",
+    "Progress",
     "ReverseResult",
     "SeparableOperator",
     "Size",
@@ -78,6 +82,7 @@ __all__ = [
     "check_sizes",
     "craft",
     "craft_irn",
+    "craft_irn_units",
     "craft_reverse",
     "fit_target",
     "irn_tradeoff",

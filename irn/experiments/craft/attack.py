@@ -154,6 +154,22 @@ def verify(
 
 
 # ---------------------------------------------------------------------------- IRN downscale
+Progress = Callable[[str], None]
+"""A hook called once per unit of work done, with the stage's name ("box round", "Gauss-Newton",
+"Adam"); the units are box rounds, conjugate-gradient steps and Adam steps (see
+:func:`craft_irn_units`)."""
+
+
+def craft_irn_units(
+    *, weight: float = 100.0, rounds: int = 1, gauss_newton: int = 3, cg_steps: int = 5, steps: int = 0
+) -> int:
+    """How many times :func:`craft_irn` with these settings calls its ``progress`` hook: one per
+    box round, ``cg_steps`` per Gauss-Newton step (one per conjugate-gradient step) and one per
+    Adam step (none for ``weight`` = inf, which skips Adam)."""
+    adam = steps if steps > 0 and not math.isinf(weight) else 0
+    return rounds + gauss_newton * cg_steps + adam
+
+
 def _irn_lr(model: Any, x: np.ndarray) -> np.ndarray:
     """The model's unquantised LR (h, w, 3) on 0..255 for x (H, W, 3) on 0..255."""
     t = torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))[None].float().div(255).to(model_device(model))
@@ -189,6 +205,7 @@ def craft_irn(
     step_size: float = 0.5,
     size: Size | None = None,
     resizer: str = "irn",
+    progress: Progress | None = None,
 ) -> CraftResult:
     """x close to COVER whose IRN downscale (``model.downscale``) shows TARGET.
 
@@ -211,6 +228,7 @@ def craft_irn(
     3. ``steps`` projected Adam steps (step size in grey levels) on the objective, through the model.
 
     Returns the 8-bit x; ``details`` has the objective's two PSNRs after each stage.
+    ``progress`` (see :data:`Progress`) is called :func:`craft_irn_units` times in all.
     """
     from threadpoolctl import threadpool_limits
 
@@ -241,12 +259,14 @@ def craft_irn(
             history.append({"stage": "box", "psnr_cover": psnr(candidate, a), "psnr_target": psnr(lr_c, b)})
             if objective(candidate, lr_c) < best:
                 x, best = candidate, objective(candidate, lr_c)
+            if progress is not None:
+                progress("box round")
     free = ((x > 0) & (x < 255)) | (x == a)  # pixels at a bound that the cover did not have stay put
     for _ in range(gauss_newton):
-        x, lr_x, free = _irn_gauss_newton_step(model, x, free, a, b, weight, cg_steps, objective)
+        x, lr_x, free = _irn_gauss_newton_step(model, x, free, a, b, weight, cg_steps, objective, progress)
         history.append({"stage": "gauss-newton", "psnr_cover": psnr(x, a), "psnr_target": psnr(lr_x, b)})
     if steps > 0 and not math.isinf(weight):
-        x = _irn_adam(model, x, a, b, weight, steps, step_size)
+        x = _irn_adam(model, x, a, b, weight, steps, step_size, progress)
         history.append({"stage": "adam", "psnr_cover": psnr(x, a), "psnr_target": psnr(_irn_lr(model, x), b)})
     x8 = _to_uint8(x)
     predicted = psnr(_irn_lr(model, _float(x8)), b)
@@ -270,12 +290,14 @@ def _irn_gauss_newton_step(
     weight: float,
     cg_steps: int,
     objective: Callable[[np.ndarray, np.ndarray], float],
+    progress: Progress | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One Gauss-Newton step of :func:`craft_irn` (arrays (H, W, 3) / (h, w, 3) on 0..255).
 
     Only the ``free`` pixels move (S): x' = x + S (A - x + J^T mu) with
     (J S J^T + I/rho) mu = B - LR(x) - J S (A - x); pixels the step pushes past 0 or 255 are
-    clipped and leave the free set. Returns (x', LR(x'), free').
+    clipped and leave the free set. Returns (x', LR(x'), free'). Calls ``progress`` ``cg_steps``
+    times (the steps an early stop skips are counted when it stops).
     """
     device = model_device(model)
     scale = int(model.scale)
@@ -309,6 +331,7 @@ def _irn_gauss_newton_step(
         r = rhs.clone()
         p = r.clone()
         rr = float((r * r).sum())
+        ticked = 0
         for _ in range(cg_steps):
             q = jv(jt(p)) + inv_rho * p
             pq = float((p * q).sum())
@@ -320,22 +343,37 @@ def _irn_gauss_newton_step(
             rr_new = float((r * r).sum())
             p = r + (rr_new / rr) * p
             rr = rr_new
+            if progress is not None and ticked < cg_steps - 1:  # the last one after the line search
+                progress("Gauss-Newton")
+                ticked += 1
         proposal = x_t + toward_cover + jt(mu)
     outside = hwc((proposal < 0) | (proposal > 1)) > 0
     proposal = proposal.clamp(0, 1)
     current = objective(x, hwc(lr0))
+    result = x, hwc(lr0), free
     for t in (1.0, 0.5, 0.25):
         cand = x_t + t * (proposal - x_t)
         cand_np = hwc(cand)
         with torch.no_grad():
             cand_lr = hwc(model.encode(cand)[0])
         if objective(cand_np, cand_lr) < current:
-            return cand_np, cand_lr, free & ~outside if t == 1.0 else free
-    return x, hwc(lr0), free
+            result = cand_np, cand_lr, free & ~outside if t == 1.0 else free
+            break
+    if progress is not None:
+        for _ in range(cg_steps - ticked):
+            progress("Gauss-Newton")
+    return result
 
 
 def _irn_adam(
-    model: Any, x: np.ndarray, a: np.ndarray, b: np.ndarray, weight: float, steps: int, step_size: float
+    model: Any,
+    x: np.ndarray,
+    a: np.ndarray,
+    b: np.ndarray,
+    weight: float,
+    steps: int,
+    step_size: float,
+    progress: Progress | None = None,
 ) -> np.ndarray:
     """Projected Adam on mse(x, A) + weight * mse(LR(x), B), all on 0..255; returns x (H, W, 3)."""
     device = model_device(model)
@@ -354,25 +392,41 @@ def _irn_adam(
         optimiser.step()
         with torch.no_grad():
             param.clamp_(0, 1)
+        if progress is not None:
+            progress("Adam")
     return param.detach()[0].double().cpu().numpy().transpose(1, 2, 0) * 255
 
 
 def irn_tradeoff(
-    cover: ImageLike, target: ImageLike, model: Any, weights: Sequence[float], **kwargs: Any
+    cover: ImageLike,
+    target: ImageLike,
+    model: Any,
+    weights: Sequence[float],
+    progress: Progress | None = None,
+    **kwargs: Any,
 ) -> list[dict[str, float]]:
     """The trade-off curve: for each weight, PSNR(x, COVER) and PSNR(model.downscale(x), TARGET).
 
     Both are measured on the PNG-decoded 8-bit x through ``model.downscale`` (quantised LR).
+    ``progress`` gets each :func:`craft_irn`'s calls, the stage prefixed with the weight
+    ("weight 10 (2/3), Adam").
     """
     curve = []
-    for w in weights:
-        result = craft_irn(cover, target, model, weight=w, **kwargs)
+    for i, w in enumerate(weights, 1):
+        hook = None
+        if progress is not None:
+            hook = _prefixed(progress, f"weight {w:g} ({i}/{len(weights)}), ")
+        result = craft_irn(cover, target, model, weight=w, progress=hook, **kwargs)
         image = png_roundtrip(result.image)
         check = verify(image, cover, target, "irn:", result.size, model=model)
         curve.append(
             {"weight": w, "psnr_cover": check.psnr_cover, "psnr_target": check.psnr_target, "seconds": result.seconds}
         )
     return curve
+
+
+def _prefixed(progress: Progress, prefix: str) -> Progress:
+    return lambda stage: progress(prefix + stage)
 
 
 # ---------------------------------------------------------------------------- reverse
@@ -399,6 +453,7 @@ def craft_reverse(
     weight: float = 10.0,
     steps: int = 100,
     step_size: float = 2.0,
+    progress: Progress | None = None,
 ) -> ReverseResult:
     """Optimise an LR image: min mse(lr, COVER) + weight * mse(model.upscale(lr, z=0), TARGET).
 
@@ -407,6 +462,7 @@ def craft_reverse(
     so the start is the weighted optimum for that: (C + w box(T)) / (1 + w); then ``steps``
     Adam steps (step size in grey levels) with gradients through the inverse network (Eq. 2
     run backwards), projecting to [0, 1]. Both PSNRs are measured on the 8-bit LR.
+    ``progress`` (see :data:`Progress`) is called once per Adam step, with "Adam".
     """
     start = time.perf_counter()
     t8 = as_uint8(target)
@@ -442,6 +498,8 @@ def craft_reverse(
         optimiser.step()
         with torch.no_grad():
             param.clamp_(0, 1)
+        if progress is not None:
+            progress("Adam")
     lr8, up8, psnr_c, psnr_t = measure(param.detach())
     return ReverseResult(
         image=lr8,
