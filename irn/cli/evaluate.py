@@ -119,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.no_restorer and args.jpeg is None:
         raise IRNError("--no-restorer applies with --jpeg Q (the restoration module runs on a JPEG LR only)")
-    if args.json:
+    if args.json is not None:
         check_output_path(args.json, "--json")
     evaluation = prepare_evaluation(
         None if args.method else args.model,

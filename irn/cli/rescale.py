@@ -294,6 +294,9 @@ def collect_inputs(
         return count
 
     for pattern in patterns:
+        if not pattern.strip():  # Path("") is the current folder: an unset "$IMG" must not mean every image here
+            missing.append((repr(pattern), "an empty path"))
+            continue
         if _has_magic(pattern) and not Path(pattern).exists():
             matches = sorted(glob.glob(pattern, recursive=True))
             if not matches:
@@ -591,7 +594,7 @@ def run(args: argparse.Namespace) -> int:
     if not 1 <= quality <= 100:
         raise IRNError(f"--quality {quality}: must be between 1 and 100")
     outdir = check_output_path(args.output, "-o", folder=True)
-    if args.json:
+    if args.json is not None:
         check_output_path(args.json, "--json")
     inputs, missing = collect_inputs(list(args.inputs), args.recursive, outdir)
     if not inputs and missing:

@@ -218,6 +218,8 @@ def check_output_path(path: str | os.PathLike[str], flag: str, *, folder: bool =
     folder is wanted (``folder=True``) or the other way round, a file among the parent folders
     (missing folders are fine: the writers make them), or a nearest existing folder in which a
     file cannot be created (tried: a hidden file is made and removed)."""
+    if not str(path).strip():  # Path("") is the current folder: an unset variable must not mean "here"
+        raise IRNError(f"{flag} {str(path)!r}: an empty path")
     path = Path(path)
     wanted, other = ("folder", "file") if folder else ("file", "folder")
     if path.exists() and path.is_dir() != folder:

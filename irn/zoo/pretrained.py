@@ -140,6 +140,8 @@ def resolve(name_or_path: str | os.PathLike[str], *, options: FetchOptions | Non
     """Turn a model name (shipped: ``"x2"``; downloadable: ``"sain-x2-jpeg"``, fetched and verified on
     first use) or a path into an existing file path."""
     text = str(name_or_path)
+    if not text.strip():  # Path("") is the current folder
+        raise CheckpointError(f"{text!r}: an empty model name or path ({describe_names()})")
     entry = get(text)
     if entry is not None and entry.shipped:
         shipped = shipped_path(entry)

@@ -646,3 +646,24 @@ def test_jpeg_advice_follows_the_measured_handover_between_x2_and_x2_jpeg() -> N
     assert warning is not None and "x2-jpeg" not in warning
     path_only = lr_format_advice(x2, str(irn.zoo.resolve("x2")), ".jpg", "roundtrip", 75)  # by path: no name
     assert path_only is not None and "x2-jpeg" not in path_only
+
+
+def test_an_empty_path_is_refused_never_taken_for_the_current_folder(
+    tmp_path: Path, tiny_x2: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Path("") is "." : an unset "$IMG" or "$OUT" must not process or write the current folder."""
+    monkeypatch.chdir(tmp_path)
+    save_rgb(tmp_path / "here.png", 16, 12)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    for argv, words in (
+        (["rescale", "down", "", "--model", str(tiny_x2), "-o", "o1"], "irn: error: '': an empty path"),
+        (["rescale", "down", "here.png", "--model", "", "-o", "o2"], "irn: error: '': an empty model name or path"),
+        (["rescale", "down", "here.png", "--model", str(tiny_x2), "-o", ""], "irn: error: -o '': an empty path"),
+        (["rescale", "down", "here.png", "--model", str(tiny_x2), "--json", ""], "irn: error: --json ''"),
+        (["eval", "--model", str(tiny_x2), "--json", "", "--data", "."], "irn: error: --json ''"),
+    ):
+        code, _, err = run_cli(argv, capsys)
+        assert code == 2 and err.strip() == err.strip().splitlines()[0] and err.startswith(words), (argv, err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing written
+    code, _, err = run_cli(["rescale", "down", "", "here.png", "--model", str(tiny_x2), "-o", "o3"], capsys)
+    assert code == 1 and "irn: failed: '': an empty path" in err and (tmp_path / "o3" / "here_x2_lr.png").is_file()
