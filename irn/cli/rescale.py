@@ -431,6 +431,8 @@ def _process(model: Rescaler, job: Job, opts: Options, rec: Record) -> None:
                 "(raise it with --max-pixels)"
             ) from None
         raise ImageReadError(f"{exc} (raise it with --max-pixels)") from None
+    if opts.color and opts.action == "up":  # a grey file is what colour up takes: no note that it was grey
+        notes = [n for n in notes if not n.startswith("converted from greyscale")]
     rec.notes += notes
     h, w = rgb.shape[-2:]
     rec.size = [h, w]
