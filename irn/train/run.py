@@ -4,6 +4,7 @@ loop, stopped cleanly by SIGTERM / Ctrl+C (what ``irn train`` runs; :func:`train
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import sys
@@ -31,6 +32,16 @@ from irn.train.module import IRNLightning
 def checkpoint_dir(cfg: TrainConfig) -> Path:
     """``RUN_DIR/checkpoints``: where a run writes ``last.ckpt`` and ``best.ckpt``."""
     return Path(cfg.trainer.run_dir) / "checkpoints"
+
+
+class _NoAdverts(logging.Filter):
+    """Drops Lightning's "💡 Tip: ... try installing litlogger" line: an advert, not about the run."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.getMessage()).startswith("💡 Tip")
+
+
+_NO_ADVERTS = _NoAdverts()
 
 
 def check_compiler(cfg: TrainConfig) -> None:
@@ -85,6 +96,10 @@ def build_trainer(cfg: TrainConfig, callbacks: list[Any]) -> L.Trainer:
         # training patches have one size: let cuDNN pick the fastest convolution algorithms
         benchmark=not t.deterministic,
     )
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
+        logger = logging.getLogger(name)
+        if _NO_ADVERTS not in logger.filters:
+            logger.addFilter(_NO_ADVERTS)
     try:
         return L.Trainer(**options)
     except (ValueError, TypeError, ImportError, MisconfigurationException) as exc:

@@ -1321,3 +1321,17 @@ def test_validation_scores_the_moving_average_not_the_trained_weights(tmp_path: 
 
     assert logged["val/psnr_y_z0"] == pytest.approx(score(module.ema), abs=1e-3)
     assert abs(score(module.model) - score(module.ema)) > 0.1
+
+
+def test_the_trainer_drops_lightnings_litlogger_advert(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Lightning logs "💡 Tip: ... try installing litlogger" when a Trainer is made: not about the run."""
+    import logging
+
+    from irn.train.run import build_trainer
+
+    cfg = config_from_dict(tiny_config(tmp_path))
+    with caplog.at_level(logging.INFO):
+        build_trainer(cfg, [])
+        logging.getLogger("lightning.pytorch.utilities.rank_zero").info("kept: a line about the run")
+    messages = [r.getMessage() for r in caplog.records]
+    assert not any("litlogger" in m for m in messages) and "kept: a line about the run" in messages
