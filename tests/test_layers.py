@@ -158,7 +158,7 @@ def test_pyproject_lists_every_package() -> None:
 
 
 @pytest.mark.parametrize(
-    "argv", [["--help"], ["rescale", "--help"], ["color", "--help"], ["models", "--help"], ["--version"]]
+    "argv", [["--help"], ["rescale", "--help"], ["color", "--help"], ["models", "--help"], ["--version"], []]
 )
 def test_help_does_not_import_torch(argv: list[str]) -> None:
     code = (
@@ -174,3 +174,18 @@ def test_help_does_not_import_torch(argv: list[str]) -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert "HEAVY ['" not in out.stdout.replace("HEAVY []", ""), out.stdout[-500:]
     assert "HEAVY []" in out.stdout
+
+
+def test_bare_irn_prints_the_help_and_options_before_the_command_are_one_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from irn.cli.main import main
+
+    assert main([]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: irn") and "rescale" in err and "error" not in err
+    with pytest.raises(SystemExit) as exc:
+        main(["--device", "cpu", "rescale", "down", "x.png"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and len(err.strip().splitlines()) == 1
+    assert "--device: options go after the command, e.g. irn rescale --device cpu ..." in err

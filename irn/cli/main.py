@@ -85,9 +85,18 @@ def flag_for(parser: argparse.ArgumentParser, param: str | None) -> str:
     return param or ""
 
 
+#: the options of `irn` itself; every other option belongs after the command
+TOP_OPTIONS = ("-h", "--help", "--version")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     words = list(argv) if argv is not None else sys.argv[1:]
+    if not words:  # bare `irn`: the help, not an error about a missing argument
+        parser.print_help(sys.stderr)
+        return 2
+    if words[0].startswith("-") and words[0].split("=", 1)[0] not in TOP_OPTIONS:
+        parser.error(f"{words[0]}: options go after the command, e.g. irn rescale {' '.join(words[:2])} ...")
     args, extra = parser.parse_known_args(words)
     if extra:  # reported by the parser they were given to, so the message points at the right --help
         before_command = words[: words.index(args.command)] if args.command in words else []

@@ -67,6 +67,8 @@ def check_paths(cfg: TrainConfig) -> None:
         if folder is None:
             continue
         path = Path(folder)
+        if path.exists() and not path.is_dir():
+            raise ConfigError(f"{key}: {folder!r} is a file; give the folder of training images")
         if not path.is_dir():
             raise ConfigError(f"{key}: folder {folder!r} does not exist (relative paths resolve against {Path.cwd()})")
         if not any(p.suffix.lower() in IMAGE_SUFFIXES for p in path.rglob("*") if p.is_file()):

@@ -1335,3 +1335,12 @@ def test_the_trainer_drops_lightnings_litlogger_advert(tmp_path: Path, caplog: p
         logging.getLogger("lightning.pytorch.utilities.rank_zero").info("kept: a line about the run")
     messages = [r.getMessage() for r in caplog.records]
     assert not any("litlogger" in m for m in messages) and "kept: a line about the run" in messages
+
+
+def test_a_data_folder_that_is_a_file_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "empty.pt").write_bytes(b"")
+    raw = tiny_config(tmp_path, data={"train_dir": str(tmp_path / "empty.pt")})
+    assert main(["train", "--config", str(write_config(tmp_path, raw))]) == 2
+    err = capsys.readouterr().err
+    assert f"data.train_dir: '{tmp_path / 'empty.pt'}' is a file; give the folder of training images" in err
+    assert not (tmp_path / "run").exists()
