@@ -72,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     from irn.experiments.plotting import line_plot
 
     curve = rows()
+    args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "color_curve.csv"
     path.write_text(",".join(HEADER) + "\n" + "".join(",".join(r[k] for k in HEADER) + "\n" for r in curve))
     hours = [float(r["train_hours"]) for r in curve]

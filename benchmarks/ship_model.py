@@ -170,7 +170,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--force", action="store_true", help="replace the shipped file even if it scores higher")
     parser.add_argument("--session", default="", help="label of this session's rows in the curve")
     parser.add_argument("--validation", default="held-out (datasets/cpu_val)", help="the run's validation set")
-    parser.add_argument("--prior-hours", type=float, default=0.0, help="training hours of the run's starting model")
+    parser.add_argument(
+        "--prior-hours", type=float, required=True, help="training hours of the run's starting model (0 from scratch)"
+    )
     args = parser.parse_args(argv)
     colour = args.name == "color"
     scale = 1 if colour else int(args.name[1:])

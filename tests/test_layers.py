@@ -184,8 +184,22 @@ def test_bare_irn_prints_the_help_and_options_before_the_command_are_one_line(
     assert main([]) == 2
     err = capsys.readouterr().err
     assert err.startswith("usage: irn") and "rescale" in err and "error" not in err
-    with pytest.raises(SystemExit) as exc:
-        main(["--device", "cpu", "rescale", "down", "x.png"])
-    err = capsys.readouterr().err
-    assert exc.value.code == 2 and len(err.strip().splitlines()) == 1
-    assert "--device: options go after the command, e.g. irn rescale --device cpu ..." in err
+    for argv, words in (
+        (
+            ["--device", "cpu", "rescale", "down", "x.png"],
+            "--device: options go after the command, e.g. irn rescale --device cpu ...",
+        ),
+        (
+            ["--quiet", "rescale", "down", "a.png"],
+            "--quiet: options go after the command, e.g. irn rescale --quiet ...",
+        ),
+        (
+            ["--device=cpu", "train", "x.yaml"],
+            "--device=cpu: options go after the command, e.g. irn train --device=cpu ...",
+        ),
+        (["--device", "cpu"], "--device: options go after the command (see"),
+    ):
+        with pytest.raises(SystemExit) as exc:
+            main(argv)
+        err = capsys.readouterr().err
+        assert exc.value.code == 2 and len(err.strip().splitlines()) == 1 and words in err, err

@@ -211,7 +211,8 @@ def test_irn_export_writes_onnx_and_safetensors_from_any_model(tmp_path: Path, c
     assert "an ONNX export (a folder); irn export reads a checkpoint or model file" in capsys.readouterr().err
     # an -o whose suffix names another format: one line, nothing written
     for argv, words in (
-        (["-o", str(tmp_path / "x.onnx")], "a .onnx name for a pt file; use --format onnx, or name it x.pt"),
+        (["-o", str(tmp_path / "x.onnx")], f"for ONNX give a folder: --format onnx -o {tmp_path / 'x'}_onnx, or name"),
+        (["-o", str(tmp_path / "x.ONNX")], "a .ONNX name for a pt file; for ONNX give a folder"),
         (["--format", "safetensors", "-o", str(tmp_path / "x.pt")], "a .pt name for a safetensors file"),
         (["--format", "pt", "-o", str(tmp_path / "x.safetensors")], "use --format safetensors, or name it x.pt"),
         (["--format", "onnx", "-o", str(tmp_path / "x.onnx")], f"name the folder, e.g. -o {tmp_path / 'x'}_onnx"),
@@ -220,6 +221,8 @@ def test_irn_export_writes_onnx_and_safetensors_from_any_model(tmp_path: Path, c
         err = capsys.readouterr().err
         assert len(err.strip().splitlines()) == 1 and words in err, err
     assert not any(tmp_path.glob("x.*")) and not (tmp_path / "again.pt").exists()
+    assert main(["export", str(saved), "-o", str(tmp_path / "m.SAFETENSORS")]) == 0  # the suffix's case aside
+    assert "(safetensors;" in capsys.readouterr().err
 
     from irn.nn.restoration import CompressionRestorer, RestorerConfig
     from irn.zoo import attach_restorer

@@ -495,3 +495,22 @@ def test_a_device_that_is_not_there_is_refused_before_any_download(home, server,
         with pytest.raises(irn.InputError, match="not a device name"):
             load("tiny-x2", device="gpu0")
     assert state.requests == [] and files_in(home / "models") == set()
+
+
+def test_set_aside_never_counts_a_link_as_the_kept_copy(tmp_path: Path) -> None:
+    """A ``.bad`` that is a link to the same bytes is not ours to keep them in: the new copy is moved aside."""
+    from irn.zoo.transfer import file_digest, set_aside
+
+    elsewhere = tmp_path / "elsewhere.bin"
+    elsewhere.write_bytes(b"wrong bytes")
+    (tmp_path / "m.pth.bad").symlink_to(elsewhere)
+    refused = tmp_path / "m.pth.part"
+    refused.write_bytes(b"wrong bytes")
+    digest = file_digest(refused, "sha256")
+    where, already = set_aside(refused, tmp_path / "m.pth.bad", digest, lambda p: file_digest(p, "sha256"))
+    assert (where, already) == (tmp_path / "m.pth.bad.1", False)
+    assert where.read_bytes() == b"wrong bytes" and not refused.exists()
+    again = tmp_path / "m.pth.part"
+    again.write_bytes(b"wrong bytes")
+    where, already = set_aside(again, tmp_path / "m.pth.bad", digest, lambda p: file_digest(p, "sha256"))
+    assert (where, already) == (tmp_path / "m.pth.bad.1", True) and not again.exists()  # the kept copy found

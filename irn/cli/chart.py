@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
         raise IRNError(f"--size {width}x{height}: the chart needs at least {MIN_SIZE}x{MIN_SIZE} pixels")
     if width > MAX_SIZE or height > MAX_SIZE:
         raise IRNError(f"--size {width}x{height}: at most {MAX_SIZE}x{MAX_SIZE} pixels")
-    path = Path(args.output or DEFAULT)
+    path = Path(DEFAULT if args.output is None else args.output)
     if args.output is None and (path.exists() or path.is_symlink()):
         raise IRNError(f"{path} exists already; name the output with -o (irn chart -o FILE replaces FILE)")
     try:

@@ -59,6 +59,11 @@ def check_suffix(output: Path, fmt: str) -> None:
                 f"-o {output}: --format onnx writes a folder (encoder.onnx, decoder.onnx, model.json); "
                 f"name the folder, e.g. -o {output.with_suffix('')}_onnx"
             )
+    elif named == "onnx":
+        raise IRNError(
+            f"-o {output}: a {output.suffix} name for a {fmt} file; for ONNX give a folder: "
+            f"--format onnx -o {output.with_suffix('')}_onnx, or name the file {output.with_suffix('.pt').name}"
+        )
     elif named is not None and named != fmt:
         wanted = ".safetensors" if fmt == "safetensors" else ".pt"
         raise IRNError(
@@ -73,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     from irn.zoo.checkpoint import is_training_checkpoint, load_module, purpose_of_name
     from irn.zoo.pretrained import resolve
 
-    fmt = args.format or ("safetensors" if str(args.output).endswith(".safetensors") else "pt")
+    fmt = args.format or ("safetensors" if Path(args.output).suffix.lower() == ".safetensors" else "pt")
     check_suffix(Path(args.output), fmt)
     dst = check_output_path(args.output, "-o", folder=fmt == "onnx")
     name = args.checkpoint

@@ -89,14 +89,36 @@ def flag_for(parser: argparse.ArgumentParser, param: str | None) -> str:
 TOP_OPTIONS = ("-h", "--help", "--version")
 
 
+def first_empty(words: Sequence[str]) -> str | None:
+    """The message for the first empty argument (``""``, or ``--opt=`` with nothing after it), or None.
+    ``Path("")`` is the current folder, so an unset shell variable (``irn eval --data "$SETS"``) would
+    otherwise mean "every image here". ``irn train``'s dotted overrides (``--data.val_dir=``) are the
+    config's to judge."""
+    for i, word in enumerate(words):
+        if word.startswith("--") and "=" in word:
+            key, value = word.split("=", 1)
+            if not value.strip() and "." not in key:
+                return f"{key}: an empty value (an unset shell variable?)"
+        elif not word.strip():
+            where = f"after {words[i - 1]}" if i else "as the first argument"
+            return f"an empty argument {where} (an unset shell variable?); irn takes no empty paths or names"
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     words = list(argv) if argv is not None else sys.argv[1:]
     if not words:  # bare `irn`: the help, not an error about a missing argument
         parser.print_help(sys.stderr)
         return 2
+    empty = first_empty(words)
+    if empty is not None:
+        parser.error(empty)
     if words[0].startswith("-") and words[0].split("=", 1)[0] not in TOP_OPTIONS:
-        parser.error(f"{words[0]}: options go after the command, e.g. irn rescale {' '.join(words[:2])} ...")
+        command = next((w for w in words if w in COMMANDS), None)
+        options = words[: words.index(command)] if command is not None else words[:1]
+        example = f", e.g. irn {command} {' '.join(options)} ..." if command is not None else ""
+        parser.error(f"{words[0]}: options go after the command{example}")
     args, extra = parser.parse_known_args(words)
     if extra:  # reported by the parser they were given to, so the message points at the right --help
         before_command = words[: words.index(args.command)] if args.command in words else []

@@ -294,9 +294,6 @@ def collect_inputs(
         return count
 
     for pattern in patterns:
-        if not pattern.strip():  # Path("") is the current folder: an unset "$IMG" must not mean every image here
-            missing.append((repr(pattern), "an empty path"))
-            continue
         if _has_magic(pattern) and not Path(pattern).exists():
             matches = sorted(glob.glob(pattern, recursive=True))
             if not matches:
@@ -432,7 +429,9 @@ def _process(model: Rescaler, job: Job, opts: Options, rec: Record) -> None:
             ) from None
         raise ImageReadError(f"{exc} (raise it with --max-pixels)") from None
     if opts.color and opts.action == "up":  # a grey file is what colour up takes: no note that it was grey
-        notes = [n for n in notes if not n.startswith("converted from greyscale")]
+        from irn.imaging.files import GREY_NOTES
+
+        notes = [n for n in notes if n not in GREY_NOTES]
     rec.notes += notes
     h, w = rgb.shape[-2:]
     rec.size = [h, w]
@@ -579,6 +578,13 @@ def lr_format_advice(model: Rescaler, name: str, lr_suffix: str, action: Action,
         return None
     intended = str(model.metadata.get("intended_lr") or describe_formats(made_for))
     flags = " or ".join(f"--format {SUFFIXES[f]}" for f in made_for)
+    handover = better_model(name, made_for[0], 100) if len(made_for) == 1 else None
+    if handover is not None:  # x2-jpeg: made for JPEG, but only below the quality where x2 takes over
+        other, threshold = handover
+        return (
+            f"irn: note: --model {name} is trained for {intended}; add {flags} with --quality below {threshold} "
+            f"(from {threshold} up, --model {other} reconstructs better)"
+        )
     return f"irn: note: --model {name} is trained for {intended}; add {flags}"
 
 

@@ -41,6 +41,12 @@ DEFAULT_MAX_PIXELS = 50_000_000
 ALPHA_FORMATS = {"PNG", "WEBP", "TIFF"}
 
 SIXTEEN_BIT_GREY = ("I;16", "I;16L", "I;16B", "I;16N")
+#: the reader's notes for a plain grey file (no alpha, no clipping): what ``irn color up`` takes as it is
+NOTE_GREY = "converted from greyscale"
+NOTE_BLACK_WHITE = "converted from 1-bit black and white"
+NOTE_GREY_16 = "converted from 16-bit greyscale"
+NOTE_GREY_32 = "converted from 32-bit integer greyscale"
+GREY_NOTES = frozenset({NOTE_GREY, NOTE_BLACK_WHITE, NOTE_GREY_16, NOTE_GREY_32})
 _PILLOW_LIMIT_LOCK = threading.RLock()
 
 
@@ -138,7 +144,7 @@ def _convert(im: Image.Image, sixteen_bit_png: bool) -> tuple[np.ndarray, np.nda
         arr = np.asarray(im)
         rgb, alpha = _planar(arr[:, :, :3], 255), _unit_alpha(arr[:, :, 3])
     elif mode in ("L", "1"):
-        notes.append("converted from greyscale" if mode == "L" else "converted from 1-bit black and white")
+        notes.append(NOTE_GREY if mode == "L" else NOTE_BLACK_WHITE)
         rgb = _planar(np.asarray(im.convert("L"))[:, :, None], 255)
     elif mode == "LA":
         notes.append("converted from greyscale with alpha")
@@ -151,7 +157,7 @@ def _convert(im: Image.Image, sixteen_bit_png: bool) -> tuple[np.ndarray, np.nda
         rgb = _planar(arr[:, :, :3], 255)
         alpha = _unit_alpha(arr[:, :, 3]) if transparent else None
     elif mode in SIXTEEN_BIT_GREY or mode == "I":
-        notes.append("converted from 16-bit greyscale" if mode != "I" else "converted from 32-bit integer greyscale")
+        notes.append(NOTE_GREY_16 if mode != "I" else NOTE_GREY_32)
         rgb = _planar(np.asarray(im).astype(np.float32).clip(0, 65535)[:, :, None], 65535)
     elif mode == "F":
         notes.append("converted from 32-bit float greyscale (clipped to [0, 1])")

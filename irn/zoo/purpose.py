@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from irn.zoo.catalogue import CATALOGUE
 from irn.zoo.checkpoint import restorer_of
 from irn.zoo.errors import CheckpointError
 from irn.zoo.registry import architecture_of
@@ -58,8 +59,6 @@ def better_model(name: str, fmt: str, quality: int) -> tuple[str, int] | None:
     """``(other, threshold)`` when the catalogue model ``other`` was measured to reconstruct better than
     the model named ``name`` from an LR stored as ``fmt`` (Pillow's name) at ``quality``: the lossless
     model from an entry's ``handover`` quality up, the lossy one below it; else None."""
-    from irn.zoo.catalogue import CATALOGUE
-
     for entry in CATALOGUE:
         if entry.handover is None or fmt not in PURPOSE_FORMATS[entry.purpose]:
             continue

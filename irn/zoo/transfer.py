@@ -312,7 +312,8 @@ def set_aside(path: Path, base: Path, digest: str, digest_of: Callable[[Path], s
     size = path.stat().st_size
     candidate, n = base, 0
     while candidate.exists() or candidate.is_symlink():
-        if candidate.is_file() and candidate.stat().st_size == size and digest_of(candidate) == digest:
+        same_size = candidate.is_file() and not candidate.is_symlink() and candidate.stat().st_size == size
+        if same_size and digest_of(candidate) == digest:
             path.unlink()
             return candidate, True
         n += 1

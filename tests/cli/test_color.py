@@ -38,6 +38,11 @@ def test_color_down_up_roundtrip(tmp_path: Path, color_model: Path, capsys: pyte
 
     code, _, err = run_cli(["color", "up", str(grey_path), "--model", str(color_model), "-o", str(out)], capsys)
     assert code == 0 and "converted from greyscale" not in err  # a grey file is what colour up takes
+    deep = tmp_path / "deep" / "photo_grey.png"  # a 16-bit grey file: no note either
+    deep.parent.mkdir()
+    Image.fromarray(grey.astype(np.uint16) * 257).save(deep)
+    code, _, err = run_cli(["color", "up", str(deep), "--model", str(color_model), "-o", str(tmp_path / "o16")], capsys)
+    assert code == 0 and "greyscale" not in err, err
     with Image.open(out / "photo_color.png") as colour_file:  # NAME_grey -> NAME_color
         assert colour_file.mode == "RGB" and colour_file.size == (11, 13)
         colour = np.asarray(colour_file)

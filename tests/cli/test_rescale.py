@@ -644,6 +644,10 @@ def test_jpeg_advice_follows_the_measured_handover_between_x2_and_x2_jpeg() -> N
     assert warning is not None and "does not survive lossy compression" in warning and "x2-jpeg" not in warning
     warning = lr_format_advice(x2, "x2", ".webp", "roundtrip", 75)
     assert warning is not None and "x2-jpeg" not in warning
+    note = lr_format_advice(x2_jpeg, "x2-jpeg", ".png", "down", 95)  # a PNG LR: points below the handover
+    assert note is not None and note.endswith(
+        "add --format jpg with --quality below 90 (from 90 up, --model x2 reconstructs better)"
+    )
     path_only = lr_format_advice(x2, str(irn.zoo.resolve("x2")), ".jpg", "roundtrip", 75)  # by path: no name
     assert path_only is not None and "x2-jpeg" not in path_only
 
@@ -655,15 +659,30 @@ def test_an_empty_path_is_refused_never_taken_for_the_current_folder(
     monkeypatch.chdir(tmp_path)
     save_rgb(tmp_path / "here.png", 16, 12)
     before = sorted(p.name for p in tmp_path.iterdir())
+    empty = "(an unset shell variable?)"
     for argv, words in (
-        (["rescale", "down", "", "--model", str(tiny_x2), "-o", "o1"], "irn: error: '': an empty path"),
-        (["rescale", "down", "here.png", "--model", "", "-o", "o2"], "irn: error: '': an empty model name or path"),
-        (["rescale", "down", "here.png", "--model", str(tiny_x2), "-o", ""], "irn: error: -o '': an empty path"),
-        (["rescale", "down", "here.png", "--model", str(tiny_x2), "--json", ""], "irn: error: --json ''"),
-        (["eval", "--model", str(tiny_x2), "--json", "", "--data", "."], "irn: error: --json ''"),
+        (["rescale", "down", "", "--model", str(tiny_x2), "-o", "o1"], "an empty argument after down"),
+        (["rescale", "down", "here.png", "", "-o", "o1"], "an empty argument after here.png"),
+        (["rescale", "down", "here.png", "--model", "", "-o", "o2"], "an empty argument after --model"),
+        (["rescale", "down", "here.png", "-o", ""], "an empty argument after -o"),
+        (["rescale", "down", "here.png", "--json="], "--json: an empty value"),
+        (["eval", "--method", "bicubic", "--scale", "2", "--data", ""], "an empty argument after --data"),
+        (["eval", "--method", "bicubic", "--scale", "2", "--data= "], "--data: an empty value"),
+        (["decay", "", "-o", "d"], "an empty argument after decay"),
+        (["data", "list", "--root", ""], "an empty argument after --root"),
+        (["", "rescale"], "an empty argument as the first argument"),
     ):
-        code, _, err = run_cli(argv, capsys)
-        assert code == 2 and err.strip() == err.strip().splitlines()[0] and err.startswith(words), (argv, err)
+        with pytest.raises(SystemExit) as exc:
+            run_cli(argv, capsys)
+        err = capsys.readouterr().err
+        assert exc.value.code == 2 and len(err.strip().splitlines()) == 1 and words in err and empty in err, argv
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing written
-    code, _, err = run_cli(["rescale", "down", "", "here.png", "--model", str(tiny_x2), "-o", "o3"], capsys)
-    assert code == 1 and "irn: failed: '': an empty path" in err and (tmp_path / "o3" / "here_x2_lr.png").is_file()
+    # the library's own checks, for the Python API and YAML configs
+    import irn
+    from irn.errors import IRNError
+    from irn.imaging.io import check_output_path
+
+    with pytest.raises(IRNError, match="an empty model name or path"):
+        irn.load("")
+    with pytest.raises(IRNError, match="trainer.run_dir '': an empty path"):
+        check_output_path("", "trainer.run_dir", folder=True)
