@@ -11,9 +11,10 @@
    checkpoint itself was chosen by the run on held-out training images, never on these sets;
 4. move it to ``checkpoints/irn_<name>.pt``; z = 0 figures too, all to
    ``checkpoints/irn_<name>_eval.json``;
-5. the learning curve, kept across sessions: the rows of ``checkpoints/irn_<name>_curve.csv``
-   from earlier sessions, then this run's validation rows, against accumulated training hours
-   (``--prior-hours``: the hours already in the model the run started from), to ``.csv`` / ``.png``.
+5. the learning curve, kept across sessions (written whether the candidate ships or not): the rows
+   of ``checkpoints/irn_<name>_curve.csv`` from earlier sessions, then this run's validation rows,
+   against accumulated training hours (``--prior-hours``: the hours already in the model the run
+   started from), to ``.csv`` / ``.png``.
 
 ``--name color`` (IRN-Color) follows the same steps with the colour model's measures: PSNR-RGB
 instead of PSNR-Y, the grey baseline (``irn eval --method grey``, the luma copied to RGB) instead of
@@ -189,6 +190,13 @@ def main(argv: list[str] | None = None) -> int:
         z = recommended_z(path) if colour else "sample"
         return evaluate(str(path), scale, z, sets, out, args.draws if z == "sample" else 1)
 
+    def refused(summary: dict) -> int:
+        """A candidate that does not ship: its run's rows still join the curve (the training happened)."""
+        if args.run_dir:
+            write_curve(args, scale)
+        print(json.dumps(summary, indent=1))
+        return 1
+
     try:
         candidate = work / "model.pt"
         irn("export", args.checkpoint, "-o", str(candidate))
@@ -201,8 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         summary: dict = {f"candidate_set5_{metric}_{label}": quick["Set5"][metric], f"gain_over_{baseline}": gain}
         if gain < min_gain:
             summary["shipped"] = False
-            print(json.dumps(summary, indent=1))
-            return 1
+            return refused(summary)
         mine = None
         if target.exists() and not args.force:
             mine = as_used(candidate, work / "mine.json")
@@ -214,8 +221,7 @@ def main(argv: list[str] | None = None) -> int:
             if not all(mine[k][metric] > theirs[k][metric] for k in sets):
                 how = "as it is used" if colour else "with sampled z"
                 summary.update(shipped=False, reason=f"{target.name} scores as high {how} (Set5 or Set14)")
-                print(json.dumps(summary, indent=1))
-                return 1
+                return refused(summary)
         shutil.copyfile(candidate, target.with_suffix(".pt.tmp"))
         target.with_suffix(".pt.tmp").replace(target)
         z0 = evaluate(str(target), scale, "zero", sets, work / "z0.json")

@@ -372,17 +372,18 @@ def test_ship_model_colour_compares_each_file_as_it_is_used(
     summary = json.loads(capsys.readouterr().out)
     assert summary["shipped"] is shipped and summary["gain_over_grey"] == pytest.approx(2.0)
     assert ("model.pt", "zero", 1) in calls and ("irn_color.pt", "sample", 3) in calls  # each as it is used
+    curve = (repo / "checkpoints" / "irn_color_curve.csv").read_text().splitlines()  # shipped or not
+    assert curve[0] == "session,validation,train_hours,step,psnr_rgb_z0,psnr_rgb_sample,grey_psnr"
+    assert curve[1].split(",")[2:] == ["2.1000", "300", "20.5000", "6.5000", "28.6000"] and len(curve) == 3
+    assert (repo / "checkpoints" / "irn_color_curve.png").is_file()
     if not shipped:
         assert "as it is used" in summary["reason"]
         assert load_checkpoint(old)[1]["recommended_z"] == "sample"  # the shipped file is untouched
+        assert not (repo / "checkpoints" / "irn_color_eval.json").exists()
         return
     assert load_checkpoint(repo / "checkpoints" / "irn_color.pt")[1]["recommended_z"] == "zero"
     figures = json.loads((repo / "checkpoints" / "irn_color_eval.json").read_text())
     assert set(figures) == {"grey", "z0", "sample"}
-    curve = (repo / "checkpoints" / "irn_color_curve.csv").read_text().splitlines()
-    assert curve[0] == "session,validation,train_hours,step,psnr_rgb_z0,psnr_rgb_sample,grey_psnr"
-    assert curve[1].split(",")[2:] == ["2.1000", "300", "20.5000", "6.5000", "28.6000"] and len(curve) == 3
-    assert (repo / "checkpoints" / "irn_color_curve.png").is_file()
 
 
 def test_color_curve_puts_the_kept_colour_runs_on_one_axis(tmp_path: Path) -> None:
