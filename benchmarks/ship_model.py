@@ -128,7 +128,10 @@ def write_curve(args: argparse.Namespace, scale: int) -> None:
             }
         )
     keys = header.split(",")
-    curve.write_text(header + "\n" + "".join(",".join(r[k] for k in keys) + "\n" for r in rows))
+    with curve.open("w", newline="") as f:  # csv quotes a label with a comma in it
+        writer = csv.DictWriter(f, fieldnames=keys, extrasaction="ignore", lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
     what = "PSNR-RGB" if colour else "PSNR-Y"
     plot_curve(rows, curve.with_suffix(".png"), f"irn_{args.name}: validation {what} against training hours", scale)
 

@@ -395,3 +395,20 @@ def test_color_curve_puts_the_kept_colour_runs_on_one_axis(tmp_path: Path) -> No
     assert rows[-1]["objective"] == "z = 0" and float(rows[-1]["psnr_rgb_z0"]) == pytest.approx(20.6001, abs=1e-4)
     assert (tmp_path / "color_curve.png").stat().st_size > 0
     assert color_curve.shipped_reference() == pytest.approx(20.748, abs=1e-3)
+
+
+def test_ship_model_curve_keeps_a_label_with_a_comma(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from benchmarks import ship_model
+
+    repo, run_dir = tmp_path / "repo", tmp_path / "run"
+    (repo / "checkpoints").mkdir(parents=True)
+    (run_dir / "csv" / "version_0").mkdir(parents=True)
+    (run_dir / "csv" / "version_0" / "metrics.csv").write_text(
+        "step,val/psnr_y_z0,val/psnr_y_sample,val/lr_psnr_y,val/train_seconds\n999,39.1,39.0,42.0,3600\n"
+    )
+    monkeypatch.setattr(ship_model, "REPO", repo)
+    label = "held-out clean (16 photos, downscaled by 2)"
+    args = argparse.Namespace(name="x2", session="17", validation=label, run_dir=str(run_dir), prior_hours=4.95)
+    ship_model.write_curve(args, 2)
+    rows = ship_model.read_prior_curve(repo / "checkpoints" / "irn_x2_curve.csv")
+    assert [(r["validation"], r["train_hours"], r["step"]) for r in rows] == [(label, "5.9500", "1000")]

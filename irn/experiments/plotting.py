@@ -66,6 +66,38 @@ def _finite(v: Point) -> bool:
     return v is not None and math.isfinite(v)
 
 
+def _legend_corner(
+    series: Mapping[str, tuple[Sequence[float], Sequence[Point]]],
+    bounds: tuple[float, float, float, float],
+    plot: tuple[float, float],
+    box: tuple[float, float],
+) -> tuple[bool, bool] | None:
+    """(right, top) of the first corner of the axes, in the order top right, top left, bottom right,
+    bottom left, whose legend box hides no point of the lines (each segment sampled), or None."""
+    x0, x1, y0, y1 = bounds
+    pw, ph = plot
+    bw, bh = box
+    points: list[tuple[float, float]] = []
+    for xs, ys in series.values():
+        prev: tuple[float, float] | None = None
+        for x, y in zip(xs, ys, strict=True):
+            if not _finite(y):
+                prev = None
+                continue
+            here = ((float(x) - x0) / (x1 - x0 or 1.0) * pw, (1 - (float(y) - y0) / (y1 - y0 or 1.0)) * ph)  # type: ignore[arg-type]
+            if prev is not None:
+                dx, dy = here[0] - prev[0], here[1] - prev[1]
+                points += [(prev[0] + dx * i / 16, prev[1] + dy * i / 16) for i in range(16)]
+            points.append(here)
+            prev = here
+    for right_side, top_side in ((True, True), (False, True), (True, False), (False, False)):
+        bx = pw - bw if right_side else 0.0
+        by = 0.0 if top_side else ph - bh
+        if not any(bx <= px <= bx + bw and by <= py <= by + bh for px, py in points):
+            return right_side, top_side
+    return None
+
+
 def line_plot(
     series: Mapping[str, tuple[Sequence[float], Sequence[Point]]],
     path: str | os.PathLike[str],
@@ -97,12 +129,20 @@ def line_plot(
     y0, y1 = y_ticks[0], y_ticks[-1]
 
     k = max(1, int(supersample))
+    font, small = _font(15 * k), _font(13 * k)
+    labels = list(series)
+    line_h = 20 * k
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    text_w = max(measure.textlength(s, font=small) for s in labels)
+    box_w, box_h = int(text_w + 44 * k), line_h * len(labels) + 10 * k
+    left, right, top, bottom = 78 * k, 24 * k, (44 if title else 20) * k, 62 * k
     width, height = size[0] * k, size[1] * k
+    pw, ph = width - left - right, height - top - bottom
+    corner = _legend_corner(series, (x0, x1, y0, y1), (pw, ph), (box_w + 8 * k, box_h + 8 * k))
+    if corner is None:  # every corner inside the axes would hide data: the legend goes below the plot
+        height += box_h + 12 * k
     img = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(img)
-    font, small = _font(15 * k), _font(13 * k)
-    left, right, top, bottom = 78 * k, 24 * k, (44 if title else 20) * k, 62 * k
-    pw, ph = width - left - right, height - top - bottom
 
     def px(x: float) -> float:
         return left + (x - x0) / (x1 - x0 or 1.0) * pw
@@ -123,7 +163,7 @@ def line_plot(
     if title:
         draw.text((left + pw / 2, 12 * k), title, fill=axis, font=font, anchor="ma")
     if xlabel:
-        draw.text((left + pw / 2, height - 10 * k), xlabel, fill=axis, font=font, anchor="md")
+        draw.text((left + pw / 2, top + ph + bottom - 10 * k), xlabel, fill=axis, font=font, anchor="md")
     if ylabel:
         bbox = draw.textbbox((0, 0), ylabel, font=font)
         label = Image.new("RGB", (bbox[2] - bbox[0] + 4 * k, bbox[3] - bbox[1] + 8 * k), "white")
@@ -148,12 +188,13 @@ def line_plot(
         elif len(run) == 1:
             draw.ellipse([run[0][0] - 2 * k, run[0][1] - 2 * k, run[0][0] + 2 * k, run[0][1] + 2 * k], fill=colour)
 
-    # legend, top right inside the axes
-    labels = list(series)
-    line_h = 20 * k
-    text_w = max(draw.textlength(s, font=small) for s in labels)
-    box_w, box_h = int(text_w + 44 * k), line_h * len(labels) + 10 * k
-    bx, by = left + pw - box_w - 8 * k, top + 8 * k
+    # legend: the corner inside the axes that hides no data (top right first), else below the plot
+    if corner is None:
+        bx, by = left + (pw - box_w) / 2, top + ph + bottom
+    else:
+        right_side, top_side = corner
+        bx = left + pw - box_w - 8 * k if right_side else left + 8 * k
+        by = top + 8 * k if top_side else top + ph - box_h - 8 * k
     draw.rectangle([bx, by, bx + box_w, by + box_h], fill="white", outline=(160, 160, 160), width=k)
     for i, label in enumerate(labels):
         colour = PALETTE[i % len(PALETTE)]
