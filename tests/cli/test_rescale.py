@@ -582,7 +582,10 @@ def test_cli_reports_out_of_memory_and_unknown_options_in_one_line(
     with pytest.raises(RuntimeError, match="a bug, not memory"):  # other errors are not dressed up
         main(["chart", "-o", "x.png"])
     for argv, expected in (
-        (["--bogus", "chart"], "irn: --bogus: options go after the command, e.g. irn chart --bogus ... (see 'irn --help')"),  # noqa: E501
+        (
+            ["--bogus", "chart"],
+            "irn: --bogus: options go after the command, e.g. irn chart --bogus ... (see 'irn --help')",
+        ),  # noqa: E501
         (["chart", "--bogus"], "irn chart: unrecognized arguments: --bogus (see 'irn chart --help')"),
     ):
         with pytest.raises(SystemExit):
