@@ -66,6 +66,14 @@ def _finite(v: Point) -> bool:
     return v is not None and math.isfinite(v)
 
 
+def _in_plot(
+    x: float, y: float, bounds: tuple[float, float, float, float], plot: tuple[float, float]
+) -> tuple[float, float]:
+    """Data (x, y) -> pixels from the top left corner of the axes (width, height = ``plot``)."""
+    x0, x1, y0, y1 = bounds
+    return (x - x0) / (x1 - x0 or 1.0) * plot[0], (1 - (y - y0) / (y1 - y0 or 1.0)) * plot[1]
+
+
 def _legend_corner(
     series: Mapping[str, tuple[Sequence[float], Sequence[Point]]],
     bounds: tuple[float, float, float, float],
@@ -74,7 +82,6 @@ def _legend_corner(
 ) -> tuple[bool, bool] | None:
     """(right, top) of the first corner of the axes, in the order top right, top left, bottom right,
     bottom left, whose legend box hides no point of the lines (each segment sampled), or None."""
-    x0, x1, y0, y1 = bounds
     pw, ph = plot
     bw, bh = box
     points: list[tuple[float, float]] = []
@@ -84,7 +91,7 @@ def _legend_corner(
             if not _finite(y):
                 prev = None
                 continue
-            here = ((float(x) - x0) / (x1 - x0 or 1.0) * pw, (1 - (float(y) - y0) / (y1 - y0 or 1.0)) * ph)  # type: ignore[arg-type]
+            here = _in_plot(float(x), float(y), bounds, plot)  # type: ignore[arg-type]
             if prev is not None:
                 dx, dy = here[0] - prev[0], here[1] - prev[1]
                 points += [(prev[0] + dx * i / 16, prev[1] + dy * i / 16) for i in range(16)]
@@ -145,10 +152,10 @@ def line_plot(
     draw = ImageDraw.Draw(img)
 
     def px(x: float) -> float:
-        return left + (x - x0) / (x1 - x0 or 1.0) * pw
+        return left + _in_plot(x, y0, (x0, x1, y0, y1), (pw, ph))[0]
 
     def py(y: float) -> float:
-        return top + (1 - (y - y0) / (y1 - y0 or 1.0)) * ph
+        return top + _in_plot(x0, y, (x0, x1, y0, y1), (pw, ph))[1]
 
     grid, axis = (228, 228, 228), (40, 40, 40)
     x_step = x_ticks[1] - x_ticks[0] if len(x_ticks) > 1 else 1.0
